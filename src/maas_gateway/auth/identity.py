@@ -1,0 +1,25 @@
+"""Who is calling: the result of authentication, free of any HTTP framework."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Identity"]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An authenticated caller.
+
+    ``user`` keys limits and usage; ``key_id`` names the credential without revealing it;
+    ``models`` is the credential's own allow-list (``None`` allows every model the tier may use).
+    """
+
+    user: str
+    tier: str
+    key_id: str
+    source: str = "api_key"
+    models: frozenset[str] | None = None
+
+    def may_use(self, model: str) -> bool:
+        return self.models is None or model in self.models

@@ -1,0 +1,50 @@
+"""What `maas up` prints: what is running, and examples ready to paste."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from maas_gateway.config import GatewayConfig
+
+__all__ = ["print_banner"]
+
+
+def print_banner(config: GatewayConfig, simulator_port: int) -> None:
+    host = (
+        "127.0.0.1" if config.server.host in ("0.0.0.0", "::") else config.server.host
+    )  # a wildcard bind is reached on loopback
+    url = f"http://{host}:{config.server.port}"
+    console = Console(stderr=False, highlight=False)
+    table = Table(title="maas-gateway is starting", show_header=True)
+    table.add_column("what")
+    table.add_column("where")
+    table.add_row("gateway (OpenAI API)", f"{url}/v1")
+    table.add_row("simulator backend", f"http://127.0.0.1:{simulator_port}")
+    table.add_row("models", ", ".join(m.name for m in config.models))
+    table.add_row("health / readiness", f"{url}/health, {url}/ready")
+    console.print(table)
+    keys = Table(title="demo API keys", show_header=True)
+    keys.add_column("user")
+    keys.add_column("tier")
+    keys.add_column("key")
+    for key in config.api_keys:
+        secret = key.key.get_secret_value() if key.key is not None else "(hash only)"
+        keys.add_row(key.user, key.tier, secret)
+    console.print(keys)
+    curl = (
+        f"curl -s {url}/v1/chat/completions \\\n"
+        "  -H 'Authorization: APIKEY freeuser1_key' -H 'Content-Type: application/json' \\\n"
+        '  -d \'{"model": "simulator-model", "messages": [{"role": "user", "content": "Hello"}]}\''
+    )
+    sdk = (
+        "from openai import OpenAI\n"
+        f'client = OpenAI(base_url="{url}/v1", api_key="premiumuser1_key")\n'
+        "reply = client.chat.completions.create(\n"
+        '    model="simulator-model", messages=[{"role": "user", "content": "Hello"}])\n'
+        "print(reply.choices[0].message.content, reply.usage)"
+    )
+    console.print(Panel(curl, title="try it with curl"))
+    console.print(Panel(sdk, title="or with the OpenAI SDK (pip install openai)"))
+    console.print("Press Ctrl+C to stop.")

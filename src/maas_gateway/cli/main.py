@@ -1,0 +1,136 @@
+"""The ``maas`` command: start the gateway, the simulator, or both; inspect configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from maas_gateway import __version__
+from maas_gateway.cli import config_commands, keys_commands
+from maas_gateway.cli.banner import print_banner
+from maas_gateway.config import ConfigError, GatewayConfig, demo_config, load_config
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="maas",
+    help="maas-gateway: an OpenAI-compatible gateway with API keys, tiers and token limits.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(config_commands.app, name="config")
+app.add_typer(keys_commands.app, name="keys")
+
+HostOption = Annotated[str | None, typer.Option(help="Interface to listen on (default from config).")]
+PortOption = Annotated[int | None, typer.Option(help="Port to listen on (default from config).")]
+LogLevel = Annotated[str, typer.Option(help="Log level: debug, info, warning or error.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(message, err=True, fg=typer.colors.RED)
+    return typer.Exit(code=2)
+
+
+def _with_server(config: GatewayConfig, host: str | None, port: int | None) -> GatewayConfig:
+    changes = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    if not changes:
+        return config
+    return config.model_copy(update={"server": config.server.model_copy(update=changes)})
+
+
+@app.command()
+def serve(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The YAML configuration file.")],
+    host: HostOption = None,
+    port: PortOption = None,
+    log_level: LogLevel = "info",
+) -> None:
+    """Run the gateway from a configuration file (see `maas config example`)."""
+    try:
+        loaded = _with_server(load_config(config), host, port)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    _run_gateway(loaded, log_level, simulator_port=None)
+
+
+@app.command()
+def up(
+    host: Annotated[str, typer.Option(help="Interface for the gateway.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port for the gateway.")] = 8000,
+    sim_port: Annotated[int, typer.Option(help="Port for the built-in simulator.")] = 8001,
+    log_level: LogLevel = "info",
+) -> None:
+    """Start everything on embedded defaults: the gateway, the simulator, demo tiers and keys."""
+    config = _with_server(demo_config(), host, port)
+    backend = f"http://127.0.0.1:{sim_port}"
+    models = [m.model_copy(update={"backends": [backend]}) for m in config.models]
+    config = config.model_copy(update={"models": models})
+    _run_gateway(config, log_level, simulator_port=sim_port)
+
+
+def _run_gateway(config: GatewayConfig, log_level: str, simulator_port: int | None) -> None:
+    from maas_gateway.proxy import GatewayApp
+    from maas_gateway.server import ServerSpec, configure_logging, run_servers
+    from maas_gateway.simulator import SimulatorSettings, create_simulator_app
+
+    configure_logging(log_level)
+    specs = [ServerSpec(GatewayApp(config), config.server.host, config.server.port)]
+    if simulator_port is not None:
+        simulator = create_simulator_app(SimulatorSettings())
+        specs.append(ServerSpec(simulator, "127.0.0.1", simulator_port))
+        print_banner(config, simulator_port)
+    run_servers(specs)
+
+
+@app.command()
+def sim(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
+    model: Annotated[list[str] | None, typer.Option(help="Chat/completion model name (repeatable).")] = None,
+    embedding_model: Annotated[
+        list[str] | None, typer.Option(help="Embedding model name (repeatable).")
+    ] = None,
+    mode: Annotated[str, typer.Option(help="fixed, echo or random.")] = "fixed",
+    ttft: Annotated[float, typer.Option(help="Seconds before the first token.")] = 0.0,
+    itl: Annotated[float, typer.Option(help="Seconds between tokens.")] = 0.0,
+    failure_rate: Annotated[float, typer.Option(help="Share of requests that fail (0-1).")] = 0.0,
+    embedding_dimensions: Annotated[int, typer.Option(help="Length of embedding vectors.")] = 384,
+    seed: Annotated[int | None, typer.Option(help="Seed for random mode and failures.")] = None,
+    log_level: LogLevel = "warning",
+) -> None:
+    """Run the vLLM-compatible simulator alone (as a model pod would)."""
+    import random
+
+    from maas_gateway.server import ServerSpec, configure_logging, run_servers
+    from maas_gateway.simulator import SimulatorSettings, create_simulator_app
+
+    if mode not in ("fixed", "echo", "random"):
+        raise _fail(f"--mode must be fixed, echo or random, not '{mode}'.")
+    if not 0 <= failure_rate <= 1:
+        raise _fail("--failure-rate must be between 0 and 1.")
+    settings = SimulatorSettings(
+        models=tuple(model or ["simulator-model"]),
+        embedding_models=tuple(embedding_model or ["simulator-embed"]),
+        mode=mode,  # type: ignore[arg-type]  # checked against the literal values just above
+        time_to_first_token=ttft,
+        inter_token_latency=itl,
+        failure_rate=failure_rate,
+        embedding_dimensions=embedding_dimensions,
+        seed=seed,
+        rng=random.Random(seed),  # noqa: S311  # simulated output, not security
+    )
+    configure_logging(log_level)
+    run_servers([ServerSpec(create_simulator_app(settings), host, port)])
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,191 @@
+"""The declarative configuration file, validated with pydantic.
+
+One ``GatewayConfig`` describes the server, the models and their backends, the tiers with their limits,
+the API keys and per-user overrides. Cross-references (a key's tier, a model's tiers, a limit's model) are
+checked here so a bad file fails at load time with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from maas_gateway.config.durations import Duration
+
+__all__ = [
+    "APIKeyConfig",
+    "GatewayConfig",
+    "LimitConfig",
+    "LimitUnit",
+    "LimitsSettings",
+    "ModelConfig",
+    "ServerSettings",
+    "TierConfig",
+    "UserConfig",
+]
+
+LimitUnit = Literal["requests", "tokens", "prompt_tokens", "completion_tokens"]
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
+_HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+
+
+class _Strict(BaseModel):
+    """Unknown fields are mistakes (a typo must not silently disable a limit)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    upstream_connect_timeout: Duration = 5.0
+    upstream_read_timeout: Duration = 300.0
+    upstream_max_connections: int = Field(default=1000, ge=1)
+    access_log: bool = True
+
+
+class ModelConfig(_Strict):
+    name: str = Field(pattern=_NAME, max_length=200)
+    backends: list[AnyHttpUrl] = Field(min_length=1)
+    served_name: str | None = Field(
+        default=None, description="The model name the backend expects; defaults to `name`."
+    )
+    hosts: list[str] = Field(default_factory=list)
+    path_prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    tiers: list[str] | None = Field(
+        default=None, description="Tiers allowed to use the model; omitted means every tier."
+    )
+    token_multiplier: float = Field(default=1.0, gt=0, le=1000)
+    owned_by: str = "maas-gateway"
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts_are_names(cls, hosts: list[str]) -> list[str]:
+        normalised = [host.lower().strip() for host in hosts]
+        for host in normalised:
+            if not _HOST.match(host):
+                raise ValueError(f"'{host}' is not a valid host name (no port, no scheme).")
+        return normalised
+
+    @property
+    def upstream_model(self) -> str:
+        return self.served_name or self.name
+
+    @property
+    def backend_urls(self) -> list[str]:
+        return [str(url).rstrip("/") for url in self.backends]
+
+
+class LimitConfig(_Strict):
+    limit: int = Field(ge=1, description="How many units the window allows.")
+    unit: LimitUnit
+    window: Duration
+    model: str | None = Field(
+        default=None, description="Count only requests to this model; omitted counts every model."
+    )
+    per_model: bool = Field(
+        default=False, description="Keep a separate counter for each model instead of one in all."
+    )
+
+    @model_validator(mode="after")
+    def _scope_is_single(self) -> LimitConfig:
+        if self.model is not None and self.per_model:
+            raise ValueError("A limit is either scoped to one `model` or `per_model`, not both.")
+        return self
+
+
+class TierConfig(_Strict):
+    description: str = ""
+    limits: list[LimitConfig] = Field(default_factory=list)
+    reserve: bool = Field(
+        default=False,
+        description="Reserve each request's worst case before forwarding, then settle to actual usage.",
+    )
+    reserve_default_max_tokens: int = Field(default=1024, ge=1)
+
+
+class APIKeyConfig(_Strict):
+    user: str = Field(min_length=1, max_length=200)
+    tier: str
+    key: SecretStr | None = Field(default=None, description="Plaintext key, hashed at load (demos).")
+    key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    name: str | None = None
+    models: list[str] | None = Field(default=None, description="Models this key may use.")
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> APIKeyConfig:
+        if (self.key is None) == (self.key_sha256 is None):
+            raise ValueError("Give exactly one of `key` (plaintext) or `key_sha256` (hex digest).")
+        if self.key is not None and len(self.key.get_secret_value()) < 8:
+            raise ValueError("An API key must be at least 8 characters long.")
+        return self
+
+
+class UserConfig(_Strict):
+    tier: str | None = Field(default=None, description="Overrides the tier of the user's keys.")
+    limits: list[LimitConfig] | None = Field(
+        default=None, description="Replaces the tier's limits for this user only."
+    )
+
+
+class LimitsSettings(_Strict):
+    enabled: bool = True
+    storage: str = Field(default="memory", description="`memory`, or a `redis://` URL.")
+
+
+class GatewayConfig(_Strict):
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    models: list[ModelConfig] = Field(min_length=1)
+    tiers: dict[str, TierConfig] = Field(min_length=1)
+    api_keys: list[APIKeyConfig] = Field(default_factory=list)
+    users: dict[str, UserConfig] = Field(default_factory=dict)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> GatewayConfig:
+        tiers = set(self.tiers)
+        names = [model.name for model in self.models]
+        _no_duplicates("models", "name", names)
+        _no_duplicates("models", "path_prefix", [m.path_prefix for m in self.models if m.path_prefix])
+        for index, model in enumerate(self.models):
+            for tier in model.tiers or []:
+                _known(f"models.{index}.tiers", tier, tiers, "tier")
+        for index, key in enumerate(self.api_keys):
+            _known(f"api_keys.{index}.tier", key.tier, tiers, "tier")
+            for model_name in key.models or []:
+                _known(f"api_keys.{index}.models", model_name, set(names), "model")
+        for user, override in self.users.items():
+            if override.tier is not None:
+                _known(f"users.{user}.tier", override.tier, tiers, "tier")
+        for tier_name, tier_config in self.tiers.items():
+            for index, limit in enumerate(tier_config.limits):
+                if limit.model is not None:
+                    _known(f"tiers.{tier_name}.limits.{index}.model", limit.model, set(names), "model")
+        hashes = [key.key_sha256 for key in self.api_keys if key.key_sha256]
+        _no_duplicates("api_keys", "key_sha256", hashes)
+        return self
+
+
+def _known(where: str, value: str, known: set[str], kind: str) -> None:
+    if value not in known:
+        choices = ", ".join(sorted(known)) or "none"
+        raise ValueError(f"{where}: unknown {kind} '{value}' (known: {choices}).")
+
+
+def _no_duplicates(section: str, field: str, values: list[str]) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{section}: {field} '{value}' is used twice; each must be unique.")
+        seen.add(value)

@@ -1,0 +1,20 @@
+"""Limits: tiers of request and token windows, checked and counted atomically per user."""
+
+from maas_gateway.limits.headers import rate_limit_headers
+from maas_gateway.limits.limiter import Admission, Limiter, TokenCharge
+from maas_gateway.limits.rules import CounterRef, LimitRule, RuleBook
+from maas_gateway.limits.storage import AdmitResult, Check, InMemoryLimitStorage, LimitStorage
+
+__all__ = [
+    "Admission",
+    "AdmitResult",
+    "Check",
+    "CounterRef",
+    "InMemoryLimitStorage",
+    "LimitRule",
+    "LimitStorage",
+    "Limiter",
+    "RuleBook",
+    "TokenCharge",
+    "rate_limit_headers",
+]

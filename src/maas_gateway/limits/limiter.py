@@ -1,0 +1,156 @@
+"""The limits policy: admit a request against every window of its user's tier, then charge its usage.
+
+It takes identifiers and numbers (user, tier, model, token counts), never request objects, and reaches
+its counters only through a ``LimitStorage``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from maas_gateway.errors import RateLimitError
+from maas_gateway.limits.headers import rate_limit_headers
+from maas_gateway.limits.rules import CounterRef, LimitRule, RuleBook
+from maas_gateway.limits.storage import Check, LimitStorage
+
+__all__ = ["Admission", "Limiter", "TokenCharge"]
+
+# Counters outlive their window a little so a late charge still finds them.
+_TTL_GRACE = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCharge:
+    """Tokens to charge, already multiplied by the model's multiplier."""
+
+    prompt: int
+    completion: int
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.completion
+
+    @classmethod
+    def of(cls, prompt_tokens: int, completion_tokens: int, multiplier: float) -> TokenCharge:
+        # Round the whole up once, then split, so prompt + completion == ceil(total * multiplier).
+        total = math.ceil((prompt_tokens + completion_tokens) * multiplier - 1e-9)
+        prompt = min(total, math.ceil(prompt_tokens * multiplier - 1e-9))
+        return cls(prompt, total - prompt)
+
+    def amount(self, rule: LimitRule) -> int:
+        if rule.unit == "prompt_tokens":
+            return self.prompt
+        if rule.unit == "completion_tokens":
+            return self.completion
+        return self.total
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    user: str
+    model: str
+    counters: tuple[CounterRef, ...]
+    values: tuple[int, ...]  # counter values right after admission
+    reserved: TokenCharge | None
+
+    @property
+    def limited(self) -> bool:
+        return bool(self.counters)
+
+
+class Limiter:
+    def __init__(
+        self,
+        storage: LimitStorage,
+        rules: RuleBook,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.storage = storage
+        self.rules = rules
+        self._clock = clock
+
+    def reserve_budget(self, user: str, tier: str) -> int | None:
+        """Output tokens to reserve when a request sets no ``max_tokens``; ``None`` if not reserving."""
+        policy = self.rules.policy(user, tier)
+        return policy.reserve_default_max_tokens if policy.reserve else None
+
+    async def admit(
+        self,
+        user: str,
+        tier: str,
+        model: str,
+        *,
+        worst_case: TokenCharge | None = None,
+    ) -> Admission:
+        """Count the request in every request window and check every token window.
+
+        ``worst_case`` is the most the request can cost; it is reserved when the tier reserves.
+        Raises ``RateLimitError`` naming the first limit that is reached; nothing is counted then.
+        """
+        policy = self.rules.policy(user, tier)
+        now = self._clock()
+        counters = tuple(rule.counter(user, model, now) for rule in policy.rules if rule.applies_to(model))
+        reserved = worst_case if policy.reserve else None
+        checks = [_check(counter, reserved) for counter in counters]
+        result = await self.storage.admit(checks, now)
+        if not result.admitted:
+            assert result.failed is not None
+            raise self._rejection(user, tier, counters, result.values, result.failed)
+        return Admission(user, model, counters, result.values, reserved)
+
+    async def settle(self, admission: Admission, charge: TokenCharge) -> tuple[int, ...]:
+        """Charge actual usage (replacing any reservation); return the token counters' new values."""
+        now = self._clock()
+        keys, amounts, ttls, positions = [], [], [], []
+        for position, counter in enumerate(admission.counters):
+            if counter.rule.counts_requests:
+                continue
+            actual = charge.amount(counter.rule)
+            current = counter.rule.counter(admission.user, admission.model, now)
+            if current.window_index == counter.window_index and admission.reserved is not None:
+                amount = actual - admission.reserved.amount(counter.rule)
+            else:
+                amount = actual  # a reservation in a window that has ended has gone with it
+            if amount == 0 and current.window_index == counter.window_index:
+                continue
+            keys.append(current.key)
+            amounts.append(amount)
+            ttls.append(current.reset_in + _TTL_GRACE)
+            positions.append(position)
+        values = list(admission.values)
+        if keys:
+            new_values = await self.storage.add(keys, amounts, ttls, now)
+            for position, value in zip(positions, new_values, strict=True):
+                values[position] = value
+        return tuple(values)
+
+    def _rejection(
+        self,
+        user: str,
+        tier: str,
+        counters: Sequence[CounterRef],
+        values: Sequence[int],
+        failed: int,
+    ) -> RateLimitError:
+        counter = counters[failed]
+        retry = math.ceil(counter.reset_in)
+        what = "Request" if counter.rule.counts_requests else "Token"
+        message = (
+            f"{what} limit reached for user '{user}' on the '{tier}' tier: "
+            f"{counter.rule.describe()}. Try again in {retry} seconds."
+        )
+        headers = rate_limit_headers(counters, values, consumed=0)
+        return RateLimitError(message, retry_after_seconds=retry, headers=dict(headers))
+
+
+def _check(counter: CounterRef, reserved: TokenCharge | None) -> Check:
+    ttl = counter.reset_in + _TTL_GRACE
+    rule = counter.rule
+    if rule.counts_requests:
+        return Check(counter.key, rule.limit, 1, True, ttl)
+    if reserved is not None:
+        return Check(counter.key, rule.limit, reserved.amount(rule), True, ttl)
+    return Check(counter.key, rule.limit, 0, False, ttl)

@@ -1,0 +1,159 @@
+"""The gateway as an ASGI application: dispatch by path, errors to OpenAI bodies, lifespan.
+
+The hot path is plain ASGI rather than a framework's request objects: the gateway parses what it needs
+and forwards bytes (see docs/decisions.md). Every ``GatewayError`` becomes its OpenAI error body here,
+and anything unexpected becomes a 500 without a traceback on the wire.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+import orjson
+
+from maas_gateway.config.schema import GatewayConfig
+from maas_gateway.errors import (
+    GatewayError,
+    InternalError,
+    MethodNotAllowedError,
+    ModelNotFoundError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
+from maas_gateway.proxy.access_log import AccessLog
+from maas_gateway.proxy.asgi import Receive, Scope, Send, send_error, send_response
+from maas_gateway.proxy.components import Components, build_components
+from maas_gateway.proxy.exchange import Exchange
+from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS
+
+__all__ = ["GatewayApp"]
+
+logger = logging.getLogger("maas_gateway")
+
+_GENERATION = frozenset(ENDPOINT_SCHEMAS)
+
+
+class GatewayApp:
+    def __init__(self, config: GatewayConfig) -> None:
+        self.components: Components = build_components(config)
+        self.access_log = AccessLog(config.server.access_log)
+        self.ready = False
+        self._created = int(time.time())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.components.start()
+                except Exception as exc:
+                    logger.exception("The gateway could not start.")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                self.ready = True
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.ready = False
+                await self.components.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if path == "/health":
+            await self._only(method, ("GET", "HEAD"), send, b'{"status":"ok"}')
+            return
+        if path == "/ready":
+            if await self._is_ready():
+                await self._only(method, ("GET", "HEAD"), send, b'{"status":"ready"}')
+            else:
+                await send_error(send, ServiceUnavailableError("The gateway is not ready yet."))
+            return
+        exchange = Exchange(request_id=uuid.uuid4().hex, method=method, path=path)
+        try:
+            await self._api(scope, receive, send, exchange, path, method)
+        except GatewayError as error:
+            exchange.error_code = error.code
+            if not exchange.response_started:
+                exchange.status = error.status_code
+                await send_error(send, error, [(b"x-request-id", exchange.request_id.encode())])
+        except Exception:
+            logger.exception("Unexpected failure in request %s.", exchange.request_id)
+            exchange.error_code = InternalError.code
+            if not exchange.response_started:
+                exchange.status = 500
+                failure = InternalError(
+                    f"The gateway failed to handle this request (request id {exchange.request_id})."
+                )
+                await send_error(send, failure)
+        finally:
+            self.access_log.record(exchange)
+
+    async def _api(
+        self, scope: Scope, receive: Receive, send: Send, exchange: Exchange, path: str, method: str
+    ) -> None:
+        prefix, api_path = self._split_prefix(path)
+        if api_path in _GENERATION:
+            _require(method, ("POST",), api_path)
+            await self.components.pipeline.generate(scope, receive, send, exchange, api_path, prefix)
+        elif api_path == "/v1/models" or api_path.startswith("/v1/models/"):
+            _require(method, ("GET",), api_path)
+            await self._models(scope, send, exchange, api_path.removeprefix("/v1/models").strip("/"))
+        else:
+            raise NotFoundError(f"There is no endpoint at {path}.", code="unknown_url")
+
+    def _split_prefix(self, path: str) -> tuple[str | None, str]:
+        if path.startswith("/v1/"):
+            return None, path
+        first, _, rest = path[1:].partition("/")
+        if rest.startswith("v1/"):
+            return first, "/" + rest
+        return None, path
+
+    async def _models(self, scope: Scope, send: Send, exchange: Exchange, model_id: str) -> None:
+        identity = await self.components.pipeline.identify(scope)
+        exchange.identity = identity
+        visible = self.components.router.visible_to(identity)
+        entries = [
+            {"id": m.name, "object": "model", "created": self._created, "owned_by": m.owned_by}
+            for m in visible
+        ]
+        if model_id:
+            match = [entry for entry in entries if entry["id"] == model_id]
+            if not match:
+                raise ModelNotFoundError(f"The model '{model_id}' does not exist.")
+            body = orjson.dumps(match[0])
+        else:
+            body = orjson.dumps({"object": "list", "data": entries})
+        exchange.status = 200
+        await send_response(send, 200, body, [(b"x-request-id", exchange.request_id.encode())])
+
+    async def _only(self, method: str, allowed: tuple[str, ...], send: Send, body: bytes) -> None:
+        if method not in allowed:
+            await send_error(send, _method_error(method, allowed))
+            return
+        await send_response(send, 200, body)
+
+    async def _is_ready(self) -> bool:
+        return self.ready and await self.components.healthy()
+
+
+def _require(method: str, allowed: tuple[str, ...], path: str) -> None:
+    if method not in allowed:
+        raise _method_error(method, allowed, path)
+
+
+def _method_error(method: str, allowed: tuple[str, ...], path: str = "this URL") -> MethodNotAllowedError:
+    return MethodNotAllowedError(
+        f"The method {method} is not allowed on {path}; use {' or '.join(allowed)}.",
+        allowed=allowed,
+    )

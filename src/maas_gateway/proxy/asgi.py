@@ -1,0 +1,117 @@
+"""Thin ASGI plumbing: reading a bounded body, sending whole responses, and header filters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from starlette.types import Receive, Scope, Send
+
+from maas_gateway.errors import GatewayError, InvalidRequestError, PayloadTooLargeError
+
+__all__ = [
+    "HOP_BY_HOP",
+    "IDENTITY_HEADER_PREFIX",
+    "Receive",
+    "Scope",
+    "Send",
+    "is_identity_header",
+    "read_body",
+    "request_header",
+    "send_error",
+    "send_response",
+]
+
+# Headers that describe one connection, not the message (RFC 9110, 7.6.1), plus those the gateway
+# recomputes itself.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "content-encoding",
+        "date",
+        "server",
+        "accept-encoding",
+    }
+)
+IDENTITY_HEADER_PREFIX = "x-maas-"
+# Headers some backends trust as the caller's identity: only the gateway may set them.
+_IDENTITY_HEADERS = frozenset(
+    {
+        "x-forwarded-user",
+        "x-forwarded-email",
+        "x-forwarded-groups",
+        "x-auth-request-user",
+        "x-auth-request-email",
+        "x-auth-request-groups",
+        "x-remote-user",
+        "x-remote-group",
+        "x-user",
+        "x-user-id",
+        "x-tier",
+    }
+)
+
+
+def is_identity_header(name: str) -> bool:
+    return name.startswith(IDENTITY_HEADER_PREFIX) or name in _IDENTITY_HEADERS
+
+
+def request_header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """Read the request body, failing with 413 as soon as it passes ``limit`` bytes."""
+    declared = request_header(scope, b"content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise InvalidRequestError("The Content-Length header is not a number.", code="invalid_header")
+        if int(declared) > limit:
+            raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InvalidRequestError("The client went away before sending the whole body.")
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(f"The request body is larger than the limit of {limit} bytes.")
+
+
+async def send_response(
+    send: Send,
+    status: int,
+    body: bytes,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    content_type: bytes = b"application/json",
+) -> None:
+    raw = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def send_error(send: Send, error: GatewayError, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers().items()]
+    await send_response(send, error.status_code, error.body(), [*headers, *extra])

@@ -1,0 +1,71 @@
+"""Building the gateway's parts from a configuration, and starting and stopping them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from maas_gateway.auth import Authenticator, InMemoryKeyStore, KeyRecord, hash_key
+from maas_gateway.config.schema import GatewayConfig
+from maas_gateway.limits import InMemoryLimitStorage, Limiter, LimitStorage, RuleBook
+from maas_gateway.proxy.pipeline import Pipeline
+from maas_gateway.proxy.upstream import AiohttpTransport
+from maas_gateway.routing import Router
+
+__all__ = ["Components", "build_components", "key_records"]
+
+
+def key_records(config: GatewayConfig) -> list[KeyRecord]:
+    records = []
+    for key in config.api_keys:
+        digest = key.key_sha256 or hash_key(key.key.get_secret_value())  # type: ignore[union-attr]
+        models = frozenset(key.models) if key.models is not None else None
+        records.append(KeyRecord(digest, key.user, key.tier, key.name, models))
+    return records
+
+
+def _storage(url: str) -> LimitStorage:
+    if url == "memory":
+        return InMemoryLimitStorage()
+    raise ValueError(f"limits.storage '{url}' is not supported; use 'memory'.")
+
+
+@dataclass
+class Components:
+    config: GatewayConfig
+    router: Router
+    pipeline: Pipeline
+    limiter: Limiter | None
+
+    async def start(self) -> None:
+        server = self.config.server
+        self.pipeline.transport = AiohttpTransport(
+            connect_timeout=server.upstream_connect_timeout,
+            read_timeout=server.upstream_read_timeout,
+            max_connections=server.upstream_max_connections,
+        )
+
+    async def stop(self) -> None:
+        if self.pipeline.transport is not None:
+            await self.pipeline.transport.aclose()
+        if self.limiter is not None:
+            await self.limiter.storage.aclose()
+
+    async def healthy(self) -> bool:
+        return self.limiter is None or await self.limiter.storage.ping()
+
+
+def build_components(config: GatewayConfig) -> Components:
+    overrides = {user: o.tier for user, o in config.users.items() if o.tier is not None}
+    authenticator = Authenticator(InMemoryKeyStore(key_records(config)), overrides)
+    router = Router(config.models)
+    limiter = None
+    if config.limits.enabled:
+        limiter = Limiter(_storage(config.limits.storage), RuleBook(config.tiers, config.users))
+    pipeline = Pipeline(
+        authenticator=authenticator,
+        router=router,
+        transport=None,
+        limiter=limiter,
+        max_body_bytes=config.server.max_body_bytes,
+    )
+    return Components(config, router, pipeline, limiter)

@@ -1,0 +1,62 @@
+"""What the gateway learns about one request, for the access log and the usage ledger."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from maas_gateway.auth.identity import Identity
+
+__all__ = ["Exchange", "Usage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def from_backend(cls, usage: Any) -> Usage | None:
+        """Read an OpenAI ``usage`` object; ``None`` when it is missing or malformed."""
+        if not isinstance(usage, dict):
+            return None
+        prompt = usage.get("prompt_tokens")
+        completion = usage.get("completion_tokens", 0)
+        if completion is None:
+            completion = 0
+        if not isinstance(prompt, int) or not _count(prompt) or not _count(completion):
+            return None
+        return cls(prompt, int(completion))
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+@dataclass(slots=True)
+class Exchange:
+    request_id: str
+    method: str
+    path: str
+    endpoint: str = ""  # the OpenAI path, without any routing prefix
+    started: float = field(default_factory=time.perf_counter)
+    status: int = 0
+    identity: Identity | None = None
+    model: str | None = None
+    stream: bool = False
+    usage: Usage | None = None
+    charged_tokens: int = 0
+    rate_limited: bool = False
+    client_disconnected: bool = False
+    response_started: bool = False
+    error_code: str | None = None
+
+    @property
+    def latency_seconds(self) -> float:
+        return time.perf_counter() - self.started

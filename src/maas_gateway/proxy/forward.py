@@ -1,0 +1,158 @@
+"""Forwarding one request to a backend: whole answers, and SSE streams relayed event by event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from maas_gateway.errors import BackendError, GatewayError
+from maas_gateway.proxy.asgi import HOP_BY_HOP, Receive, Send
+from maas_gateway.proxy.exchange import Usage
+from maas_gateway.proxy.sse import SSEFollower
+from maas_gateway.proxy.upstream import UpstreamResponse
+
+__all__ = ["BackendStatusError", "BufferedAnswer", "StreamResult", "read_answer", "relay_stream"]
+
+# Headers a backend may not set on the client's answer: the gateway owns them.
+_RESERVED_RESPONSE_PREFIXES = ("x-ratelimit-", "retry-after", "x-request-id")
+
+
+class BackendStatusError(GatewayError):
+    """A backend's own 4xx, passed on with its status and message in OpenAI's shape."""
+
+    error_type = "invalid_request_error"
+
+    def __init__(self, status: int, message: str, code: str) -> None:
+        super().__init__(message, code=code)
+        self.status_code = status
+
+
+@dataclass(frozen=True, slots=True)
+class BufferedAnswer:
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    usage: Usage | None
+    output_chars: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamResult:
+    usage: Usage | None
+    client_disconnected: bool
+    generated_chunks: int
+    generated_chars: int
+
+
+def passthrough_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [
+        (name.encode("latin-1"), value.encode("latin-1"))
+        for name, value in headers
+        if name not in HOP_BY_HOP and not name.startswith(_RESERVED_RESPONSE_PREFIXES)
+    ]
+
+
+async def read_answer(response: UpstreamResponse) -> BufferedAnswer:
+    """Read a whole backend answer; raise for backend failures, map backend 4xx to OpenAI errors."""
+    body = await response.read()
+    if response.status >= 400:
+        raise backend_failure(response.status, body)
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BackendError("The model backend sent an answer that is not JSON.") from None
+    if not isinstance(payload, dict):
+        raise BackendError("The model backend sent an answer that is not a JSON object.")
+    usage = Usage.from_backend(payload.get("usage"))
+    chars = 0 if usage is not None else _output_chars(payload)
+    headers = [h for h in passthrough_headers(response.headers) if h[0] != b"content-type"]
+    return BufferedAnswer(response.status, headers, body, usage, chars)
+
+
+def _output_chars(payload: dict[str, Any]) -> int:
+    """How much text an answer carries, to estimate its tokens when the backend reports no usage."""
+    choices = payload.get("choices")
+    if not isinstance(choices, list):
+        return 0
+    chars = 0
+    for choice in choices:
+        if isinstance(choice, dict):
+            message = choice.get("message")
+            text = message.get("content") if isinstance(message, dict) else choice.get("text")
+            if isinstance(text, str):
+                chars += len(text)
+    return chars
+
+
+def backend_failure(status: int, body: bytes) -> GatewayError:
+    message, code = _backend_message(body)
+    if status >= 500 or status in (401, 403, 407):
+        # The backend's own auth or crash is the operator's problem, not the caller's.
+        detail = f" It said: {message}" if message else ""
+        return BackendError(f"The model backend failed with status {status}.{detail}")
+    return BackendStatusError(status, message or f"The model backend rejected the request ({status}).", code)
+
+
+def _backend_message(body: bytes) -> tuple[str, str]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return "", "backend_error"
+    if isinstance(payload, dict):
+        nested = payload.get("error")
+        inner: dict[str, Any] = nested if isinstance(nested, dict) else payload
+        message = inner.get("message")
+        code = inner.get("code")
+        return (str(message)[:500] if message else ""), (str(code) if code else "backend_error")
+    return "", "backend_error"
+
+
+async def relay_stream(
+    response: UpstreamResponse,
+    send: Send,
+    receive: Receive,
+    headers: list[tuple[bytes, bytes]],
+    *,
+    client_wants_usage: bool,
+) -> StreamResult:
+    """Relay an SSE answer event by event; stop the backend if the client leaves."""
+    follower = SSEFollower(client_wants_usage=client_wants_usage)
+    disconnected = asyncio.Event()
+
+    async def watch_client() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        disconnected.set()
+        response.close()  # closing the upstream connection stops generation on the backend
+
+    watcher = asyncio.create_task(watch_client())
+    start = {"type": "http.response.start", "status": response.status, "headers": headers}
+    await send(start)
+    try:
+        async for chunk in response.iter_chunks():
+            for event in follower.feed(chunk):
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+        for event in follower.flush():
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+    except GatewayError:
+        if not disconnected.is_set():
+            # The backend broke mid-stream: tell the client in-band, since the status is already sent.
+            error = BackendError("The model backend broke off the stream.")
+            payload = b"data: " + error.body() + b"\n\n"
+            await send({"type": "http.response.body", "body": payload, "more_body": True})
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    return StreamResult(
+        usage=Usage.from_backend(follower.usage),
+        client_disconnected=disconnected.is_set(),
+        generated_chunks=follower.content_chunks,
+        generated_chars=follower.content_chars,
+    )

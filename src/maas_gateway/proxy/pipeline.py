@@ -1,0 +1,185 @@
+"""One generation request through the gateway: authenticate, validate, route, limit, forward, charge.
+
+Each step is a plain unit (``auth``, ``routing``, ``limits``, ``upstream``); this module only puts them in
+order and makes sure every admitted request is settled exactly once, whatever happens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from maas_gateway.auth import Authenticator, parse_authorization
+from maas_gateway.auth.identity import Identity
+from maas_gateway.config.schema import ModelConfig
+from maas_gateway.errors import GatewayError
+from maas_gateway.limits import Admission, Limiter, TokenCharge, rate_limit_headers
+from maas_gateway.proxy.asgi import Receive, Scope, Send, read_body, request_header, send_response
+from maas_gateway.proxy.exchange import Exchange, Usage
+from maas_gateway.proxy.forward import passthrough_headers, read_answer, relay_stream
+from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS, GenerationRequest, parse_body
+from maas_gateway.proxy.upstream import UpstreamRequest, UpstreamTransport
+from maas_gateway.proxy.upstream_request import upstream_body, upstream_headers
+from maas_gateway.routing import Router
+from maas_gateway.tokens import estimate_tokens, prompt_text
+
+__all__ = ["Pipeline"]
+
+# Per-message and per-request allowance for chat-template tokens when bounding a prompt's size.
+_TEMPLATE_TOKENS_PER_MESSAGE = 8
+_TEMPLATE_TOKENS_PER_REQUEST = 16
+
+
+@dataclass
+class Pipeline:
+    authenticator: Authenticator
+    router: Router
+    transport: UpstreamTransport | None
+    limiter: Limiter | None
+    max_body_bytes: int
+
+    async def identify(self, scope: Scope) -> Identity:
+        credential = parse_authorization(request_header(scope, b"authorization"))
+        return await self.authenticator.authenticate(credential)
+
+    async def generate(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        exchange: Exchange,
+        api_path: str,
+        prefix: str | None,
+    ) -> None:
+        exchange.endpoint = api_path
+        identity = await self.identify(scope)
+        exchange.identity = identity
+        raw = await read_body(scope, receive, self.max_body_bytes)
+        data, request = parse_body(raw, ENDPOINT_SCHEMAS[api_path])
+        model = self.router.resolve(
+            host=request_header(scope, b"host"), prefix=prefix, requested=request.model
+        )
+        self.router.authorize(identity, model)
+        exchange.model = model.name
+        stream = bool(request.stream) and api_path != "/v1/embeddings"
+        exchange.stream = stream
+
+        admission = None
+        edited = False
+        if self.limiter is not None:
+            budget = self.limiter.reserve_budget(identity.user, identity.tier)
+            if budget is not None and request.output_cap is None and api_path != "/v1/embeddings":
+                data["max_tokens"] = budget  # the reservation only holds if the backend stops there
+                edited = True
+            worst = _worst_case(data, request, budget, model)
+            try:
+                admission = await self.limiter.admit(
+                    identity.user, identity.tier, model.name, worst_case=worst
+                )
+            except GatewayError:
+                exchange.rate_limited = True
+                raise
+        body = upstream_body(raw, data, model.upstream_model, stream, changed=edited)
+        try:
+            await self._forward(
+                scope, receive, send, exchange, identity, model, body, data, request, admission
+            )
+        finally:
+            if exchange.usage is None and admission is not None and admission.reserved is not None:
+                # Nothing was generated (the backend failed): give the reservation back.
+                assert self.limiter is not None
+                await self.limiter.settle(admission, TokenCharge(0, 0))
+
+    async def _forward(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        exchange: Exchange,
+        identity: Identity,
+        model: ModelConfig,
+        body: bytes,
+        data: dict[str, Any],
+        request: GenerationRequest,
+        admission: Admission | None,
+    ) -> None:
+        assert self.transport is not None, "the transport is created at startup"
+        url = self.router.next_backend(model) + exchange.endpoint
+        headers = upstream_headers(scope, identity, model.name, exchange.request_id)
+        response = await self.transport.send(UpstreamRequest("POST", url, headers, body))
+        own = [(b"x-request-id", exchange.request_id.encode())]
+        event_stream = any(
+            name == "content-type" and value.startswith("text/event-stream")
+            for name, value in response.headers
+        )
+        if exchange.stream and response.status == 200 and event_stream:
+            limit_headers = _encode(self._headers(admission, None, None))
+            exchange.status = response.status
+            exchange.response_started = True
+            options = request.stream_options or {}
+            result = await relay_stream(
+                response,
+                send,
+                receive,
+                passthrough_headers(response.headers) + own + limit_headers,
+                client_wants_usage=options.get("include_usage") is True,
+            )
+            exchange.client_disconnected = result.client_disconnected
+            usage = result.usage or Usage(
+                _prompt_estimate(data),
+                max(result.generated_chunks, estimate_tokens("x" * result.generated_chars)),
+                estimated=True,
+            )
+            await self._charge(exchange, admission, model, usage)
+            return
+        answer = await read_answer(response)
+        usage = answer.usage or Usage(_prompt_estimate(data), -(-answer.output_chars // 4), estimated=True)
+        values = await self._charge(exchange, admission, model, usage)
+        limit_headers = _encode(self._headers(admission, values, exchange.charged_tokens))
+        exchange.status = answer.status
+        await send_response(send, answer.status, answer.body, answer.headers + own + limit_headers)
+
+    async def _charge(
+        self, exchange: Exchange, admission: Admission | None, model: ModelConfig, usage: Usage
+    ) -> tuple[int, ...] | None:
+        exchange.usage = usage
+        charge = TokenCharge.of(usage.prompt_tokens, usage.completion_tokens, model.token_multiplier)
+        exchange.charged_tokens = charge.total
+        if admission is None or self.limiter is None:
+            return None
+        return await self.limiter.settle(admission, charge)
+
+    @staticmethod
+    def _headers(
+        admission: Admission | None, values: tuple[int, ...] | None, consumed: int | None
+    ) -> list[tuple[str, str]]:
+        if admission is None or not admission.limited:
+            return []
+        return rate_limit_headers(admission.counters, values or admission.values, consumed=consumed)
+
+
+def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.encode(), value.encode()) for name, value in headers]
+
+
+def _prompt_estimate(data: dict[str, Any]) -> int:
+    return estimate_tokens(prompt_text(data))
+
+
+def _worst_case(
+    data: dict[str, Any], request: GenerationRequest, budget: int | None, model: ModelConfig
+) -> TokenCharge | None:
+    """An upper bound on what a request can cost, for tiers that reserve before forwarding.
+
+    A token is at least one byte for the tokenizers of common models, so the prompt's UTF-8 length plus
+    a chat-template allowance bounds its tokens; the output is bounded by ``max_tokens``.
+    """
+    if budget is None:
+        return None
+    text = prompt_text(data)
+    messages = data.get("messages")
+    count = len(messages) if isinstance(messages, list) else 1
+    prompt = len(text.encode("utf-8")) + _TEMPLATE_TOKENS_PER_REQUEST
+    prompt += _TEMPLATE_TOKENS_PER_MESSAGE * count
+    output = request.output_cap or data.get("max_tokens") or 0
+    return TokenCharge.of(prompt, int(output), model.token_multiplier)

@@ -1,0 +1,5 @@
+"""Routing: from Host, path prefix and body model to a model and one of its backends."""
+
+from maas_gateway.routing.router import Router
+
+__all__ = ["Router"]

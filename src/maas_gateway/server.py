@@ -1,0 +1,98 @@
+"""Running ASGI apps under uvicorn with the settings the hot path wants.
+
+uvloop and httptools are chosen explicitly (see docs/decisions.md); uvicorn's own access log is off
+because the gateway writes a structured one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging.config
+import signal
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import uvicorn
+import uvloop
+
+__all__ = ["LOGGING", "ServerSpec", "configure_logging", "run_servers"]
+
+LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "bare": {"format": "%(message)s"},
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "stream": "ext://sys.stderr",
+        },
+        "access": {
+            "class": "logging.StreamHandler",
+            "formatter": "bare",
+            "stream": "ext://sys.stderr",
+        },
+    },
+    "loggers": {
+        "maas_gateway.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        "maas_gateway": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+    },
+}
+
+
+def configure_logging(level: str = "INFO") -> None:
+    config = {**LOGGING, "loggers": {k: {**v} for k, v in LOGGING["loggers"].items()}}
+    for name in ("maas_gateway", "uvicorn"):
+        config["loggers"][name]["level"] = level.upper()
+    logging.config.dictConfig(config)
+
+
+class ServerSpec:
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        self.app, self.host, self.port = app, host, port
+
+    def config(self) -> uvicorn.Config:
+        return uvicorn.Config(
+            self.app,
+            host=self.host,
+            port=self.port,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            access_log=False,
+            server_header=False,
+            log_config=None,
+            timeout_keep_alive=30,
+            timeout_graceful_shutdown=30,
+        )
+
+
+class _SharedSignalServer(uvicorn.Server):
+    """A server that leaves signal handling to ``run_servers``, so one signal stops every server."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def run_servers(specs: Sequence[ServerSpec]) -> None:
+    """Serve every app in one event loop until SIGINT or SIGTERM, then shut all down gracefully."""
+    servers = [_SharedSignalServer(spec.config()) for spec in specs]
+
+    def stop_all() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    async def serve_all() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop_all)
+        await asyncio.gather(*(server.serve() for server in servers))
+
+    uvloop.run(serve_all())

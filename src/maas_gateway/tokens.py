@@ -1,0 +1,48 @@
+"""Token estimates for text when no tokenizer is at hand.
+
+About four characters make a token in English text for the tokenizers of common open models; the gateway
+uses this only when a backend reports no ``usage``, and the simulator uses it to count prompts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["CHARS_PER_TOKEN", "estimate_tokens", "prompt_text"]
+
+CHARS_PER_TOKEN = 4
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens in ``text``, rounded up; empty text has none."""
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def prompt_text(body: dict[str, Any]) -> str:
+    """The text a request asks the model to read: chat messages, a completion prompt or inputs."""
+    parts: list[str] = []
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, dict):
+                _collect(message.get("content"), parts)
+    _collect(body.get("prompt"), parts)
+    _collect(body.get("input"), parts)
+    return "\n".join(parts)
+
+
+def _collect(value: Any, parts: list[str]) -> None:
+    if isinstance(value, str):
+        parts.append(value)
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict):
+                text = item.get("text")
+                if isinstance(text, str):
+                    parts.append(text)
+            elif isinstance(item, str):
+                parts.append(item)
+            elif isinstance(item, int) and not isinstance(item, bool):
+                parts.append("tok ")  # a pre-tokenised prompt: one token per id
+            elif isinstance(item, list):
+                _collect(item, parts)
