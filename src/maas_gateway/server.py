@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging.config
 import signal
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import uvicorn
@@ -81,8 +81,11 @@ class _SharedSignalServer(uvicorn.Server):
         yield
 
 
-def run_servers(specs: Sequence[ServerSpec]) -> None:
-    """Serve every app in one event loop until SIGINT or SIGTERM, then shut all down gracefully."""
+def run_servers(specs: Sequence[ServerSpec], on_reload: Callable[[], None] | None = None) -> None:
+    """Serve every app in one event loop until SIGINT or SIGTERM, then shut all down gracefully.
+
+    SIGHUP calls ``on_reload`` (the gateway re-reads its configuration file).
+    """
     servers = [_SharedSignalServer(spec.config()) for spec in specs]
 
     def stop_all() -> None:
@@ -93,6 +96,8 @@ def run_servers(specs: Sequence[ServerSpec]) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop_all)
+        if on_reload is not None:
+            loop.add_signal_handler(signal.SIGHUP, on_reload)
         await asyncio.gather(*(server.serve() for server in servers))
 
     uvloop.run(serve_all())

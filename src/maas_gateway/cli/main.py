@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -47,13 +49,47 @@ def serve(
     host: HostOption = None,
     port: PortOption = None,
     log_level: LogLevel = "info",
+    pid_file: Annotated[
+        Path | None, typer.Option(help="Write the process id here, for `maas reload`.")
+    ] = None,
 ) -> None:
-    """Run the gateway from a configuration file (see `maas config example`)."""
+    """Run the gateway from a configuration file (see `maas config example`).
+
+    SIGHUP (or `maas reload`) re-reads the file and applies new keys, models, tiers and limits
+    without dropping requests or resetting counters.
+    """
     try:
         loaded = _with_server(load_config(config), host, port)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    _run_gateway(loaded, log_level, simulator_port=None)
+    if pid_file is not None:
+        pid_file.write_text(f"{os.getpid()}\n", "utf-8")
+    try:
+        _run_gateway(loaded, log_level, simulator_port=None, config_path=config)
+    finally:
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)
+
+
+@app.command()
+def reload(
+    pid_file: Annotated[Path | None, typer.Option(help="The file `maas serve --pid-file` wrote.")] = None,
+    pid: Annotated[int | None, typer.Option(help="The gateway's process id.")] = None,
+) -> None:
+    """Make a running gateway re-read its configuration file (sends it SIGHUP)."""
+    if (pid_file is None) == (pid is None):
+        raise _fail("Give either --pid-file or --pid.")
+    if pid_file is not None:
+        try:
+            pid = int(pid_file.read_text("utf-8").strip())
+        except (OSError, ValueError):
+            raise _fail(f"{pid_file} does not hold the process id of a running gateway.") from None
+    assert pid is not None
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        raise _fail(f"No process {pid} is running.") from None
+    typer.echo(f"Asked gateway process {pid} to reload its configuration.")
 
 
 @app.command()
@@ -71,18 +107,21 @@ def up(
     _run_gateway(config, log_level, simulator_port=sim_port)
 
 
-def _run_gateway(config: GatewayConfig, log_level: str, simulator_port: int | None) -> None:
+def _run_gateway(
+    config: GatewayConfig, log_level: str, simulator_port: int | None, config_path: Path | None = None
+) -> None:
     from maas_gateway.proxy import GatewayApp
     from maas_gateway.server import ServerSpec, configure_logging, run_servers
     from maas_gateway.simulator import SimulatorSettings, create_simulator_app
 
     configure_logging(log_level)
-    specs = [ServerSpec(GatewayApp(config), config.server.host, config.server.port)]
+    gateway = GatewayApp(config, config_path)
+    specs = [ServerSpec(gateway, config.server.host, config.server.port)]
     if simulator_port is not None:
         simulator = create_simulator_app(SimulatorSettings())
         specs.append(ServerSpec(simulator, "127.0.0.1", simulator_port))
         print_banner(config, simulator_port)
-    run_servers(specs)
+    run_servers(specs, on_reload=gateway.reload)
 
 
 @app.command()

@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from pathlib import Path
 
 import orjson
 
+from maas_gateway.config import ConfigError, load_config
 from maas_gateway.config.schema import GatewayConfig
 from maas_gateway.errors import (
     GatewayError,
@@ -36,11 +38,28 @@ _GENERATION = frozenset(ENDPOINT_SCHEMAS)
 
 
 class GatewayApp:
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, config_path: Path | None = None) -> None:
         self.components: Components = build_components(config)
         self.access_log = AccessLog(config.server.access_log)
+        self.config_path = config_path
         self.ready = False
         self._created = int(time.time())
+
+    def reload(self) -> None:
+        """Re-read the configuration file and apply it (SIGHUP, `maas reload`); log what happened."""
+        if self.config_path is None:
+            logger.warning("Reload asked, but this gateway runs a built-in configuration; nothing to do.")
+            return
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as exc:
+            logger.error("Reload refused; the running configuration stays in force. %s", exc)
+            return
+        restart = self.components.reconfigure(config)
+        self.access_log.enabled = config.server.access_log
+        logger.info("Reloaded %s: models, keys, tiers and limits are in force.", self.config_path)
+        if restart:
+            logger.warning("Changes to %s take effect only after a restart.", ", ".join(restart))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

@@ -53,10 +53,38 @@ class Components:
     async def healthy(self) -> bool:
         return self.limiter is None or await self.limiter.storage.ping()
 
+    def reconfigure(self, config: GatewayConfig) -> list[str]:
+        """Apply a new configuration to a running gateway without dropping requests or counters.
+
+        Keys, models, routes, tiers and limits change at once (requests in flight finish under the
+        objects they started with). Settings bound to open resources (server address, timeouts, limit
+        storage) need a restart; the returned list names those that changed.
+        """
+        applied_live = {"access_log", "max_body_bytes"}
+        needs_restart = []
+        if self.config.server.model_dump(exclude=applied_live) != config.server.model_dump(
+            exclude=applied_live
+        ):
+            needs_restart.append("server")
+        if self.config.limits != config.limits:
+            needs_restart.append("limits")
+        self.router = Router(config.models)
+        self.pipeline.router = self.router
+        self.pipeline.authenticator = _authenticator(config)
+        self.pipeline.max_body_bytes = config.server.max_body_bytes
+        if self.limiter is not None:
+            self.limiter.rules = RuleBook(config.tiers, config.users)
+        self.config = config
+        return needs_restart
+
+
+def _authenticator(config: GatewayConfig) -> Authenticator:
+    overrides = {user: o.tier for user, o in config.users.items() if o.tier is not None}
+    return Authenticator(InMemoryKeyStore(key_records(config)), overrides)
+
 
 def build_components(config: GatewayConfig) -> Components:
-    overrides = {user: o.tier for user, o in config.users.items() if o.tier is not None}
-    authenticator = Authenticator(InMemoryKeyStore(key_records(config)), overrides)
+    authenticator = _authenticator(config)
     router = Router(config.models)
     limiter = None
     if config.limits.enabled:

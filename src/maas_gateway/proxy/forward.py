@@ -16,7 +16,15 @@ from maas_gateway.proxy.exchange import Usage
 from maas_gateway.proxy.sse import SSEFollower
 from maas_gateway.proxy.upstream import UpstreamResponse
 
-__all__ = ["BackendStatusError", "BufferedAnswer", "StreamResult", "read_answer", "relay_stream"]
+__all__ = [
+    "BackendStatusError",
+    "BufferedAnswer",
+    "StreamResult",
+    "end_stream",
+    "passthrough_headers",
+    "read_answer",
+    "relay_stream",
+]
 
 # Headers a backend may not set on the client's answer: the gateway owns them.
 _RESERVED_RESPONSE_PREFIXES = ("x-ratelimit-", "retry-after", "x-request-id")
@@ -93,7 +101,7 @@ def backend_failure(status: int, body: bytes) -> GatewayError:
     message, code = _backend_message(body)
     if status >= 500 or status in (401, 403, 407):
         # The backend's own auth or crash is the operator's problem, not the caller's.
-        detail = f" It said: {message}" if message else ""
+        detail = f" It said: {message.rstrip('.')}." if message else ""
         return BackendError(f"The model backend failed with status {status}.{detail}")
     return BackendStatusError(status, message or f"The model backend rejected the request ({status}).", code)
 
@@ -112,6 +120,10 @@ def _backend_message(body: bytes) -> tuple[str, str]:
     return "", "backend_error"
 
 
+async def end_stream(send: Send) -> None:
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 async def relay_stream(
     response: UpstreamResponse,
     send: Send,
@@ -120,7 +132,11 @@ async def relay_stream(
     *,
     client_wants_usage: bool,
 ) -> StreamResult:
-    """Relay an SSE answer event by event; stop the backend if the client leaves."""
+    """Relay an SSE answer event by event; stop the backend if the client leaves.
+
+    The response is left open: the caller charges the usage first and then ends it with ``end_stream``,
+    so a client that sees the end of a stream also sees its tokens counted.
+    """
     follower = SSEFollower(client_wants_usage=client_wants_usage)
     disconnected = asyncio.Event()
 
@@ -149,7 +165,6 @@ async def relay_stream(
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
     return StreamResult(
         usage=Usage.from_backend(follower.usage),
         client_disconnected=disconnected.is_set(),

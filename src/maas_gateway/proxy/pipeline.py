@@ -16,7 +16,7 @@ from maas_gateway.errors import GatewayError
 from maas_gateway.limits import Admission, Limiter, TokenCharge, rate_limit_headers
 from maas_gateway.proxy.asgi import Receive, Scope, Send, read_body, request_header, send_response
 from maas_gateway.proxy.exchange import Exchange, Usage
-from maas_gateway.proxy.forward import passthrough_headers, read_answer, relay_stream
+from maas_gateway.proxy.forward import end_stream, passthrough_headers, read_answer, relay_stream
 from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS, GenerationRequest, parse_body
 from maas_gateway.proxy.upstream import UpstreamRequest, UpstreamTransport
 from maas_gateway.proxy.upstream_request import upstream_body, upstream_headers
@@ -130,7 +130,10 @@ class Pipeline:
                 max(result.generated_chunks, estimate_tokens("x" * result.generated_chars)),
                 estimated=True,
             )
-            await self._charge(exchange, admission, model, usage)
+            try:
+                await self._charge(exchange, admission, model, usage)
+            finally:
+                await end_stream(send)
             return
         answer = await read_answer(response)
         usage = answer.usage or Usage(_prompt_estimate(data), -(-answer.output_chars // 4), estimated=True)

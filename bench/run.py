@@ -1,0 +1,327 @@
+"""Benchmark the gateway against the simulator it fronts, on one gateway core, in one command.
+
+Usage: ``.venv/bin/python bench/run.py [--quick] [--duration 10s]`` (or ``make bench``).
+
+It starts ``maas sim`` and then, one at a time, a gateway per variant (limits off, limits on, access log
+off), each on a free loopback port. The gateway is pinned to one CPU and the simulator and wrk to
+another, so the gateway's figures mean "what one core of gateway does" and the load generator never
+steals that core. Every scenario (non-streaming and streaming chat, at 32 connections and at 1) is
+measured directly against the simulator and through each gateway, after a warm-up run. The results are
+printed as tables and written to ``bench/results/latest.json``; see bench/README.md for how to read them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+from maas_gateway import __version__
+from report import DIRECT, Measurement, compare, print_tables, write_json
+from services import BENCH_KEY, Service, free_port, gateway_config, http_request, maas_command
+from wrk import WrkError, run_wrk, write_script, wrk_version
+
+__all__ = ["SCENARIOS", "VARIANTS", "Settings", "Variant", "main", "parse_args"]
+
+HERE = Path(__file__).resolve().parent
+_MESSAGES = [{"role": "user", "content": "Write one sentence about gateways."}]
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "chat": {"model": "simulator-model", "messages": _MESSAGES},
+    "stream": {"model": "simulator-model", "messages": _MESSAGES, "stream": True},
+}
+PATH = "/v1/chat/completions"
+HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {BENCH_KEY}"}
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One gateway configuration to measure."""
+
+    name: str
+    limits: bool
+    access_log: bool
+
+
+VARIANTS = {
+    v.name: v
+    for v in (
+        Variant("limits-off", limits=False, access_log=True),
+        Variant("limits-on", limits=True, access_log=True),
+        Variant("no-access-log", limits=False, access_log=False),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    duration_s: float
+    warmup_s: float
+    connections: tuple[int, ...]
+    scenarios: tuple[str, ...]
+    variants: tuple[Variant, ...]
+    gateway_cpu: int | None
+    load_cpu: int | None
+    output: Path
+    log_dir: Path | None
+    check: bool
+
+
+def _seconds(text: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)?", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a duration such as 10s, 500ms or 1m")
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}[match.group(2)]
+    return float(match.group(1)) * scale
+
+
+def _names(text: str, known: Sequence[str]) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(known)} (comma separated)")
+    return names
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--duration", type=_seconds, help="length of each measured run (default 10s)")
+    parser.add_argument("--warmup", type=_seconds, help="warm-up run before each measurement (default 2s)")
+    parser.add_argument("--quick", action="store_true", help="3 s runs and 1 s warm-ups: a smoke run")
+    parser.add_argument("--connections", default="32,1", help="connection counts, largest first (32,1)")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="chat,stream")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"{','.join(VARIANTS)}")
+    parser.add_argument("--gateway-cpu", type=int, default=0, help="CPU for the gateway (0)")
+    parser.add_argument("--load-cpu", type=int, default=1, help="CPU for the simulator and wrk (1)")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin processes with taskset")
+    parser.add_argument("--output", type=Path, default=HERE / "results" / "latest.json")
+    parser.add_argument("--log-dir", type=Path, help="keep the scripts, configs and server logs here")
+    parser.add_argument("--check", action="store_true", help="exit with status 1 if a target is missed")
+    args = parser.parse_args(argv)
+    try:
+        connections = tuple(sorted({int(c) for c in args.connections.split(",")}, reverse=True))
+        scenarios = _names(args.scenarios, list(SCENARIOS))
+        variants = tuple(VARIANTS[n] for n in _names(args.variants, list(VARIANTS)))
+    except (ValueError, argparse.ArgumentTypeError) as exc:
+        parser.error(str(exc))
+    if not connections or min(connections) < 1:
+        parser.error("--connections must be positive integers")
+    return Settings(
+        duration_s=args.duration or (3.0 if args.quick else 10.0),
+        warmup_s=args.warmup or (1.0 if args.quick else 2.0),
+        connections=connections,
+        scenarios=scenarios,
+        variants=variants,
+        gateway_cpu=None if args.no_pin else args.gateway_cpu,
+        load_cpu=None if args.no_pin else args.load_cpu,
+        output=args.output,
+        log_dir=args.log_dir,
+        check=args.check,
+    )
+
+
+def preflight(url: str, scenario: str) -> str | None:
+    """Send the scenario's request once and check the answer is a 200 of the right kind."""
+    body = json.dumps(SCENARIOS[scenario]).encode()
+    try:
+        status, headers, answer = http_request(url + PATH, body, HEADERS)
+    except OSError as exc:
+        return f"preflight request failed: {exc}"
+    if status != 200:
+        return f"preflight answered {status}: {answer[:200].decode('utf-8', 'replace')}"
+    if scenario == "stream":
+        if not headers.get("content-type", "").startswith("text/event-stream"):
+            return f"preflight stream has content type {headers.get('content-type')!r}"
+        if b"data: [DONE]" not in answer or b'"error"' in answer:
+            return "preflight stream did not end with data: [DONE] or carried an error"
+    elif b'"choices"' not in answer:
+        return "preflight answer has no choices"
+    return None
+
+
+def measure(
+    settings: Settings,
+    scripts: dict[str, Path],
+    target: str,
+    url: str,
+    simulator: Service,
+    gateway: Service | None,
+    console: Console,
+) -> list[Measurement]:
+    """Every scenario at every connection count against ``url``: warm up, then measure."""
+    out = []
+    for scenario in settings.scenarios:
+        for connections in settings.connections:
+            m = Measurement(target, scenario, connections)
+            m.error = preflight(url, scenario)
+            if m.error is None:
+                try:
+                    args = {"connections": connections, "cpu": settings.load_cpu}
+                    run_wrk(url + PATH, scripts[scenario], duration_s=settings.warmup_s, **args)
+                    gw0, sim0 = (gateway.cpu_seconds() if gateway else 0.0), simulator.cpu_seconds()
+                    m.result = run_wrk(url + PATH, scripts[scenario], duration_s=settings.duration_s, **args)
+                    if gateway is not None:
+                        m.gateway_cpu_s = gateway.cpu_seconds() - gw0
+                    m.simulator_cpu_s = simulator.cpu_seconds() - sim0
+                except WrkError as exc:
+                    m.error = str(exc)
+            for service in (simulator, gateway):
+                if service is not None:
+                    service.check_alive()
+            if m.result is not None and (m.result.error_count or not m.result.requests):
+                m.error = m.result.describe_errors() or "no request completed"
+            r = m.result
+            figures = f"{r.rps:,.0f} req/s, p50 {r.p50_ms:.3f} ms, p99 {r.p99_ms:.3f} ms" if r else ""
+            console.print(f"  {target:<14} {scenario:<6} c={connections:<3} {figures}", end="")
+            console.print(f"  [red]{m.error}[/]" if m.error else "", highlight=False)
+            out.append(m)
+    return out
+
+
+def run(settings: Settings, work: Path, console: Console) -> list[Measurement]:
+    """Start the simulator, measure it directly, then each gateway variant in turn; stop everything."""
+    scripts = {
+        s: write_script(work / f"{s}.lua", json.dumps(SCENARIOS[s]).encode(), HEADERS) for s in SCENARIOS
+    }
+    measurements: list[Measurement] = []
+    with ExitStack() as stack:
+        sim_port = free_port()
+        sim_args = maas_command("sim", "--port", str(sim_port))
+        simulator = Service(
+            "simulator",
+            sim_args,
+            sim_port,
+            work / "simulator.log",
+            cpu=settings.load_cpu,
+            ready_path="/health",
+        )
+        stack.enter_context(simulator)
+        console.print(f"[bold]{DIRECT}[/]: simulator at {simulator.url} (CPU {settings.load_cpu})")
+        measurements += measure(settings, scripts, DIRECT, simulator.url, simulator, None, console)
+        for variant in settings.variants:
+            port = free_port()
+            config = gateway_config(simulator.url, port, limits=variant.limits, access_log=variant.access_log)
+            path = work / f"gateway-{variant.name}.yaml"
+            path.write_text(yaml.safe_dump(config, sort_keys=False), "utf-8")
+            args = maas_command("serve", "--config", str(path), "--log-level", "warning")
+            log = work / f"gateway-{variant.name}.log"
+            with Service(
+                f"gateway {variant.name}", args, port, log, cpu=settings.gateway_cpu, ready_path="/ready"
+            ) as gateway:
+                console.print(
+                    f"[bold]{variant.name}[/]: gateway at {gateway.url} (CPU {settings.gateway_cpu})"
+                )
+                measurements += measure(
+                    settings, scripts, variant.name, gateway.url, simulator, gateway, console
+                )
+    return measurements
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=HERE, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip()
+
+
+def _cpu_model() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+
+
+def metadata(settings: Settings) -> dict[str, Any]:
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "maas_gateway": __version__,
+        "git_commit": _git("rev-parse", "--short", "HEAD"),
+        "git_dirty": bool(_git("status", "--porcelain", "--", "src")),
+        "machine": {"cpu": _cpu_model(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "python": platform.python_version(),
+        "wrk": wrk_version(),
+        "settings": {
+            "duration_s": settings.duration_s,
+            "warmup_s": settings.warmup_s,
+            "connections": list(settings.connections),
+            "scenarios": list(settings.scenarios),
+            "variants": [v.name for v in settings.variants],
+            "gateway_cpu": settings.gateway_cpu,
+            "load_cpu": settings.load_cpu,
+        },
+    }
+
+
+def _preconditions(settings: Settings) -> str | None:
+    tools = ["wrk"] + (["taskset"] if settings.gateway_cpu is not None else [])
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        return f"{' and '.join(missing)} not found on PATH."
+    cpus = [c for c in (settings.gateway_cpu, settings.load_cpu) if c is not None]
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(cpus)
+    if any(c not in allowed for c in cpus):
+        return f"CPUs {cpus} are not all available (allowed: {sorted(allowed)}); use --no-pin or other CPUs."
+    return None
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the ExitStack, which stops every child
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
+    console = Console()
+    problem = _preconditions(settings)
+    if problem:
+        console.print(f"[red]{problem}[/]")
+        return 2
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
+    meta = metadata(settings)
+    console.print(
+        f"maas-gateway {__version__} ({meta['git_commit']}), {meta['wrk']}, {meta['machine']['cpu']}"
+    )
+    console.print(f"{settings.duration_s:g} s runs after {settings.warmup_s:g} s warm-ups")
+    try:
+        with tempfile.TemporaryDirectory(prefix="maas-bench-") as temp:
+            work = settings.log_dir or Path(temp)
+            work.mkdir(parents=True, exist_ok=True)
+            measurements = run(settings, work, console)
+    except KeyboardInterrupt:
+        console.print("[red]Interrupted; every child process has been stopped.[/]")
+        return 130
+    except RuntimeError as exc:
+        console.print(f"[red]The benchmark could not run: {exc}[/]")
+        return 2
+    load = settings.connections[0]
+    comparisons = compare(measurements, load)
+    print_tables(console, measurements, comparisons, load)
+    write_json(settings.output, meta, measurements, comparisons)
+    console.print(f"Results written to {settings.output}")
+    failed = any(m.error for m in measurements)
+    missed = any(not ok for c in comparisons for ok in c.meets.values())
+    return 1 if failed or (settings.check and missed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""A real HTTP backend that misbehaves on purpose, chosen by the first path segment of its base URL.
+
+The gateway appends the OpenAI path to a backend URL, so a model whose backend is
+``http://127.0.0.1:PORT/garbage`` receives ``POST /garbage/v1/chat/completions`` here. Behaviours:
+
+- ``record``: answers like a model and remembers the request headers (``GET /record/last``).
+- ``garbage``: 200 with a body that is not JSON.     - ``error500`` / ``error400``: backend errors.
+- ``slow``: answers after 3 seconds.                  - ``close``: drops the connection.
+- ``nousage``: a valid answer without ``usage``.      - ``stream-break``: two SSE events, then drops.
+- ``stream-nousage``: an SSE answer that never reports usage.
+
+Run as ``python fake_backend.py PORT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+_last_headers: dict[str, str] = {}
+_counts: dict[str, int] = {}
+
+
+def _answer(content: str, usage: bool = True) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "fake",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+        ],
+    }
+    if usage:
+        body["usage"] = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
+    return body
+
+
+def _event(payload: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def _chunk(text: str) -> dict[str, Any]:
+    return {
+        "id": "x",
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": {"content": text}}],
+    }
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    behaviour = request.match_info["behaviour"]
+    _counts[behaviour] = _counts.get(behaviour, 0) + 1
+    await request.read()
+    if behaviour == "record":
+        _last_headers.clear()
+        _last_headers.update({k.lower(): v for k, v in request.headers.items()})
+        return web.json_response(_answer("recorded"))
+    if behaviour == "garbage":
+        return web.Response(body=b"<html>not json</html>", content_type="text/html")
+    if behaviour == "error500":
+        return web.json_response({"error": {"message": "CUDA out of memory"}}, status=500)
+    if behaviour == "error400":
+        error = {"object": "error", "message": "This model's maximum context length is 8", "code": 400}
+        return web.json_response(error, status=400)
+    if behaviour == "slow":
+        await asyncio.sleep(3)
+        return web.json_response(_answer("slow"))
+    if behaviour == "close":
+        assert request.transport is not None
+        request.transport.close()
+        return web.Response()
+    if behaviour == "nousage":
+        return web.json_response(_answer("twelve chars" * 4, usage=False))
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(request)
+    if behaviour == "stream-break":
+        await response.write(_event(_chunk("one ")))
+        await response.write(_event(_chunk("two ")))
+        await asyncio.sleep(0.05)
+        assert request.transport is not None
+        request.transport.close()
+        return response
+    # stream-nousage
+    for word in ("alpha ", "beta ", "gamma"):
+        await response.write(_event(_chunk(word)))
+    await response.write(b"data: [DONE]\n\n")
+    return response
+
+
+async def last(request: web.Request) -> web.Response:
+    return web.json_response(_last_headers)
+
+
+async def counts(request: web.Request) -> web.Response:
+    return web.json_response(_counts)
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+def main() -> None:
+    app = web.Application()
+    app.router.add_get("/health", health)
+    app.router.add_get("/record/last", last)
+    app.router.add_get("/counts", counts)
+    app.router.add_post("/{behaviour}/v1/{tail:.*}", handle)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Helpers for tests of limits over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+__all__ = ["chat", "concurrent_statuses", "wait_for_fresh_window"]
+
+
+def wait_for_fresh_window(window: float = 60.0, needed: float = 20.0) -> None:
+    """Sleep into the next window if fewer than ``needed`` seconds are left in the current one.
+
+    Limit windows are aligned to the epoch, so a test that counts to a limit must not straddle a boundary.
+    """
+    left = window - (time.time() % window)
+    if left < needed:
+        time.sleep(left + 0.05)
+
+
+def chat(url: str, key: str, *, model: str = "simulator-model", **extra: Any) -> httpx.Response:
+    body = {"model": model, "messages": [{"role": "user", "content": "Hello"}], **extra}
+    return httpx.post(
+        url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    )
+
+
+def concurrent_statuses(url: str, keys: Sequence[str], **extra: Any) -> list[int]:
+    """Send one chat request per key, all at once, and return the statuses."""
+
+    async def run() -> list[int]:
+        limits = httpx.Limits(max_connections=len(keys), max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+            body = {"model": "simulator-model", "messages": [{"role": "user", "content": "Hi"}], **extra}
+
+            async def one(key: str) -> int:
+                response = await client.post(
+                    "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}
+                )
+                return response.status_code
+
+            return list(await asyncio.gather(*(one(key) for key in keys)))
+
+    return asyncio.run(run())

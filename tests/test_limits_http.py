@@ -1,0 +1,174 @@
+"""The origin system's limit scenarios over real HTTP, against a gateway and the simulator on loopback."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import httpx
+import pytest
+
+from tests.conftest import GatewayFactory
+from tests.support.configs import demo_dict
+from tests.support.limits import chat, concurrent_statuses, wait_for_fresh_window
+from tests.support.processes import ServerProcess
+
+
+@pytest.fixture
+def demo(simulator: ServerProcess, gateway_factory: GatewayFactory) -> ServerProcess:
+    """A fresh demo gateway (fresh counters), started well inside a minute window."""
+    wait_for_fresh_window()
+    return gateway_factory(demo_dict(simulator.url))
+
+
+def test_free_user_gets_five_requests_then_429_twice(demo: ServerProcess) -> None:
+    """A free user gets 5 requests per 2 minutes; the 6th and 7th are 429 with Retry-After."""
+    statuses = [chat(demo.url, "freeuser1_key", max_tokens=1).status_code for _ in range(5)]
+    assert statuses == [200] * 5
+    for _ in range(2):
+        limited = chat(demo.url, "freeuser1_key", max_tokens=1)
+        assert limited.status_code == 429
+        error = limited.json()["error"]
+        assert error["type"] == "rate_limit_error"
+        assert "5 requests per 2m" in error["message"]
+        assert 1 <= int(limited.headers["retry-after"]) <= 120
+        assert limited.headers["x-ratelimit-remaining-requests"] == "0"
+
+
+def test_second_free_user_is_unaffected(demo: ServerProcess) -> None:
+    """Counters are per user: one free user's 429 leaves another free user untouched."""
+    for _ in range(5):
+        chat(demo.url, "freeuser1_key", max_tokens=1)
+    assert chat(demo.url, "freeuser1_key", max_tokens=1).status_code == 429
+    response = chat(demo.url, "freeuser2_key", max_tokens=1)
+    assert response.status_code == 200
+    assert response.headers["x-ratelimit-remaining-requests"] == "4"
+
+
+def test_premium_user_gets_twenty(demo: ServerProcess) -> None:
+    """A premium user gets 20 requests per 2 minutes, then 429."""
+    statuses = [chat(demo.url, "premiumuser1_key", max_tokens=1).status_code for _ in range(21)]
+    assert statuses == [200] * 20 + [429]
+
+
+def test_models_and_health_are_never_limited(demo: ServerProcess) -> None:
+    """A user who is rate limited can still list models; health needs no quota."""
+    for _ in range(6):
+        chat(demo.url, "freeuser1_key", max_tokens=1)
+    models = httpx.get(demo.url + "/v1/models", headers={"Authorization": "Bearer freeuser1_key"})
+    assert models.status_code == 200
+    assert httpx.get(demo.url + "/health").status_code == 200
+
+
+def test_token_headers_follow_usage_and_429_comes_when_the_minute_is_spent(demo: ServerProcess) -> None:
+    """Each answer's token headers match its usage; the first 429 comes exactly when 200 tokens are spent."""
+    spent = 0
+    for _ in range(4):
+        response = chat(demo.url, "freeuser2_key", max_tokens=40)
+        assert response.status_code == 200
+        usage = response.json()["usage"]
+        spent += usage["total_tokens"]
+        assert int(response.headers["x-ratelimit-consumed-tokens"]) == usage["total_tokens"] == 50
+        assert response.headers["x-ratelimit-limit-tokens"] == "200"
+        assert int(response.headers["x-ratelimit-remaining-tokens"]) == 200 - spent
+    limited = chat(demo.url, "freeuser2_key", max_tokens=1)
+    assert limited.status_code == 429
+    assert "200 tokens per 1m" in limited.json()["error"]["message"]
+    assert limited.headers["x-ratelimit-remaining-tokens"] == "0"
+    # The rejected request did not count against the request window (4 of 5 used).
+    assert limited.headers["x-ratelimit-remaining-requests"] == "1"
+
+
+def test_streamed_answers_are_charged(demo: ServerProcess) -> None:
+    """A stream is charged its usage even when the client did not ask to see it."""
+    with httpx.stream(
+        "POST",
+        demo.url + "/v1/chat/completions",
+        headers={"Authorization": "Bearer premiumuser2_key"},
+        json={
+            "model": "simulator-model",
+            "stream": True,
+            "max_tokens": 90,
+            "messages": [{"role": "user", "content": "Hello"}],
+        },
+    ) as response:
+        assert response.status_code == 200
+        body = "".join(response.iter_text())
+    assert '"usage"' not in body
+    after = chat(demo.url, "premiumuser2_key", max_tokens=1)
+    assert int(after.headers["x-ratelimit-remaining-tokens"]) == 1000 - 100 - 11
+
+
+def test_concurrent_enterprise_burst_admits_exactly_one_hundred(demo: ServerProcess) -> None:
+    """130 simultaneous requests from one enterprise user: exactly 100 are admitted."""
+    statuses = Counter(concurrent_statuses(demo.url, ["enterpriseuser1_key"] * 130, max_tokens=1))
+    assert statuses == Counter({200: 100, 429: 30})
+
+
+def test_concurrent_free_burst_admits_exactly_five(demo: ServerProcess) -> None:
+    """60 simultaneous requests from one free user: exactly 5 are admitted."""
+    statuses = Counter(concurrent_statuses(demo.url, ["freeuser1_key"] * 60, max_tokens=1))
+    assert statuses == Counter({200: 5, 429: 55})
+
+
+def test_multiplier_and_per_model_scope(simulator: ServerProcess, gateway_factory: GatewayFactory) -> None:
+    """A 2x model is charged double; a limit scoped to one model does not touch another."""
+    config = demo_dict(simulator.url)
+    config["models"].append(
+        {
+            "name": "big-model",
+            "backends": [simulator.url],
+            "served_name": "simulator-model",
+            "token_multiplier": 2.0,
+        }
+    )
+    config["tiers"]["premium"]["limits"].append(
+        {"limit": 2, "unit": "requests", "window": "1h", "model": "big-model"}
+    )
+    wait_for_fresh_window()
+    gateway = gateway_factory(config)
+    big = chat(gateway.url, "premiumuser1_key", model="big-model", max_tokens=5)
+    assert big.json()["usage"]["total_tokens"] == 15
+    assert big.headers["x-ratelimit-consumed-tokens"] == "30"
+    assert chat(gateway.url, "premiumuser1_key", model="big-model", max_tokens=5).status_code == 200
+    third = chat(gateway.url, "premiumuser1_key", model="big-model", max_tokens=5)
+    assert third.status_code == 429
+    assert "on model 'big-model'" in third.json()["error"]["message"]
+    assert chat(gateway.url, "premiumuser1_key", max_tokens=5).status_code == 200
+
+
+def test_completion_token_limit_counts_output_only(
+    simulator: ServerProcess, gateway_factory: GatewayFactory
+) -> None:
+    """A `completion_tokens` limit is spent by output tokens alone, and headers stand in for it."""
+    config = demo_dict(simulator.url)
+    config["tiers"]["free"]["limits"] = [{"limit": 25, "unit": "completion_tokens", "window": "1h"}]
+    gateway = gateway_factory(config)
+    first = chat(gateway.url, "freeuser1_key", max_tokens=20)
+    assert first.headers["x-ratelimit-remaining-tokens"] == "5"
+    assert chat(gateway.url, "freeuser1_key", max_tokens=20).status_code == 200
+    assert chat(gateway.url, "freeuser1_key", max_tokens=1).status_code == 429
+
+
+def test_reserve_mode_never_lets_a_user_exceed(
+    simulator: ServerProcess, gateway_factory: GatewayFactory
+) -> None:
+    """With reserve on, a request whose worst case does not fit is refused, so usage never passes the limit."""
+    config = demo_dict(simulator.url)
+    config["tiers"]["free"] = {
+        "reserve": True,
+        "reserve_default_max_tokens": 50,
+        "limits": [{"limit": 150, "unit": "tokens", "window": "1h"}],
+    }
+    gateway = gateway_factory(config)
+    used = 0
+    statuses = []
+    for _ in range(6):
+        response = chat(gateway.url, "freeuser1_key", max_tokens=40)
+        statuses.append(response.status_code)
+        if response.status_code == 200:
+            used += response.json()["usage"]["total_tokens"]
+    assert used <= 150
+    assert statuses[0] == 200 and statuses[-1] == 429
+    # Without max_tokens the gateway caps output at the reserved default, so the bound still holds.
+    fresh = chat(gateway.url, "freeuser2_key")
+    assert fresh.json()["usage"]["completion_tokens"] == 50
