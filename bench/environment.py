@@ -15,9 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from wrk import wrk_version
-
 from maas_gateway import __version__
+from wrk import wrk_version
 
 __all__ = ["describe", "problems"]
 

@@ -124,6 +124,12 @@ def _mark(ok: bool | None) -> str:
     return "" if ok is None else (" [green]ok[/]" if ok else " [red]MISS[/]")
 
 
+def _short(text: str, limit: int = 60) -> str:
+    """The first line of an error, cut to fit a table cell (the JSON file keeps all of it)."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
@@ -149,7 +155,7 @@ def print_tables(
         previous = (m.scenario, m.connections)
         c = by_key.get((m.target, m.scenario, m.connections))
         r = m.result
-        errors = m.error or (r.describe_errors() if r else "no result")
+        errors = _short(m.error or (r.describe_errors() if r else "no result"))
         busy = m.gateway_busy
         table.add_row(
             m.scenario,

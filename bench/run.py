@@ -14,18 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import re
-import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -33,10 +27,10 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-from maas_gateway import __version__
+import environment
 from report import DIRECT, Measurement, compare, print_tables, write_json
 from services import BENCH_KEY, Service, free_port, gateway_config, http_request, maas_command
-from wrk import WrkError, run_wrk, write_script, wrk_version
+from wrk import WrkError, run_wrk, write_script
 
 __all__ = ["SCENARIOS", "VARIANTS", "Settings", "Variant", "main", "parse_args"]
 
@@ -81,6 +75,17 @@ class Settings:
     output: Path
     log_dir: Path | None
     check: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "duration_s": self.duration_s,
+            "warmup_s": self.warmup_s,
+            "connections": list(self.connections),
+            "scenarios": list(self.scenarios),
+            "variants": [v.name for v in self.variants],
+            "gateway_cpu": self.gateway_cpu,
+            "load_cpu": self.load_cpu,
+        }
 
 
 def _seconds(text: str) -> float:
@@ -136,11 +141,14 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     )
 
 
-def preflight(url: str, scenario: str) -> str | None:
-    """Send the scenario's request once and check the answer is a 200 of the right kind."""
-    body = json.dumps(SCENARIOS[scenario]).encode()
+def preflight(port: int, scenario: str) -> str | None:
+    """Send the scenario's request once and check the answer is a 200 of the right kind.
+
+    wrk counts only statuses of 400 and more as errors and never looks at bodies, so a gateway that
+    answered quickly with something else would otherwise look fast.
+    """
     try:
-        status, headers, answer = http_request(url + PATH, body, HEADERS)
+        status, headers, answer = http_request(port, PATH, json.dumps(SCENARIOS[scenario]).encode(), HEADERS)
     except OSError as exc:
         return f"preflight request failed: {exc}"
     if status != 200:
@@ -148,48 +156,58 @@ def preflight(url: str, scenario: str) -> str | None:
     if scenario == "stream":
         if not headers.get("content-type", "").startswith("text/event-stream"):
             return f"preflight stream has content type {headers.get('content-type')!r}"
-        if b"data: [DONE]" not in answer or b'"error"' in answer:
-            return "preflight stream did not end with data: [DONE] or carried an error"
+        if not answer.rstrip().endswith(b"data: [DONE]") or b'"error"' in answer:
+            return "preflight stream did not end with data: [DONE], or carried an error"
     elif b'"choices"' not in answer:
         return "preflight answer has no choices"
     return None
+
+
+def measure_one(
+    settings: Settings, script: Path, m: Measurement, server: Service, simulator: Service, gateway: bool
+) -> None:
+    """Warm up, then measure one scenario at one connection count; fill in ``m``."""
+    m.error = preflight(server.port, m.scenario)
+    if m.error is not None:
+        return
+    url = server.url + PATH
+    try:
+        run_wrk(url, script, connections=m.connections, duration_s=settings.warmup_s, cpu=settings.load_cpu)
+        gateway_before, sim_before = server.cpu_seconds(), simulator.cpu_seconds()
+        m.result = run_wrk(
+            url, script, connections=m.connections, duration_s=settings.duration_s, cpu=settings.load_cpu
+        )
+        m.gateway_cpu_s = server.cpu_seconds() - gateway_before if gateway else None
+        m.simulator_cpu_s = simulator.cpu_seconds() - sim_before
+    except WrkError as exc:
+        m.error = str(exc)
+        return
+    if m.result.error_count or not m.result.requests:
+        m.error = m.result.describe_errors() or "no request completed"
 
 
 def measure(
     settings: Settings,
     scripts: dict[str, Path],
     target: str,
-    url: str,
+    server: Service,
     simulator: Service,
-    gateway: Service | None,
     console: Console,
 ) -> list[Measurement]:
-    """Every scenario at every connection count against ``url``: warm up, then measure."""
+    """Every scenario at every connection count against ``server`` (the simulator or a gateway)."""
     out = []
     for scenario in settings.scenarios:
         for connections in settings.connections:
             m = Measurement(target, scenario, connections)
-            m.error = preflight(url, scenario)
-            if m.error is None:
-                try:
-                    args = {"connections": connections, "cpu": settings.load_cpu}
-                    run_wrk(url + PATH, scripts[scenario], duration_s=settings.warmup_s, **args)
-                    gw0, sim0 = (gateway.cpu_seconds() if gateway else 0.0), simulator.cpu_seconds()
-                    m.result = run_wrk(url + PATH, scripts[scenario], duration_s=settings.duration_s, **args)
-                    if gateway is not None:
-                        m.gateway_cpu_s = gateway.cpu_seconds() - gw0
-                    m.simulator_cpu_s = simulator.cpu_seconds() - sim0
-                except WrkError as exc:
-                    m.error = str(exc)
-            for service in (simulator, gateway):
-                if service is not None:
-                    service.check_alive()
-            if m.result is not None and (m.result.error_count or not m.result.requests):
-                m.error = m.result.describe_errors() or "no request completed"
+            measure_one(settings, scripts[scenario], m, server, simulator, gateway=server is not simulator)
+            for service in {server, simulator}:
+                service.check_alive()  # a crashed server is fatal, not a slow scenario
             r = m.result
-            figures = f"{r.rps:,.0f} req/s, p50 {r.p50_ms:.3f} ms, p99 {r.p99_ms:.3f} ms" if r else ""
-            console.print(f"  {target:<14} {scenario:<6} c={connections:<3} {figures}", end="")
-            console.print(f"  [red]{m.error}[/]" if m.error else "", highlight=False)
+            figures = f"{r.rps:9,.0f} req/s  p50 {r.p50_ms:7.3f} ms  p99 {r.p99_ms:7.3f} ms" if r else ""
+            error = f"  [red]{m.error}[/]" if m.error else ""
+            console.print(
+                f"  {target:<14} {scenario:<6} c={connections:<3} {figures}{error}", highlight=False
+            )
             out.append(m)
     return out
 
@@ -197,23 +215,16 @@ def measure(
 def run(settings: Settings, work: Path, console: Console) -> list[Measurement]:
     """Start the simulator, measure it directly, then each gateway variant in turn; stop everything."""
     scripts = {
-        s: write_script(work / f"{s}.lua", json.dumps(SCENARIOS[s]).encode(), HEADERS) for s in SCENARIOS
+        s: write_script(work / f"{s}.lua", json.dumps(body).encode(), HEADERS)
+        for s, body in SCENARIOS.items()
     }
     measurements: list[Measurement] = []
-    with ExitStack() as stack:
-        sim_port = free_port()
-        sim_args = maas_command("sim", "--port", str(sim_port))
-        simulator = Service(
-            "simulator",
-            sim_args,
-            sim_port,
-            work / "simulator.log",
-            cpu=settings.load_cpu,
-            ready_path="/health",
-        )
-        stack.enter_context(simulator)
-        console.print(f"[bold]{DIRECT}[/]: simulator at {simulator.url} (CPU {settings.load_cpu})")
-        measurements += measure(settings, scripts, DIRECT, simulator.url, simulator, None, console)
+    port = free_port()
+    args = maas_command("sim", "--port", str(port))
+    log = work / "simulator.log"
+    with Service("simulator", args, port, log, cpu=settings.load_cpu, ready_path="/health") as simulator:
+        console.print(f"[bold]{DIRECT}[/]: simulator at {simulator.url}, CPU {settings.load_cpu}")
+        measurements += measure(settings, scripts, DIRECT, simulator, simulator, console)
         for variant in settings.variants:
             port = free_port()
             config = gateway_config(simulator.url, port, limits=variant.limits, access_log=variant.access_log)
@@ -221,87 +232,33 @@ def run(settings: Settings, work: Path, console: Console) -> list[Measurement]:
             path.write_text(yaml.safe_dump(config, sort_keys=False), "utf-8")
             args = maas_command("serve", "--config", str(path), "--log-level", "warning")
             log = work / f"gateway-{variant.name}.log"
-            with Service(
-                f"gateway {variant.name}", args, port, log, cpu=settings.gateway_cpu, ready_path="/ready"
-            ) as gateway:
+            name = f"gateway {variant.name}"
+            with Service(name, args, port, log, cpu=settings.gateway_cpu, ready_path="/ready") as gateway:
                 console.print(
-                    f"[bold]{variant.name}[/]: gateway at {gateway.url} (CPU {settings.gateway_cpu})"
+                    f"[bold]{variant.name}[/]: gateway at {gateway.url}, CPU {settings.gateway_cpu}"
                 )
-                measurements += measure(
-                    settings, scripts, variant.name, gateway.url, simulator, gateway, console
-                )
+                measurements += measure(settings, scripts, variant.name, gateway, simulator, console)
     return measurements
 
 
-def _git(*args: str) -> str:
-    try:
-        done = subprocess.run(
-            ["git", *args], cwd=HERE, capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return done.stdout.strip()
-
-
-def _cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor()
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
-
-
-def metadata(settings: Settings) -> dict[str, Any]:
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "maas_gateway": __version__,
-        "git_commit": _git("rev-parse", "--short", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain", "--", "src")),
-        "machine": {"cpu": _cpu_model(), "cpus": os.cpu_count(), "platform": platform.platform()},
-        "python": platform.python_version(),
-        "wrk": wrk_version(),
-        "settings": {
-            "duration_s": settings.duration_s,
-            "warmup_s": settings.warmup_s,
-            "connections": list(settings.connections),
-            "scenarios": list(settings.scenarios),
-            "variants": [v.name for v in settings.variants],
-            "gateway_cpu": settings.gateway_cpu,
-            "load_cpu": settings.load_cpu,
-        },
-    }
-
-
-def _preconditions(settings: Settings) -> str | None:
-    tools = ["wrk"] + (["taskset"] if settings.gateway_cpu is not None else [])
-    missing = [tool for tool in tools if shutil.which(tool) is None]
-    if missing:
-        return f"{' and '.join(missing)} not found on PATH."
-    cpus = [c for c in (settings.gateway_cpu, settings.load_cpu) if c is not None]
-    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(cpus)
-    if any(c not in allowed for c in cpus):
-        return f"CPUs {cpus} are not all available (allowed: {sorted(allowed)}); use --no-pin or other CPUs."
-    return None
-
-
 def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the ExitStack, which stops every child
+    raise SystemExit(128 + signum)  # unwinds through every `with Service`, which stops its child
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_args(argv)
-    console = Console()
-    problem = _preconditions(settings)
+    # Piped output (CI logs, `| tee`) would otherwise be cut to 80 columns, too narrow for the table.
+    console = Console() if sys.stdout.isatty() else Console(width=170)
+    cpus = [c for c in (settings.gateway_cpu, settings.load_cpu) if c is not None]
+    problem = environment.problems(cpus, pin=bool(cpus))
     if problem:
         console.print(f"[red]{problem}[/]")
         return 2
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
-    meta = metadata(settings)
-    console.print(
-        f"maas-gateway {__version__} ({meta['git_commit']}), {meta['wrk']}, {meta['machine']['cpu']}"
-    )
-    console.print(f"{settings.duration_s:g} s runs after {settings.warmup_s:g} s warm-ups")
+    meta = environment.describe()
+    console.print(f"maas-gateway {meta['maas_gateway']} ({meta['git_commit']}), {meta['wrk']}")
+    console.print(f"{settings.duration_s:g} s runs, each after a {settings.warmup_s:g} s warm-up")
     try:
         with tempfile.TemporaryDirectory(prefix="maas-bench-") as temp:
             work = settings.log_dir or Path(temp)
@@ -311,14 +268,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print("[red]Interrupted; every child process has been stopped.[/]")
         return 130
     except RuntimeError as exc:
-        console.print(f"[red]The benchmark could not run: {exc}[/]")
+        console.print(f"[red]The benchmark could not run: {exc}[/]", highlight=False)
         return 2
     load = settings.connections[0]
     comparisons = compare(measurements, load)
     print_tables(console, measurements, comparisons, load)
+    meta["settings"] = settings.as_dict()
     write_json(settings.output, meta, measurements, comparisons)
     console.print(f"Results written to {settings.output}")
-    failed = any(m.error for m in measurements)
+    failed = [m for m in measurements if m.error]
+    if failed:
+        console.print(f"[red]{len(failed)} run(s) had errors; their figures are not to be trusted.[/]")
     missed = any(not ok for c in comparisons for ok in c.meets.values())
     return 1 if failed or (settings.check and missed) else 0
 

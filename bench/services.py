@@ -70,7 +70,11 @@ def gateway_config(backend: str, port: int, *, limits: bool, access_log: bool) -
 
 
 def http_request(
-    port: int, path: str, body: bytes | None = None, headers: dict[str, str] | None = None, timeout: float = 5.0
+    port: int,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 5.0,
 ) -> tuple[int, dict[str, str], bytes]:
     """One request to a loopback port, read to the end; error statuses are returned, not raised."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)

@@ -80,7 +80,7 @@ def _lua_long_string(text: str) -> str:
 def write_script(path: Path, body: bytes, headers: Mapping[str, str]) -> Path:
     """Write a wrk script that POSTs ``body`` with ``headers`` and reports through ``done()``."""
     lines = ['wrk.method = "POST"', f"wrk.body = {_lua_long_string(body.decode('utf-8'))}"]
-    lines += [f"wrk.headers[{_lua_long_string(k)}] = {_lua_long_string(v)}" for k, v in headers.items()]
+    lines += [f"wrk.headers[ {_lua_long_string(k)} ] = {_lua_long_string(v)}" for k, v in headers.items()]
     path.write_text("\n".join(lines) + "\n" + _DONE.replace("__MARKER__", _MARKER), "utf-8")
     return path
 
@@ -115,8 +115,8 @@ def run_wrk(
     for line in done.stdout.splitlines():
         if line.startswith(_MARKER):
             return _parse(json.loads(line.removeprefix(_MARKER)))
-    output = (done.stdout + done.stderr).strip()[-2000:]
-    raise WrkError(f"wrk exited with status {done.returncode} and no result:\n{output}")
+    output = (done.stderr.strip() or done.stdout.strip())[-1000:]
+    raise WrkError(f"wrk exited with status {done.returncode} and no result: {output}")
 
 
 def _parse(data: dict[str, Any]) -> WrkResult:

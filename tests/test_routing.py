@@ -83,7 +83,7 @@ def test_shared_host_picks_by_body_model() -> None:
 
 def test_shared_host_refuses_a_model_it_does_not_serve() -> None:
     """On a shared host a model served elsewhere is a 404 naming the host."""
-    with pytest.raises(ModelNotFoundError, match="not served at host 'shared.example.com'") as caught:
+    with pytest.raises(ModelNotFoundError, match=r"not served at host 'shared\.example\.com'") as caught:
         _router().resolve(host="shared.example.com", prefix=None, requested="plain")
     assert caught.value.status_code == 404
     assert caught.value.param == "model"

@@ -40,20 +40,6 @@ def _sim(directory: Path, *options: str) -> Iterator[httpx.Client]:
         yield http
 
 
-@pytest.fixture(scope="module")
-def echo_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    """A client for a simulator in echo mode."""
-    with _sim(tmp_path_factory.mktemp("echo"), "--mode", "echo") as http:
-        yield http
-
-
-@pytest.fixture(scope="module")
-def random_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    """A client for a simulator in random mode with a fixed seed."""
-    with _sim(tmp_path_factory.mktemp("random"), "--mode", "random", "--seed", "7") as http:
-        yield http
-
-
 def _post(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
     response = client.post(path, json=body)
     assert response.status_code == 200, response.text
@@ -72,10 +58,7 @@ def _stream(client: httpx.Client, path: str, body: dict[str, Any]) -> list[str]:
 def _assert_openai_error(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status
     error: dict[str, Any] = response.json()["error"]
-    assert isinstance(error["message"], str)
-    assert error["message"]
-    assert isinstance(error["type"], str)
-    assert isinstance(error["code"], str)
+    assert all(isinstance(error[field], str) and error[field] for field in ("message", "type", "code"))
     return error
 
 
@@ -268,46 +251,36 @@ def test_malformed_body_is_400(client: httpx.Client, content: bytes) -> None:
     assert _assert_openai_error(response, 400)["type"] == "invalid_request_error"
 
 
-def _content(body: dict[str, Any]) -> str:
-    content: str = body["choices"][0]["message"]["content"]
-    return content
-
-
-def test_echo_mode_returns_the_last_user_message(echo_client: httpx.Client) -> None:
-    """In echo mode the answer is the last user message, and a completion echoes its prompt."""
+def test_echo_mode_returns_the_last_user_message(tmp_path: Path) -> None:
+    """Echo mode answers the last user message (cut by max_tokens); a completion echoes its prompt."""
     messages = [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "first question"},
         {"role": "assistant", "content": "an answer"},
         {"role": "user", "content": "say these five words back"},
     ]
-    body = _post(echo_client, CHAT, {"model": "simulator-model", "messages": messages})
-    assert _content(body) == "say these five words back"
+    with _sim(tmp_path, "--mode", "echo") as http:
+        body = _post(http, CHAT, {"model": "simulator-model", "messages": messages})
+        cut = _post(http, CHAT, {"model": "simulator-model", "messages": messages, "max_tokens": 2})
+        completion = _post(http, "/v1/completions", {"model": "simulator-model", "prompt": "echo me"})
+    assert body["choices"][0]["message"]["content"] == "say these five words back"
     assert body["usage"]["completion_tokens"] == 5
     assert body["choices"][0]["finish_reason"] == "stop"
-    completion = _post(echo_client, "/v1/completions", {"model": "simulator-model", "prompt": "echo me"})
+    assert cut["choices"][0]["message"]["content"] == "say these"
+    assert cut["choices"][0]["finish_reason"] == "length"
     assert completion["choices"][0]["text"] == "echo me"
 
 
-def test_echo_mode_respects_max_tokens(echo_client: httpx.Client) -> None:
-    """In echo mode max_tokens cuts the echoed message and the finish reason is "length"."""
-    messages = [{"role": "user", "content": "one two three four"}]
-    body = _post(echo_client, CHAT, {"model": "simulator-model", "messages": messages, "max_tokens": 2})
-    assert _content(body) == "one two"
-    assert body["choices"][0]["finish_reason"] == "length"
-
-
-def test_random_mode_lengths_are_between_one_and_max_tokens(random_client: httpx.Client) -> None:
+def test_random_mode_lengths_are_between_one_and_max_tokens(tmp_path: Path) -> None:
     """In random mode completion lengths vary within 1..max_tokens, and "length" means max_tokens."""
-    lengths = []
-    for _ in range(30):
-        body = _post(random_client, CHAT, {**HELLO, "max_tokens": 6})
-        count = body["usage"]["completion_tokens"]
-        assert 1 <= count <= 6
-        assert len(_content(body).split()) == count
-        assert body["choices"][0]["finish_reason"] == ("length" if count == 6 else "stop")
-        lengths.append(count)
+    with _sim(tmp_path, "--mode", "random", "--seed", "7") as http:
+        bodies = [_post(http, CHAT, {**HELLO, "max_tokens": 6}) for _ in range(30)]
+    lengths = [body["usage"]["completion_tokens"] for body in bodies]
+    assert all(1 <= count <= 6 for count in lengths)
     assert len(set(lengths)) >= 3
+    for body, count in zip(bodies, lengths, strict=True):
+        assert len(body["choices"][0]["message"]["content"].split()) == count
+        assert body["choices"][0]["finish_reason"] == ("length" if count == 6 else "stop")
 
 
 def test_ttft_delays_the_first_streamed_chunk(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import uvicorn
 import uvloop
 
-__all__ = ["LOGGING", "ServerSpec", "configure_logging", "run_servers"]
+__all__ = ["LOGGING", "ServerSpec", "configure_logging", "run_servers", "run_workers"]
 
 LOGGING: dict[str, Any] = {
     "version": 1,
@@ -58,19 +58,24 @@ class ServerSpec:
         self.app, self.host, self.port = app, host, port
 
     def config(self) -> uvicorn.Config:
-        return uvicorn.Config(
-            self.app,
-            host=self.host,
-            port=self.port,
-            loop="uvloop",
-            http="httptools",
-            lifespan="on",
-            access_log=False,
-            server_header=False,
-            log_config=None,
-            timeout_keep_alive=30,
-            timeout_graceful_shutdown=30,
-        )
+        return uvicorn.Config(self.app, host=self.host, port=self.port, **_UVICORN_SETTINGS)
+
+
+_UVICORN_SETTINGS: dict[str, Any] = {
+    "loop": "uvloop",
+    "http": "httptools",
+    "lifespan": "on",
+    "access_log": False,
+    "server_header": False,
+    "log_config": None,
+    "timeout_keep_alive": 30,
+    "timeout_graceful_shutdown": 30,
+}
+
+
+def run_workers(factory: str, host: str, port: int, workers: int) -> None:
+    """Serve ``factory`` (an import string) in ``workers`` processes sharing one listening socket."""
+    uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, **_UVICORN_SETTINGS)
 
 
 class _SharedSignalServer(uvicorn.Server):

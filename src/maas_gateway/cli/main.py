@@ -52,6 +52,9 @@ def serve(
     pid_file: Annotated[
         Path | None, typer.Option(help="Write the process id here, for `maas reload`.")
     ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes on one port; share limits through Redis.")
+    ] = 1,
 ) -> None:
     """Run the gateway from a configuration file (see `maas config example`).
 
@@ -65,10 +68,35 @@ def serve(
     if pid_file is not None:
         pid_file.write_text(f"{os.getpid()}\n", "utf-8")
     try:
-        _run_gateway(loaded, log_level, simulator_port=None, config_path=config)
+        if workers > 1:
+            _run_workers(loaded, config, log_level, workers)
+        else:
+            _run_gateway(loaded, log_level, simulator_port=None, config_path=config)
     finally:
         if pid_file is not None:
             pid_file.unlink(missing_ok=True)
+
+
+def _run_workers(config: GatewayConfig, path: Path, log_level: str, workers: int) -> None:
+    from maas_gateway.proxy.factory import CONFIG_ENV, LOG_LEVEL_ENV
+    from maas_gateway.server import configure_logging, run_workers
+
+    configure_logging(log_level)
+    if config.limits.enabled and config.limits.storage == "memory":
+        typer.secho(
+            f"Warning: limits.storage is 'memory', so each of the {workers} workers counts on its own; "
+            "set it to a redis:// URL to share limits.",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+    os.environ[CONFIG_ENV] = str(path.resolve())
+    os.environ[LOG_LEVEL_ENV] = log_level
+    run_workers(
+        "maas_gateway.proxy.factory:app_from_environment",
+        config.server.host,
+        config.server.port,
+        workers,
+    )
 
 
 @app.command()

@@ -141,7 +141,27 @@ class UserConfig(_Strict):
 
 class LimitsSettings(_Strict):
     enabled: bool = True
-    storage: str = Field(default="memory", description="`memory`, or a `redis://` URL.")
+    storage: str = Field(
+        default="memory",
+        description="`memory` (one process), or a `redis://`, `rediss://` or `redis+cluster://` URL.",
+    )
+    failure_policy: Literal["fail-closed", "fail-open"] = Field(
+        default="fail-closed",
+        description="When the storage is unreachable: refuse with 503, or limit per replica in memory.",
+    )
+    storage_timeout: Duration = Field(
+        default=0.25, description="Longest wait for the storage before the failure policy applies."
+    )
+    retry_interval: Duration = Field(
+        default=1.0, description="After a storage failure, how long to wait before trying it again."
+    )
+
+    @field_validator("storage")
+    @classmethod
+    def _known_storage(cls, url: str) -> str:
+        if url != "memory" and not url.startswith(("redis://", "rediss://", "redis+cluster://", "unix://")):
+            raise ValueError("must be `memory` or a redis://, rediss://, redis+cluster:// or unix:// URL")
+        return url
 
 
 class GatewayConfig(_Strict):

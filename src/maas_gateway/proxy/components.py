@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from maas_gateway.auth import Authenticator, InMemoryKeyStore, KeyRecord, hash_key
-from maas_gateway.config.schema import GatewayConfig
+from maas_gateway.config.schema import GatewayConfig, LimitsSettings
 from maas_gateway.limits import InMemoryLimitStorage, Limiter, LimitStorage, RuleBook
+from maas_gateway.limits.resilient import ResilientStorage
 from maas_gateway.proxy.pipeline import Pipeline
 from maas_gateway.proxy.upstream import AiohttpTransport
 from maas_gateway.routing import Router
@@ -23,10 +24,17 @@ def key_records(config: GatewayConfig) -> list[KeyRecord]:
     return records
 
 
-def _storage(url: str) -> LimitStorage:
-    if url == "memory":
+def _storage(settings: LimitsSettings) -> LimitStorage:
+    if settings.storage == "memory":
         return InMemoryLimitStorage()
-    raise ValueError(f"limits.storage '{url}' is not supported; use 'memory'.")
+    from maas_gateway.limits.redis_storage import RedisLimitStorage
+
+    return ResilientStorage(
+        RedisLimitStorage(settings.storage, timeout=settings.storage_timeout),
+        policy=settings.failure_policy,
+        timeout=settings.storage_timeout,
+        retry_interval=settings.retry_interval,
+    )
 
 
 @dataclass
@@ -88,7 +96,7 @@ def build_components(config: GatewayConfig) -> Components:
     router = Router(config.models)
     limiter = None
     if config.limits.enabled:
-        limiter = Limiter(_storage(config.limits.storage), RuleBook(config.tiers, config.users))
+        limiter = Limiter(_storage(config.limits), RuleBook(config.tiers, config.users))
     pipeline = Pipeline(
         authenticator=authenticator,
         router=router,
