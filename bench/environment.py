@@ -10,6 +10,7 @@ import os
 import platform
 import shutil
 import subprocess
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 from maas_gateway import __version__
 from wrk import wrk_version
 
-__all__ = ["describe", "problems"]
+__all__ = ["background_load", "describe", "problems"]
 
 _REPO = Path(__file__).resolve().parent.parent
 
@@ -70,3 +71,37 @@ def problems(cpus: Sequence[int], pin: bool) -> str | None:
         if len(set(cpus)) < len(cpus):
             return "--gateway-cpu and --load-cpu must differ, or the load would steal the gateway's core."
     return None
+
+
+def _busy_and_total() -> dict[str, tuple[int, int]]:
+    """Per CPU (``cpu0``, ``cpu1``...), clock ticks spent busy and in all, from ``/proc/stat``."""
+    out = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            ticks = [int(f) for f in fields]
+            idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle and iowait
+            out[name] = (sum(ticks[:8]) - idle, sum(ticks[:8]))
+    return out
+
+
+def background_load(cpus: Sequence[int], seconds: float = 1.0) -> dict[int, float]:
+    """How busy each of ``cpus`` is over ``seconds`` while the benchmark runs nothing.
+
+    Other work on these cores (a test suite, a build) lowers every figure, so the share is shown and
+    recorded with the results; an empty answer means it could not be read (not Linux).
+    """
+    try:
+        before = _busy_and_total()
+        time.sleep(seconds)
+        after = _busy_and_total()
+    except (OSError, ValueError, IndexError):
+        return {}
+    load = {}
+    for cpu in cpus:
+        key = f"cpu{cpu}"
+        if key in before and key in after:
+            busy = after[key][0] - before[key][0]
+            total = after[key][1] - before[key][1]
+            load[cpu] = busy / total if total else 0.0
+    return load

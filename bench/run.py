@@ -41,6 +41,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "stream": {"model": "simulator-model", "messages": _MESSAGES, "stream": True},
 }
 PATH = "/v1/chat/completions"
+BUSY_WARNING = 0.10  # share of a core in use by other processes before the run that earns a warning
 HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {BENCH_KEY}"}
 
 
@@ -241,6 +242,18 @@ def run(settings: Settings, work: Path, console: Console) -> list[Measurement]:
     return measurements
 
 
+def _check_quiet(console: Console, cpus: Sequence[int]) -> dict[str, float]:
+    """Measure how busy the benchmark's cores are before it starts, and warn if they are not idle."""
+    load = environment.background_load(cpus or [0, 1])
+    busy = {cpu: share for cpu, share in load.items() if share > BUSY_WARNING}
+    if busy:
+        shares = ", ".join(f"CPU {cpu} {share:.0%}" for cpu, share in busy.items())
+        console.print(
+            f"[yellow]Warning: other work is using the benchmark's cores ({shares}); figures will be low.[/]"
+        )
+    return {f"cpu{cpu}": round(share, 3) for cpu, share in load.items()}
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds through every `with Service`, which stops its child
 
@@ -257,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
     meta = environment.describe()
+    meta["background_load_before"] = _check_quiet(console, cpus)
     console.print(f"maas-gateway {meta['maas_gateway']} ({meta['git_commit']}), {meta['wrk']}")
     console.print(f"{settings.duration_s:g} s runs, each after a {settings.warmup_s:g} s warm-up")
     try:

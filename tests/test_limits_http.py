@@ -152,7 +152,7 @@ def test_completion_token_limit_counts_output_only(
 def test_reserve_mode_never_lets_a_user_exceed(
     simulator: ServerProcess, gateway_factory: GatewayFactory
 ) -> None:
-    """With reserve on, a request whose worst case does not fit is refused, so usage never passes the limit."""
+    """With reserve on, a request whose worst case does not fit is refused: usage never passes the limit."""
     config = demo_dict(simulator.url)
     config["tiers"]["free"] = {
         "reserve": True,
@@ -168,7 +168,8 @@ def test_reserve_mode_never_lets_a_user_exceed(
         if response.status_code == 200:
             used += response.json()["usage"]["total_tokens"]
     assert used <= 150
-    assert statuses[0] == 200 and statuses[-1] == 429
+    assert statuses[0] == 200
+    assert statuses[-1] == 429
     # Without max_tokens the gateway caps output at the reserved default, so the bound still holds.
     fresh = chat(gateway.url, "freeuser2_key")
     assert fresh.json()["usage"]["completion_tokens"] == 50

@@ -143,7 +143,7 @@ def test_fail_open_limits_per_replica_then_returns_to_redis(
 
 
 def _request_key(server: RedisServer) -> str:
-    keys = [k.decode() for k in server.client().scan_iter("maas:limits:{freeuser1}:requests:*")]
+    keys = [str(k.decode()) for k in server.client().scan_iter("maas:limits:{freeuser1}:requests:*")]
     assert len(keys) == 1
     return keys[0]
 
@@ -161,7 +161,13 @@ def test_slow_redis_never_holds_a_request_past_the_timeout(
         _config(simulator, redis_server.url, failure_policy=policy, storage_timeout="0.3s")
     )
     assert chat(gateway.url, "premiumuser1_key", max_tokens=1).status_code == 200
-    sleeper = threading.Thread(target=lambda: redis_server.client().execute_command("DEBUG", "SLEEP", "2"))
+
+    def stall() -> None:
+        client = redis_server.client()
+        client.execute_command("DEBUG", "SLEEP", "2")  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        client.close()
+
+    sleeper = threading.Thread(target=stall)
     sleeper.start()
     time.sleep(0.1)
     started = time.monotonic()

@@ -1,9 +1,12 @@
-"""What `maas up` prints: what is running, and examples ready to paste."""
+"""What `maas up` prints: what is running, and examples ready to paste.
+
+The examples are printed as plain text, never inside a box or wrapped, so that a copy from any terminal
+width pastes as a working command.
+"""
 
 from __future__ import annotations
 
 from rich.console import Console
-from rich.panel import Panel
 from rich.table import Table
 
 from maas_gateway.config import GatewayConfig
@@ -11,19 +14,26 @@ from maas_gateway.config import GatewayConfig
 __all__ = ["print_banner"]
 
 
-def print_banner(config: GatewayConfig, simulator_port: int) -> None:
-    host = (
-        "127.0.0.1" if config.server.host in ("0.0.0.0", "::") else config.server.host
-    )  # a wildcard bind is reached on loopback
+def print_banner(
+    config: GatewayConfig,
+    simulator_port: int,
+    *,
+    data_dir: str | None = None,
+    admin_key: str | None = None,
+) -> None:
+    wildcard = config.server.host in ("0.0.0.0", "::")  # a wildcard bind is reached on loopback
+    host = "127.0.0.1" if wildcard else config.server.host
     url = f"http://{host}:{config.server.port}"
-    console = Console(stderr=False, highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     table = Table(title="maas-gateway is starting", show_header=True)
     table.add_column("what")
     table.add_column("where")
     table.add_row("gateway (OpenAI API)", f"{url}/v1")
     table.add_row("simulator backend", f"http://127.0.0.1:{simulator_port}")
     table.add_row("models", ", ".join(m.name for m in config.models))
-    table.add_row("health / readiness", f"{url}/health, {url}/ready")
+    table.add_row("health / readiness / metrics", f"{url}/health  {url}/ready  {url}/metrics")
+    if data_dir is not None:
+        table.add_row("usage ledger and spool", data_dir)
     console.print(table)
     keys = Table(title="demo API keys", show_header=True)
     keys.add_column("user")
@@ -33,6 +43,8 @@ def print_banner(config: GatewayConfig, simulator_port: int) -> None:
         secret = key.key.get_secret_value() if key.key is not None else "(hash only)"
         keys.add_row(key.user, key.tier, secret)
     console.print(keys)
+    if admin_key is not None:
+        console.print(f"admin API key (this run only): {admin_key}", markup=False)
     curl = (
         f"curl -s {url}/v1/chat/completions \\\n"
         "  -H 'Authorization: APIKEY freeuser1_key' -H 'Content-Type: application/json' \\\n"
@@ -45,6 +57,9 @@ def print_banner(config: GatewayConfig, simulator_port: int) -> None:
         '    model="simulator-model", messages=[{"role": "user", "content": "Hello"}])\n'
         "print(reply.choices[0].message.content, reply.usage)"
     )
-    console.print(Panel(curl, title="try it with curl"))
-    console.print(Panel(sdk, title="or with the OpenAI SDK (pip install openai)"))
+    console.rule("try it with curl")
+    console.print(curl, markup=False)
+    console.rule("or with the OpenAI SDK (pip install openai)")
+    console.print(sdk, markup=False)
+    console.rule()
     console.print("Press Ctrl+C to stop.")

@@ -7,6 +7,7 @@ checked here so a bad file fails at load time with a message naming the field.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Literal
 
@@ -24,11 +25,15 @@ from maas_gateway.config.durations import Duration
 
 __all__ = [
     "APIKeyConfig",
+    "AdminSettings",
+    "DatabaseSettings",
     "GatewayConfig",
     "LimitConfig",
     "LimitUnit",
     "LimitsSettings",
+    "MetricsSettings",
     "ModelConfig",
+    "ModelPricing",
     "ServerSettings",
     "TierConfig",
     "UserConfig",
@@ -55,6 +60,14 @@ class ServerSettings(_Strict):
     access_log: bool = True
 
 
+class ModelPricing(_Strict):
+    prompt_per_1k: float = Field(default=0.0, ge=0, description="Price of 1,000 input tokens.")
+    completion_per_1k: float = Field(default=0.0, ge=0, description="Price of 1,000 output tokens.")
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.prompt_per_1k + completion_tokens * self.completion_per_1k) / 1000
+
+
 class ModelConfig(_Strict):
     name: str = Field(pattern=_NAME, max_length=200)
     backends: list[AnyHttpUrl] = Field(min_length=1)
@@ -68,6 +81,7 @@ class ModelConfig(_Strict):
     )
     token_multiplier: float = Field(default=1.0, gt=0, le=1000)
     owned_by: str = "maas-gateway"
+    pricing: ModelPricing | None = Field(default=None, description="Prices for chargeback.")
 
     @field_validator("hosts")
     @classmethod
@@ -123,6 +137,14 @@ class APIKeyConfig(_Strict):
     name: str | None = None
     models: list[str] | None = Field(default=None, description="Models this key may use.")
 
+    @property
+    def digest(self) -> str:
+        """The SHA-256 hex digest the key is stored under."""
+        if self.key_sha256 is not None:
+            return self.key_sha256
+        assert self.key is not None, "validated: one of key or key_sha256 is set"
+        return hashlib.sha256(self.key.get_secret_value().encode("utf-8")).hexdigest()
+
     @model_validator(mode="after")
     def _one_secret(self) -> APIKeyConfig:
         if (self.key is None) == (self.key_sha256 is None):
@@ -164,6 +186,44 @@ class LimitsSettings(_Strict):
         return url
 
 
+class DatabaseSettings(_Strict):
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL (sqlite+aiosqlite:///FILE or postgresql+asyncpg://...); "
+        "omitted keeps usage in memory only.",
+    )
+    migrate_on_start: bool = True
+    flush_interval: Duration = Field(default=1.0, description="Longest a usage record waits in memory.")
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    max_buffer_records: int = Field(
+        default=100_000, ge=100, description="Records held in memory while the database is down."
+    )
+    spool_dir: str = Field(
+        default="./maas-data/spool", description="Where records go once the memory buffer is full."
+    )
+    pool_size: int = Field(default=5, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _async_driver(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return url
+
+
+class AdminSettings(_Strict):
+    key_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Digest of the admin key; the MAAS_ADMIN_KEY environment variable also works.",
+    )
+
+
+class MetricsSettings(_Strict):
+    enabled: bool = True
+    user_label: bool = Field(default=True, description="Label metrics by user; turn off for very many users.")
+
+
 class GatewayConfig(_Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
     models: list[ModelConfig] = Field(min_length=1)
@@ -171,6 +231,9 @@ class GatewayConfig(_Strict):
     api_keys: list[APIKeyConfig] = Field(default_factory=list)
     users: dict[str, UserConfig] = Field(default_factory=dict)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:
@@ -192,8 +255,14 @@ class GatewayConfig(_Strict):
             for index, limit in enumerate(tier_config.limits):
                 if limit.model is not None:
                     _known(f"tiers.{tier_name}.limits.{index}.model", limit.model, set(names), "model")
-        hashes = [key.key_sha256 for key in self.api_keys if key.key_sha256]
-        _no_duplicates("api_keys", "key_sha256", hashes)
+        first_seen: dict[str, int] = {}
+        for index, key in enumerate(self.api_keys):
+            earlier = first_seen.setdefault(key.digest, index)
+            if earlier != index:
+                raise ValueError(
+                    f"api_keys.{index}: the same key as api_keys.{earlier} is configured twice; "
+                    "each key must be unique"
+                )
         return self
 
 

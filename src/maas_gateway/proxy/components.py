@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from maas_gateway.auth import Authenticator, InMemoryKeyStore, KeyRecord, hash_key
+from maas_gateway.auth import Authenticator, InMemoryKeyStore, KeyRecord
 from maas_gateway.config.schema import GatewayConfig, LimitsSettings
 from maas_gateway.limits import InMemoryLimitStorage, Limiter, LimitStorage, RuleBook
 from maas_gateway.limits.resilient import ResilientStorage
@@ -18,7 +18,7 @@ __all__ = ["Components", "build_components", "key_records"]
 def key_records(config: GatewayConfig) -> list[KeyRecord]:
     records = []
     for key in config.api_keys:
-        digest = key.key_sha256 or hash_key(key.key.get_secret_value())  # type: ignore[union-attr]
+        digest = key.digest
         models = frozenset(key.models) if key.models is not None else None
         records.append(KeyRecord(digest, key.user, key.tier, key.name, models))
     return records

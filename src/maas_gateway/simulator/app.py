@@ -76,8 +76,10 @@ class _Simulator:
             body = await self._body(request, self.settings.models)
         except _BadRequest as exc:
             return _error(exc.status, exc.message, exc.code)
-        max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+        max_tokens = body.get("max_completion_tokens")
+        if max_tokens is None:
+            max_tokens = body.get("max_tokens")
+        if max_tokens is not None and (not _is_int(max_tokens) or max_tokens < 1):
             return _error(400, "`max_tokens` must be a positive integer.", "invalid_value")
         last_user = _last_user_text(body) if chat else prompt_text(body)
         tokens, finish = completion_tokens(self.settings, last_user, max_tokens)
@@ -213,11 +215,16 @@ def _embedding_inputs(raw: Any) -> list[str] | None:
     if isinstance(raw, list) and raw:
         if all(isinstance(item, str) for item in raw):
             return list(raw)
-        if all(isinstance(item, int) for item in raw):
+        if all(_is_int(item) for item in raw):
             return [" ".join(map(str, raw))]
-        if all(isinstance(item, list) for item in raw):
+        if all(isinstance(item, list) and item and all(_is_int(i) for i in item) for item in raw):
             return [" ".join(map(str, item)) for item in raw]
     return None
+
+
+def _is_int(value: Any) -> bool:
+    """JSON integers only: ``true`` is not 1 here."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def create_simulator_app(settings: SimulatorSettings | None = None) -> Starlette:

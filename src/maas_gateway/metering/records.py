@@ -1,0 +1,44 @@
+"""One usage record per authenticated request: the unit of chargeback."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+__all__ = ["USAGE_COLUMNS", "UsageRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    request_id: str
+    created_at: float  # Unix time the request arrived
+    user: str
+    tier: str
+    key_id: str
+    model: str | None
+    endpoint: str
+    status: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    charged_tokens: int
+    cost: float
+    streamed: bool
+    rate_limited: bool
+    usage_estimated: bool
+    latency_ms: float
+
+    @property
+    def hour(self) -> int:
+        """Hours since the epoch: the bucket that hourly and daily reports group by."""
+        return int(self.created_at // 3600)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UsageRecord:
+        return cls(**{name: data[name] for name in USAGE_COLUMNS})
+
+
+USAGE_COLUMNS = tuple(field.name for field in fields(UsageRecord))

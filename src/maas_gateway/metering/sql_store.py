@@ -1,0 +1,97 @@
+"""The ledger in a SQL database through SQLAlchemy's async engine: SQLite by default, PostgreSQL at scale."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from maas_gateway.metering.migrations import upgrade
+from maas_gateway.metering.records import UsageRecord
+from maas_gateway.metering.store import UsageQuery, UsageRow
+from maas_gateway.metering.tables import usage_records
+
+__all__ = ["SqlLedgerStore"]
+
+
+class SqlLedgerStore:
+    def __init__(self, url: str, *, migrate: bool = True, pool_size: int = 5) -> None:
+        self.url = url
+        self._migrate = migrate
+        self._postgres = url.startswith("postgresql")
+        options: dict[str, Any] = {"pool_pre_ping": True}
+        if self._postgres:
+            options |= {"pool_size": pool_size, "max_overflow": pool_size}
+        else:
+            _ensure_sqlite_directory(url)
+        self.engine: AsyncEngine = create_async_engine(url, **options)
+
+    async def start(self) -> None:
+        if self._migrate:
+            async with self.engine.begin() as connection:
+                await connection.run_sync(upgrade)
+
+    async def write(self, records: Sequence[UsageRecord]) -> None:
+        if not records:
+            return
+        rows = [{**record.to_dict(), "hour": record.hour} for record in records]
+        insert = postgresql_insert if self._postgres else sqlite_insert
+        statement = insert(usage_records).on_conflict_do_nothing(index_elements=["request_id"])
+        async with self.engine.begin() as connection:
+            await connection.execute(statement, rows)
+
+    async def aggregate(self, query: UsageQuery) -> list[UsageRow]:
+        columns = {
+            "user": usage_records.c.user,
+            "tier": usage_records.c.tier,
+            "model": usage_records.c.model,
+            "endpoint": usage_records.c.endpoint,
+            # Integer division in both SQLite and PostgreSQL: whole days and hours since the epoch.
+            "day": (usage_records.c.hour / 24) * 86400,
+            "hour": usage_records.c.hour * 3600,
+        }
+        groups = [columns[name].label(f"g_{name}") for name in query.group_by]
+        sums = [
+            func.count().label("requests"),
+            func.coalesce(func.sum(func.cast(usage_records.c.rate_limited, usage_records.c.status.type)), 0),
+            func.coalesce(func.sum(usage_records.c.prompt_tokens), 0),
+            func.coalesce(func.sum(usage_records.c.completion_tokens), 0),
+            func.coalesce(func.sum(usage_records.c.total_tokens), 0),
+            func.coalesce(func.sum(usage_records.c.charged_tokens), 0),
+            func.coalesce(func.sum(usage_records.c.cost), 0.0),
+        ]
+        statement = select(*groups, *sums).where(
+            usage_records.c.created_at >= query.since, usage_records.c.created_at < query.until
+        )
+        if query.user is not None:
+            statement = statement.where(usage_records.c.user == query.user)
+        if groups:
+            statement = statement.group_by(*groups).order_by(*groups)
+        async with self.engine.connect() as connection:
+            result = await connection.execute(statement)
+            rows = result.all()
+        width = len(groups)
+        return [
+            UsageRow.of(dict(zip(query.group_by, (_plain(v) for v in row[:width]), strict=True)), row[width:])
+            for row in rows
+        ]
+
+    async def aclose(self) -> None:
+        await self.engine.dispose()
+
+
+def _plain(value: Any) -> str | int | None:
+    if value is None or isinstance(value, str):
+        return value
+    return int(value)
+
+
+def _ensure_sqlite_directory(url: str) -> None:
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,99 @@
+"""Prometheus metrics of the gateway, per user, tier and model.
+
+``authorized_calls`` and ``limited_calls`` keep the origin system's names (Limitador's), now with a
+``user`` label so a platform team can see who is calling; Prometheus counters get the ``_total`` suffix.
+With ``metrics.user_label: false`` the user label is left out, for deployments with very many users:
+each series costs memory in the gateway and in Prometheus, roughly users x tiers x models per metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["CONTENT_TYPE", "GatewayMetrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class _Gauges(Collector):
+    """Values read at scrape time from the parts that own them (limit storage, ledger writer)."""
+
+    def __init__(self) -> None:
+        self.sources: list[tuple[str, str, str, Callable[[], float]]] = []
+
+    def collect(self) -> Iterable[Metric]:
+        for kind, name, documentation, read in self.sources:
+            family: Metric
+            if kind == "counter":
+                family = CounterMetricFamily(name, documentation, value=read())
+            else:
+                family = GaugeMetricFamily(name, documentation, value=read())
+            yield family
+
+
+class GatewayMetrics:
+    def __init__(self, *, user_label: bool = True) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.user_label = user_label
+        who = ["user", "tier", "model"] if user_label else ["tier", "model"]
+        self.authorized_calls = Counter(
+            "authorized_calls", "Requests admitted to a model.", who, registry=self.registry
+        )
+        self.limited_calls = Counter(
+            "limited_calls", "Requests refused by a rate limit (429).", who, registry=self.registry
+        )
+        self.tokens = Counter(
+            "maas_tokens",
+            "Tokens used, by kind (prompt or completion).",
+            [*who, "kind"],
+            registry=self.registry,
+        )
+        self.charged_tokens = Counter(
+            "maas_charged_tokens",
+            "Tokens charged against limits (after multipliers).",
+            who,
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "maas_requests",
+            "Answered requests by endpoint and status.",
+            ["model", "endpoint", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "maas_request_duration_seconds",
+            "Time from request to the end of the answer.",
+            ["model", "endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.time_to_first_token = Histogram(
+            "maas_time_to_first_token_seconds",
+            "Time from request to the first streamed event.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.backend_errors = Counter(
+            "maas_backend_errors",
+            "Backend failures (unreachable, timeout, broken answer).",
+            ["model", "code"],
+            registry=self.registry,
+        )
+        self._gauges = _Gauges()
+        self.registry.register(self._gauges)
+
+    def watch(self, kind: str, name: str, documentation: str, read: Callable[[], float]) -> None:
+        """Export a value owned elsewhere, read at each scrape (``kind`` is counter or gauge)."""
+        self._gauges.sources.append((kind, name, documentation, read))
+
+    def labels(self, user: str, tier: str, model: str) -> tuple[str, ...]:
+        return (user, tier, model) if self.user_label else (tier, model)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
