@@ -19,7 +19,7 @@ from typing import Any
 from maas_gateway import __version__
 from wrk import wrk_version
 
-__all__ = ["background_load", "describe", "problems"]
+__all__ = ["background_load", "busy_seconds", "describe", "problems"]
 
 _REPO = Path(__file__).resolve().parent.parent
 
@@ -73,15 +73,24 @@ def problems(cpus: Sequence[int], pin: bool) -> str | None:
     return None
 
 
-def _busy_and_total() -> dict[str, tuple[int, int]]:
-    """Per CPU (``cpu0``, ``cpu1``...), clock ticks spent busy and in all, from ``/proc/stat``."""
+def busy_seconds() -> dict[int, float]:
+    """CPU number to seconds spent running anything since boot, from ``/proc/stat``; empty if unknown.
+
+    Counted are user, nice, system and steal time (steal is the hypervisor running someone else): what
+    a process on that core has to share it with. Interrupt time is left out, since much of it is the
+    benchmark's own loopback traffic.
+    """
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
     out = {}
-    for line in Path("/proc/stat").read_text().splitlines():
+    for line in lines:
         name, *fields = line.split()
-        if name.startswith("cpu") and name != "cpu":
-            ticks = [int(f) for f in fields]
-            idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle and iowait
-            out[name] = (sum(ticks[:8]) - idle, sum(ticks[:8]))
+        if name.startswith("cpu") and name[3:].isdigit() and len(fields) >= 8:
+            user, nice, system, steal = (int(fields[i]) for i in (0, 1, 2, 7))
+            out[int(name[3:])] = (user + nice + system + steal) / tick
     return out
 
 
@@ -91,17 +100,7 @@ def background_load(cpus: Sequence[int], seconds: float = 1.0) -> dict[int, floa
     Other work on these cores (a test suite, a build) lowers every figure, so the share is shown and
     recorded with the results; an empty answer means it could not be read (not Linux).
     """
-    try:
-        before = _busy_and_total()
-        time.sleep(seconds)
-        after = _busy_and_total()
-    except (OSError, ValueError, IndexError):
-        return {}
-    load = {}
-    for cpu in cpus:
-        key = f"cpu{cpu}"
-        if key in before and key in after:
-            busy = after[key][0] - before[key][0]
-            total = after[key][1] - before[key][1]
-            load[cpu] = busy / total if total else 0.0
-    return load
+    before, start = busy_seconds(), time.monotonic()
+    time.sleep(seconds)
+    after, elapsed = busy_seconds(), time.monotonic() - start
+    return {cpu: (after[cpu] - before[cpu]) / elapsed for cpu in cpus if cpu in before and cpu in after}

@@ -19,6 +19,7 @@ from wrk import WrkResult
 
 __all__ = [
     "DIRECT",
+    "DISTURBED",
     "MAX_ADDED_P50_MS",
     "MIN_RPS_RATIO",
     "Comparison",
@@ -31,6 +32,7 @@ __all__ = [
 DIRECT = "direct"
 MIN_RPS_RATIO = 0.40  # through the gateway, at least 40% of the simulator's requests/s at 32 connections
 MAX_ADDED_P50_MS = 0.5  # and under 0.5 ms added to the median latency at one connection
+DISTURBED = 0.10  # share of a benchmark core used by other processes that makes a run suspect
 
 
 @dataclass(slots=True)
@@ -44,6 +46,18 @@ class Measurement:
     error: str | None = None
     gateway_cpu_s: float | None = None
     simulator_cpu_s: float = 0.0
+    foreign_load: dict[str, float] = field(default_factory=dict)  # core -> share used by other processes
+    rps_runs: list[float] = field(default_factory=list)  # every repeat, lowest first; the median is kept
+
+    @property
+    def disturbed(self) -> bool:
+        """Whether other processes took a noticeable share of a benchmark core during the run."""
+        return any(share > DISTURBED for share in self.foreign_load.values())
+
+    def describe_foreign(self) -> str:
+        return ", ".join(
+            f"{cpu} {share:.0%}" for cpu, share in self.foreign_load.items() if share > DISTURBED
+        )
 
     @property
     def gateway_us_per_request(self) -> float | None:
@@ -70,6 +84,8 @@ class Measurement:
             "gateway_cpu_us_per_request": round(us, 1) if us is not None else None,
             "gateway_core_busy": round(busy, 3) if busy is not None else None,
             "simulator_cpu_s": round(self.simulator_cpu_s, 3),
+            "foreign_load": self.foreign_load,
+            "rps_runs": self.rps_runs,
         }
 
 
@@ -145,8 +161,8 @@ def print_tables(
     table = Table(title="Requests/s and latency, direct to the simulator and through the gateway")
     for name in ("scenario", "conns", "target", "req/s", "p50 ms", "p99 ms"):
         table.add_column(name, justify="left" if name in ("scenario", "target") else "right")
-    for name in ("vs direct", "+p50 ms", "+p99 ms", "gw µs/req", "gw core", "errors"):
-        table.add_column(name, justify="left" if name == "errors" else "right")
+    for name in ("vs direct", "+p50 ms", "+p99 ms", "gw µs/req", "gw core", "errors, notes"):
+        table.add_column(name, justify="left" if name.startswith("errors") else "right")
     ordered = sorted(measurements, key=lambda m: (m.scenario, -m.connections))
     previous: tuple[str, int] | None = None
     for m in ordered:
@@ -156,6 +172,7 @@ def print_tables(
         c = by_key.get((m.target, m.scenario, m.connections))
         r = m.result
         errors = _short(m.error or (r.describe_errors() if r else "no result"))
+        note = f"[yellow]other load {m.describe_foreign()}[/]" if m.disturbed else ""
         busy = m.gateway_busy
         table.add_row(
             m.scenario,
@@ -169,7 +186,7 @@ def print_tables(
             _fmt(c.added_p99_ms if c else None, "+.3f"),
             _fmt(m.gateway_us_per_request, ".0f"),
             _fmt(busy * 100 if busy is not None else None, ".0f") + ("%" if busy is not None else ""),
-            f"[red]{errors}[/]" if errors else "",
+            " ".join(filter(None, [f"[red]{errors}[/]" if errors else "", note])),
         )
     console.print(table)
 

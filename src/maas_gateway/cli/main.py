@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from maas_gateway import __version__
-from maas_gateway.cli import config_commands, keys_commands
+from maas_gateway.cli import config_commands, deploy_commands, keys_commands, verify_command
 from maas_gateway.cli.banner import print_banner
 from maas_gateway.config import ConfigError, GatewayConfig, demo_config, load_config
 
@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 app.add_typer(config_commands.app, name="config")
 app.add_typer(keys_commands.app, name="keys")
+app.add_typer(deploy_commands.app, name="deploy")
+app.command("verify")(verify_command.verify)
 
 HostOption = Annotated[str | None, typer.Option(help="Interface to listen on (default from config).")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on (default from config).")]

@@ -172,7 +172,7 @@ class LimitsSettings(_Strict):
         description="When the storage is unreachable: refuse with 503, or limit per replica in memory.",
     )
     storage_timeout: Duration = Field(
-        default=0.25, description="Longest wait for the storage before the failure policy applies."
+        default=1.0, description="Longest wait for the storage before the failure policy applies."
     )
     retry_interval: Duration = Field(
         default=1.0, description="After a storage failure, how long to wait before trying it again."

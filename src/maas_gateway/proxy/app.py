@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 
+from maas_gateway.admin.api import create_admin_app
 from maas_gateway.config import ConfigError, load_config
 from maas_gateway.config.schema import GatewayConfig
 from maas_gateway.errors import (
@@ -24,7 +25,7 @@ from maas_gateway.errors import (
     NotFoundError,
     ServiceUnavailableError,
 )
-from maas_gateway.proxy.access_log import AccessLog
+from maas_gateway.metrics import CONTENT_TYPE
 from maas_gateway.proxy.asgi import Receive, Scope, Send, send_error, send_response
 from maas_gateway.proxy.components import Components, build_components
 from maas_gateway.proxy.exchange import Exchange
@@ -40,7 +41,7 @@ _GENERATION = frozenset(ENDPOINT_SCHEMAS)
 class GatewayApp:
     def __init__(self, config: GatewayConfig, config_path: Path | None = None) -> None:
         self.components: Components = build_components(config)
-        self.access_log = AccessLog(config.server.access_log)
+        self.admin_app = create_admin_app(self.components)
         self.config_path = config_path
         self.ready = False
         self._created = int(time.time())
@@ -56,7 +57,6 @@ class GatewayApp:
             logger.error("Reload refused; the running configuration stays in force. %s", exc)
             return
         restart = self.components.reconfigure(config)
-        self.access_log.enabled = config.server.access_log
         logger.info("Reloaded %s: models, keys, tiers and limits are in force.", self.config_path)
         if restart:
             logger.warning("Changes to %s take effect only after a restart.", ", ".join(restart))
@@ -97,6 +97,13 @@ class GatewayApp:
             else:
                 await send_error(send, ServiceUnavailableError("The gateway is not ready yet."))
             return
+        if path == "/metrics" and self.components.metrics is not None:
+            body = self.components.metrics.render()
+            await self._only(method, ("GET",), send, body, CONTENT_TYPE.encode())
+            return
+        if path.startswith("/admin") or path == "/v1/usage":
+            await self.admin_app(scope, receive, send)
+            return
         exchange = Exchange(request_id=uuid.uuid4().hex, method=method, path=path)
         try:
             await self._api(scope, receive, send, exchange, path, method)
@@ -115,7 +122,7 @@ class GatewayApp:
                 )
                 await send_error(send, failure)
         finally:
-            self.access_log.record(exchange)
+            self.components.observers.finished(exchange)
 
     async def _api(
         self, scope: Scope, receive: Receive, send: Send, exchange: Exchange, path: str, method: str
@@ -156,11 +163,18 @@ class GatewayApp:
         exchange.status = 200
         await send_response(send, 200, body, [(b"x-request-id", exchange.request_id.encode())])
 
-    async def _only(self, method: str, allowed: tuple[str, ...], send: Send, body: bytes) -> None:
+    async def _only(
+        self,
+        method: str,
+        allowed: tuple[str, ...],
+        send: Send,
+        body: bytes,
+        content_type: bytes = b"application/json",
+    ) -> None:
         if method not in allowed:
             await send_error(send, _method_error(method, allowed))
             return
-        await send_response(send, 200, body)
+        await send_response(send, 200, body, content_type=content_type)
 
     async def _is_ready(self) -> bool:
         return self.ready and await self.components.healthy()

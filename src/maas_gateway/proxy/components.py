@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 
+from maas_gateway.admin.guard import AdminGuard
 from maas_gateway.auth import Authenticator, InMemoryKeyStore, KeyRecord
-from maas_gateway.config.schema import GatewayConfig, LimitsSettings
+from maas_gateway.config.schema import DatabaseSettings, GatewayConfig, LimitsSettings
 from maas_gateway.limits import InMemoryLimitStorage, Limiter, LimitStorage, RuleBook
 from maas_gateway.limits.resilient import ResilientStorage
+from maas_gateway.metering import InMemoryLedgerStore, LedgerStore, LedgerWriter, Spool
+from maas_gateway.metrics import GatewayMetrics
+from maas_gateway.proxy.access_log import AccessLog
+from maas_gateway.proxy.observers import ExchangeObservers
 from maas_gateway.proxy.pipeline import Pipeline
 from maas_gateway.proxy.upstream import AiohttpTransport
 from maas_gateway.routing import Router
 
 __all__ = ["Components", "build_components", "key_records"]
 
+logger = logging.getLogger("maas_gateway")
+
 
 def key_records(config: GatewayConfig) -> list[KeyRecord]:
     records = []
     for key in config.api_keys:
-        digest = key.digest
         models = frozenset(key.models) if key.models is not None else None
-        records.append(KeyRecord(digest, key.user, key.tier, key.name, models))
+        records.append(KeyRecord(key.digest, key.user, key.tier, key.name, models))
     return records
 
 
@@ -37,12 +45,38 @@ def _storage(settings: LimitsSettings) -> LimitStorage:
     )
 
 
+def _ledger(settings: DatabaseSettings) -> LedgerWriter:
+    store: LedgerStore
+    if settings.url is None:
+        store = InMemoryLedgerStore()
+    else:
+        from maas_gateway.metering.sql_store import SqlLedgerStore
+
+        store = SqlLedgerStore(settings.url, migrate=settings.migrate_on_start, pool_size=settings.pool_size)
+    return LedgerWriter(
+        store,
+        Spool(Path(settings.spool_dir)),
+        flush_interval=settings.flush_interval,
+        batch_size=settings.batch_size,
+        max_buffer=settings.max_buffer_records,
+    )
+
+
+def _authenticator(config: GatewayConfig) -> Authenticator:
+    overrides = {user: o.tier for user, o in config.users.items() if o.tier is not None}
+    return Authenticator(InMemoryKeyStore(key_records(config)), overrides)
+
+
 @dataclass
 class Components:
     config: GatewayConfig
     router: Router
     pipeline: Pipeline
     limiter: Limiter | None
+    ledger: LedgerWriter
+    metrics: GatewayMetrics | None
+    observers: ExchangeObservers
+    admin: AdminGuard
 
     async def start(self) -> None:
         server = self.config.server
@@ -51,12 +85,16 @@ class Components:
             read_timeout=server.upstream_read_timeout,
             max_connections=server.upstream_max_connections,
         )
+        await self.ledger.start()
 
     async def stop(self) -> None:
-        if self.pipeline.transport is not None:
-            await self.pipeline.transport.aclose()
-        if self.limiter is not None:
-            await self.limiter.storage.aclose()
+        try:
+            await self.ledger.stop()
+        finally:
+            if self.pipeline.transport is not None:
+                await self.pipeline.transport.aclose()
+            if self.limiter is not None:
+                await self.limiter.storage.aclose()
 
     async def healthy(self) -> bool:
         return self.limiter is None or await self.limiter.storage.ping()
@@ -64,44 +102,86 @@ class Components:
     def reconfigure(self, config: GatewayConfig) -> list[str]:
         """Apply a new configuration to a running gateway without dropping requests or counters.
 
-        Keys, models, routes, tiers and limits change at once (requests in flight finish under the
-        objects they started with). Settings bound to open resources (server address, timeouts, limit
-        storage) need a restart; the returned list names those that changed.
+        Keys, models, routes, prices, tiers and limits change at once (requests in flight finish under
+        the objects they started with). Settings bound to open resources (server address, timeouts,
+        limit storage, database) need a restart; the returned list names those that changed.
         """
         applied_live = {"access_log", "max_body_bytes"}
-        needs_restart = []
+        needs_restart = [
+            name
+            for name in ("limits", "database", "metrics")
+            if getattr(self.config, name) != getattr(config, name)
+        ]
         if self.config.server.model_dump(exclude=applied_live) != config.server.model_dump(
             exclude=applied_live
         ):
-            needs_restart.append("server")
-        if self.config.limits != config.limits:
-            needs_restart.append("limits")
+            needs_restart.insert(0, "server")
         self.router = Router(config.models)
         self.pipeline.router = self.router
         self.pipeline.authenticator = _authenticator(config)
         self.pipeline.max_body_bytes = config.server.max_body_bytes
         if self.limiter is not None:
             self.limiter.rules = RuleBook(config.tiers, config.users)
+        self.observers.pricing = {m.name: m.pricing for m in config.models if m.pricing is not None}
+        self.observers.access_log.enabled = config.server.access_log
+        self.admin = AdminGuard.from_config(config.admin)
         self.config = config
         return needs_restart
 
 
-def _authenticator(config: GatewayConfig) -> Authenticator:
-    overrides = {user: o.tier for user, o in config.users.items() if o.tier is not None}
-    return Authenticator(InMemoryKeyStore(key_records(config)), overrides)
-
-
 def build_components(config: GatewayConfig) -> Components:
-    authenticator = _authenticator(config)
     router = Router(config.models)
     limiter = None
     if config.limits.enabled:
         limiter = Limiter(_storage(config.limits), RuleBook(config.tiers, config.users))
     pipeline = Pipeline(
-        authenticator=authenticator,
+        authenticator=_authenticator(config),
         router=router,
         transport=None,
         limiter=limiter,
         max_body_bytes=config.server.max_body_bytes,
     )
-    return Components(config, router, pipeline, limiter)
+    ledger = _ledger(config.database)
+    metrics = GatewayMetrics(user_label=config.metrics.user_label) if config.metrics.enabled else None
+    if metrics is not None:
+        _watch(metrics, limiter, ledger)
+    observers = ExchangeObservers(
+        AccessLog(config.server.access_log),
+        metrics,
+        ledger,
+        {m.name: m.pricing for m in config.models if m.pricing is not None},
+    )
+    admin = AdminGuard.from_config(config.admin)
+    return Components(config, router, pipeline, limiter, ledger, metrics, observers, admin)
+
+
+def _watch(metrics: GatewayMetrics, limiter: Limiter | None, ledger: LedgerWriter) -> None:
+    storage = limiter.storage if limiter is not None else None
+    if isinstance(storage, ResilientStorage):
+        shared = storage
+        metrics.watch(
+            "counter",
+            "maas_limit_storage_failures",
+            "Failed calls to the limit storage.",
+            lambda: shared.failures,
+        )
+        metrics.watch(
+            "counter",
+            "maas_limit_storage_degraded_operations",
+            "Limit checks served by the local fallback.",
+            lambda: shared.degraded_operations,
+        )
+        metrics.watch(
+            "gauge",
+            "maas_limit_storage_degraded",
+            "1 while the limit storage is unreachable.",
+            lambda: float(shared.degraded),
+        )
+    metrics.watch("counter", "maas_ledger_records_written", "Usage records stored.", lambda: ledger.written)
+    metrics.watch("counter", "maas_ledger_write_failures", "Failed ledger flushes.", lambda: ledger.failures)
+    metrics.watch(
+        "counter", "maas_ledger_records_spooled", "Usage records spooled to disk.", lambda: ledger.spooled
+    )
+    metrics.watch(
+        "gauge", "maas_ledger_records_buffered", "Usage records waiting in memory.", lambda: ledger.buffered
+    )

@@ -46,6 +46,9 @@ class Exchange:
     path: str
     endpoint: str = ""  # the OpenAI path, without any routing prefix
     started: float = field(default_factory=time.perf_counter)
+    created_at: float = field(default_factory=time.time)
+    time_to_first_token: float | None = None
+    admitted: bool = False  # passed authentication, authorization and limits: sent to a backend
     status: int = 0
     identity: Identity | None = None
     model: str | None = None

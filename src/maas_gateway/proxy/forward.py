@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,7 @@ class BufferedAnswer:
 class StreamResult:
     usage: Usage | None
     client_disconnected: bool
+    first_event_at: float | None  # perf_counter time the first event reached the client
     generated_chunks: int
     generated_chars: int
 
@@ -149,10 +151,13 @@ async def relay_stream(
     watcher = asyncio.create_task(watch_client())
     start = {"type": "http.response.start", "status": response.status, "headers": headers}
     await send(start)
+    first_event_at: float | None = None
     try:
         async for chunk in response.iter_chunks():
             for event in follower.feed(chunk):
                 await send({"type": "http.response.body", "body": event, "more_body": True})
+                if first_event_at is None:
+                    first_event_at = time.perf_counter()
         for event in follower.flush():
             await send({"type": "http.response.body", "body": event, "more_body": True})
     except GatewayError:
@@ -168,6 +173,7 @@ async def relay_stream(
     return StreamResult(
         usage=Usage.from_backend(follower.usage),
         client_disconnected=disconnected.is_set(),
+        first_event_at=first_event_at,
         generated_chunks=follower.content_chunks,
         generated_chars=follower.content_chars,
     )

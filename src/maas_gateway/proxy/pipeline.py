@@ -12,7 +12,7 @@ from typing import Any
 from maas_gateway.auth import Authenticator, parse_authorization
 from maas_gateway.auth.identity import Identity
 from maas_gateway.config.schema import ModelConfig
-from maas_gateway.errors import GatewayError
+from maas_gateway.errors import RateLimitError
 from maas_gateway.limits import Admission, Limiter, TokenCharge, rate_limit_headers
 from maas_gateway.proxy.asgi import Receive, Scope, Send, read_body, request_header, send_response
 from maas_gateway.proxy.exchange import Exchange, Usage
@@ -76,9 +76,10 @@ class Pipeline:
                 admission = await self.limiter.admit(
                     identity.user, identity.tier, model.name, worst_case=worst
                 )
-            except GatewayError:
+            except RateLimitError:
                 exchange.rate_limited = True
                 raise
+        exchange.admitted = True
         body = upstream_body(raw, data, model.upstream_model, stream, changed=edited)
         try:
             await self._forward(
@@ -125,6 +126,8 @@ class Pipeline:
                 client_wants_usage=options.get("include_usage") is True,
             )
             exchange.client_disconnected = result.client_disconnected
+            if result.first_event_at is not None:
+                exchange.time_to_first_token = result.first_event_at - exchange.started
             usage = result.usage or Usage(
                 _prompt_estimate(data),
                 max(result.generated_chunks, estimate_tokens("x" * result.generated_chars)),

@@ -1,0 +1,96 @@
+"""The admin API (``/admin/...``) and the caller's own usage (``/v1/usage``), as a FastAPI app.
+
+FastAPI is used here, off the hot path, for its OpenAPI document (``/admin/openapi.json``) and request
+validation; the model endpoints stay plain ASGI. Errors keep OpenAI's shape.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from maas_gateway.admin.usage import rows_to_csv, usage_query
+from maas_gateway.auth import Identity, parse_authorization
+from maas_gateway.errors import GatewayError, InvalidRequestError, error_body
+
+if TYPE_CHECKING:
+    from maas_gateway.proxy.components import Components
+
+__all__ = ["create_admin_app"]
+
+Since = Annotated[str | None, Query(description="Start, inclusive: Unix seconds or ISO 8601 (UTC).")]
+Until = Annotated[str | None, Query(description="End, exclusive: Unix seconds or ISO 8601 (UTC).")]
+GroupBy = Annotated[str | None, Query(description="Comma-separated: user, tier, model, endpoint, day, hour.")]
+Format = Annotated[str, Query(pattern="^(json|csv)$", description="json (default) or csv.")]
+
+
+def create_admin_app(components: Components) -> FastAPI:
+    app = FastAPI(
+        title="maas-gateway admin API",
+        version="1",
+        openapi_url="/admin/openapi.json",
+        docs_url="/admin/docs",
+        redoc_url=None,
+    )
+
+    def admin(authorization: Annotated[str | None, Header()] = None) -> None:
+        components.admin.check(parse_authorization(authorization))
+
+    async def caller(authorization: Annotated[str | None, Header()] = None) -> Identity:
+        return await components.pipeline.authenticator.authenticate(parse_authorization(authorization))
+
+    async def flushed_usage(
+        since: str | None, until: str | None, group_by: str | None, user: str | None, fmt: str
+    ) -> Response:
+        query = usage_query(since, until, group_by, user)
+        await components.ledger.flush()  # so a report includes requests answered a moment ago
+        rows = await components.ledger.store.aggregate(query)
+        if fmt == "csv":
+            return PlainTextResponse(rows_to_csv(rows, query.group_by), media_type="text/csv")
+        data = [row.as_dict() for row in rows]
+        return JSONResponse({"object": "list", "since": query.since, "until": query.until, "data": data})
+
+    @app.get("/admin/usage", dependencies=[Depends(admin)], tags=["usage"])
+    async def all_usage(
+        since: Since = None,
+        until: Until = None,
+        group_by: GroupBy = None,
+        user: Annotated[str | None, Query(description="Only this user.")] = None,
+        format: Format = "json",
+    ) -> Response:
+        """Usage of every user, aggregated by the chosen groups over a time range."""
+        return await flushed_usage(since, until, group_by, user, format)
+
+    @app.get("/v1/usage", tags=["usage"])
+    async def own_usage(
+        identity: Annotated[Identity, Depends(caller)],
+        since: Since = None,
+        until: Until = None,
+        group_by: GroupBy = None,
+        format: Format = "json",
+    ) -> Response:
+        """The caller's own usage, with their own API key."""
+        return await flushed_usage(since, until, group_by or "model,day", identity.user, format)
+
+    @app.exception_handler(GatewayError)
+    async def gateway_error(request: Request, exc: GatewayError) -> Response:
+        return Response(exc.body(), exc.status_code, exc.headers(), media_type="application/json")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        first: dict[str, Any] = exc.errors()[0] if exc.errors() else {"loc": [], "msg": "invalid"}
+        field = ".".join(str(part) for part in first["loc"][1:]) or "request"
+        error = InvalidRequestError(f"The parameter `{field}` is invalid: {first['msg']}.", param=field)
+        return Response(error.body(), 400, media_type="application/json")
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, exc: Exception) -> Response:
+        body = error_body(
+            f"There is no endpoint at {request.url.path}.", "invalid_request_error", "unknown_url"
+        )
+        return Response(body, 404, media_type="application/json")
+
+    return app

@@ -1,0 +1,44 @@
+"""The admin credential: one key, from the configuration (as a digest) or the environment.
+
+With neither, the admin API is closed: it is never open by default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+
+from maas_gateway.config.schema import AdminSettings
+from maas_gateway.errors import AuthenticationError, PermissionDeniedError
+
+__all__ = ["ADMIN_KEY_ENV", "AdminGuard"]
+
+ADMIN_KEY_ENV = "MAAS_ADMIN_KEY"
+
+
+class AdminGuard:
+    def __init__(self, key_sha256: str | None) -> None:
+        self._digest = key_sha256
+
+    @classmethod
+    def from_config(cls, settings: AdminSettings) -> AdminGuard:
+        if settings.key_sha256 is not None:
+            return cls(settings.key_sha256)
+        key = os.environ.get(ADMIN_KEY_ENV)
+        return cls(hashlib.sha256(key.encode("utf-8")).hexdigest() if key else None)
+
+    @property
+    def enabled(self) -> bool:
+        return self._digest is not None
+
+    def check(self, credential: str) -> None:
+        """Raise unless ``credential`` is the admin key (compared in constant time)."""
+        if self._digest is None:
+            raise PermissionDeniedError(
+                f"The admin API is disabled: set {ADMIN_KEY_ENV} or admin.key_sha256 to enable it.",
+                code="admin_disabled",
+            )
+        presented = hashlib.sha256(credential.encode("utf-8")).hexdigest()
+        if not hmac.compare_digest(presented, self._digest):
+            raise AuthenticationError("The admin credential is not valid.", code="invalid_admin_key")

@@ -1,0 +1,74 @@
+"""Reading the usage ledger: parameters, aggregation, and JSON or CSV answers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from datetime import UTC, datetime
+
+from maas_gateway.errors import InvalidRequestError
+from maas_gateway.metering import GROUPS, UsageQuery, UsageRow
+from maas_gateway.metering.store import Group
+
+__all__ = ["parse_groups", "parse_time", "rows_to_csv", "usage_query"]
+
+_DEFAULT_PERIOD = 30 * 86400
+
+
+def parse_time(value: str | None, name: str, default: float) -> float:
+    """Unix seconds, or an ISO 8601 date or time (UTC unless it says otherwise)."""
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequestError(
+            f"`{name}` must be Unix seconds or an ISO 8601 date such as 2026-11-01.", param=name
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def parse_groups(value: str | None) -> tuple[Group, ...]:
+    if value is None or value == "":
+        return ("user", "model")
+    groups = tuple(part.strip() for part in value.split(",") if part.strip())
+    for group in groups:
+        if group not in GROUPS:
+            raise InvalidRequestError(
+                f"`group_by` cannot include '{group}'; choose from {', '.join(GROUPS)}.", param="group_by"
+            )
+    return groups  # type: ignore[return-value]  # each member was checked against GROUPS just above
+
+
+def usage_query(since: str | None, until: str | None, group_by: str | None, user: str | None) -> UsageQuery:
+    end = parse_time(until, "until", time.time() + 1)
+    start = parse_time(since, "since", end - _DEFAULT_PERIOD)
+    if start >= end:
+        raise InvalidRequestError("`since` must be earlier than `until`.", param="since")
+    return UsageQuery(since=start, until=end, group_by=parse_groups(group_by), user=user)
+
+
+def rows_to_csv(rows: list[UsageRow], groups: tuple[Group, ...]) -> str:
+    buffer = io.StringIO()
+    columns = [
+        *groups,
+        "requests",
+        "rate_limited",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "charged_tokens",
+        "cost",
+    ]
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row.as_dict())
+    return buffer.getvalue()

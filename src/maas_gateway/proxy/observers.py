@@ -1,0 +1,91 @@
+"""Where a finished request goes: the access log, the Prometheus metrics and the usage ledger.
+
+Called once per request after the answer is sent, so none of it adds to the client's latency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from maas_gateway.config.schema import ModelPricing
+from maas_gateway.metering import LedgerWriter, UsageRecord
+from maas_gateway.metrics import GatewayMetrics
+from maas_gateway.proxy.access_log import AccessLog
+from maas_gateway.proxy.exchange import Exchange
+
+__all__ = ["ExchangeObservers"]
+
+_BACKEND_FAILURES = frozenset({"bad_gateway", "backend_unavailable", "backend_timeout"})
+
+
+class ExchangeObservers:
+    def __init__(
+        self,
+        access_log: AccessLog,
+        metrics: GatewayMetrics | None,
+        ledger: LedgerWriter | None,
+        pricing: Mapping[str, ModelPricing],
+    ) -> None:
+        self.access_log = access_log
+        self.metrics = metrics
+        self.ledger = ledger
+        self.pricing = dict(pricing)
+
+    def finished(self, exchange: Exchange) -> None:
+        self.access_log.record(exchange)
+        if exchange.identity is None or not exchange.endpoint:
+            return  # unauthenticated or not a model call: nobody to meter
+        if self.metrics is not None:
+            self._observe(exchange)
+        if self.ledger is not None:
+            self.ledger.submit(self.record(exchange))
+
+    def record(self, exchange: Exchange) -> UsageRecord:
+        identity = exchange.identity
+        assert identity is not None
+        usage = exchange.usage
+        prompt = usage.prompt_tokens if usage else 0
+        completion = usage.completion_tokens if usage else 0
+        price = self.pricing.get(exchange.model or "")
+        return UsageRecord(
+            request_id=exchange.request_id,
+            created_at=exchange.created_at,
+            user=identity.user,
+            tier=identity.tier,
+            key_id=identity.key_id,
+            model=exchange.model,
+            endpoint=exchange.endpoint,
+            status=exchange.status,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=prompt + completion,
+            charged_tokens=exchange.charged_tokens,
+            cost=price.cost(prompt, completion) if price else 0.0,
+            streamed=exchange.stream,
+            rate_limited=exchange.rate_limited,
+            usage_estimated=usage.estimated if usage else False,
+            latency_ms=round(exchange.latency_seconds * 1000, 3),
+        )
+
+    def _observe(self, exchange: Exchange) -> None:
+        metrics = self.metrics
+        identity = exchange.identity
+        assert metrics is not None
+        assert identity is not None
+        model = exchange.model or ""
+        labels = metrics.labels(identity.user, identity.tier, model)
+        if exchange.rate_limited:
+            metrics.limited_calls.labels(*labels).inc()
+        elif exchange.admitted:
+            metrics.authorized_calls.labels(*labels).inc()
+        if exchange.usage is not None:
+            metrics.tokens.labels(*labels, "prompt").inc(exchange.usage.prompt_tokens)
+            metrics.tokens.labels(*labels, "completion").inc(exchange.usage.completion_tokens)
+            metrics.charged_tokens.labels(*labels).inc(exchange.charged_tokens)
+        metrics.requests.labels(model, exchange.endpoint, str(exchange.status)).inc()
+        if exchange.admitted:
+            metrics.latency.labels(model, exchange.endpoint).observe(exchange.latency_seconds)
+        if exchange.time_to_first_token is not None:
+            metrics.time_to_first_token.labels(model).observe(exchange.time_to_first_token)
+        if exchange.error_code in _BACKEND_FAILURES:
+            metrics.backend_errors.labels(model, exchange.error_code or "").inc()
