@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import resource
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 from rich.console import Console
 
 import environment
-from report import Measurement
+from report import DISTURBED, Measurement
 from services import BENCH_KEY, Service, http_request
 from wrk import WrkError, WrkResult, run_wrk
 
@@ -44,6 +45,7 @@ class Plan:
     scenarios: tuple[str, ...]
     gateway_cpu: int | None
     load_cpu: int | None
+    wait_quiet_s: float = 0.0  # wait up to this long for other processes to leave the cores idle
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,12 +112,29 @@ def _one_run(
     return result, run
 
 
+def _wait_until_quiet(plan: Plan) -> float:
+    """Wait (up to ``plan.wait_quiet_s``) until other processes leave the benchmark's cores idle.
+
+    Our own servers are idle between runs, so whatever keeps a core busy now is someone else's work.
+    Returns the seconds waited.
+    """
+    cpus = [c for c in (plan.gateway_cpu, plan.load_cpu) if c is not None] or [0, 1]
+    start = time.monotonic()
+    while time.monotonic() - start < plan.wait_quiet_s:
+        load = environment.background_load(cpus, seconds=1.0)
+        if all(share < DISTURBED for share in load.values()):
+            break
+    return round(time.monotonic() - start, 1)
+
+
 def measure_one(plan: Plan, script: Path, m: Measurement, server: Service, simulator: Service) -> None:
     """Check, warm up, then measure one scenario at one connection count; fill in ``m``."""
     m.error = preflight(server.port, m.scenario)
     if m.error is not None:
         return
     url = server.url + PATH
+    if plan.wait_quiet_s > 0:
+        m.waited_s = _wait_until_quiet(plan)
     try:
         run_wrk(url, script, connections=m.connections, duration_s=plan.warmup_s, cpu=plan.load_cpu)
         runs = sorted(
@@ -159,6 +178,8 @@ def measure(
 def _line(m: Measurement) -> str:
     r = m.result
     text = f"{r.rps:9,.0f} req/s  p50 {r.p50_ms:7.3f} ms  p99 {r.p99_ms:7.3f} ms" if r else ""
+    if m.waited_s >= 1.5:
+        text += f"  (waited {m.waited_s:g} s for idle cores)"
     if m.disturbed:
         text += f"  [yellow]other load: {m.describe_foreign()}[/]"
     return text + (f"  [red]{m.error}[/]" if m.error else "")

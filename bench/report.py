@@ -48,6 +48,7 @@ class Measurement:
     simulator_cpu_s: float = 0.0
     foreign_load: dict[str, float] = field(default_factory=dict)  # core -> share used by other processes
     rps_runs: list[float] = field(default_factory=list)  # every repeat, lowest first; the median is kept
+    waited_s: float = 0.0  # how long the run waited for other processes to leave the cores idle
 
     @property
     def disturbed(self) -> bool:
@@ -86,6 +87,7 @@ class Measurement:
             "simulator_cpu_s": round(self.simulator_cpu_s, 3),
             "foreign_load": self.foreign_load,
             "rps_runs": self.rps_runs,
+            "waited_for_quiet_s": self.waited_s,
         }
 
 

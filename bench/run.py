@@ -97,6 +97,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     add("--gateway-cpu", type=int, default=0, help="CPU for the gateway (0)")
     add("--load-cpu", type=int, default=1, help="CPU for the simulator and wrk (1)")
     add("--no-pin", action="store_true", help="let the scheduler place every process")
+    add(
+        "--wait-quiet",
+        type=_seconds,
+        default=0.0,
+        help="before each scenario, wait up to this long for idle cores",
+    )
     add("--output", type=Path, default=HERE / "results" / "latest.json", help="the JSON result file")
     add("--log-dir", type=Path, help="keep the Lua scripts, configs and server logs in this directory")
     add("--check", action="store_true", help="exit with status 1 if a target is missed")
@@ -117,6 +123,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         scenarios=scenarios,
         gateway_cpu=None if args.no_pin else args.gateway_cpu,
         load_cpu=None if args.no_pin else args.load_cpu,
+        wait_quiet_s=args.wait_quiet,
     )
     return Settings(plan, variants, args.output, args.log_dir, args.check)
 

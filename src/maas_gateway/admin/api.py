@@ -4,7 +4,8 @@ FastAPI is used here, off the hot path, for its OpenAPI document (``/admin/opena
 validation; the model endpoints stay plain ASGI. Errors keep OpenAI's shape.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: FastAPI must see the dependency closures
+# (Depends(caller)) in the annotations as objects, not as strings naming locals.
 
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -27,7 +28,7 @@ GroupBy = Annotated[str | None, Query(description="Comma-separated: user, tier, 
 Format = Annotated[str, Query(pattern="^(json|csv)$", description="json (default) or csv.")]
 
 
-def create_admin_app(components: Components) -> FastAPI:
+def create_admin_app(components: "Components") -> FastAPI:
     app = FastAPI(
         title="maas-gateway admin API",
         version="1",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +11,8 @@ from typing import Annotated
 import typer
 
 from maas_gateway import __version__
-from maas_gateway.cli import config_commands, deploy_commands, keys_commands, verify_command
+from maas_gateway.admin.guard import ADMIN_KEY_ENV
+from maas_gateway.cli import config_commands, deploy_commands, keys_commands, usage_command, verify_command
 from maas_gateway.cli.banner import print_banner
 from maas_gateway.config import ConfigError, GatewayConfig, demo_config, load_config
 
@@ -25,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(config_commands.app, name="config")
 app.add_typer(keys_commands.app, name="keys")
+app.command()(usage_command.usage)
 app.add_typer(deploy_commands.app, name="deploy")
 app.command("verify")(verify_command.verify)
 
@@ -127,18 +130,35 @@ def up(
     host: Annotated[str, typer.Option(help="Interface for the gateway.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port for the gateway.")] = 8000,
     sim_port: Annotated[int, typer.Option(help="Port for the built-in simulator.")] = 8001,
+    data_dir: Annotated[Path, typer.Option(help="Where the usage ledger (SQLite) and spool live.")] = Path(
+        "maas-data"
+    ),
     log_level: LogLevel = "info",
 ) -> None:
     """Start everything on embedded defaults: the gateway, the simulator, demo tiers and keys."""
     config = _with_server(demo_config(), host, port)
     backend = f"http://127.0.0.1:{sim_port}"
     models = [m.model_copy(update={"backends": [backend]}) for m in config.models]
-    config = config.model_copy(update={"models": models})
-    _run_gateway(config, log_level, simulator_port=sim_port)
+    data_dir = data_dir.resolve()
+    database = config.database.model_copy(
+        update={"url": f"sqlite+aiosqlite:///{data_dir / 'ledger.db'}", "spool_dir": str(data_dir / "spool")}
+    )
+    config = config.model_copy(update={"models": models, "database": database})
+    admin_key = os.environ.get(ADMIN_KEY_ENV)
+    generated = None
+    if not admin_key:
+        generated = secrets.token_urlsafe(24)
+        os.environ[ADMIN_KEY_ENV] = generated
+    _run_gateway(config, log_level, simulator_port=sim_port, data_dir=str(data_dir), admin_key=generated)
 
 
 def _run_gateway(
-    config: GatewayConfig, log_level: str, simulator_port: int | None, config_path: Path | None = None
+    config: GatewayConfig,
+    log_level: str,
+    simulator_port: int | None,
+    config_path: Path | None = None,
+    data_dir: str | None = None,
+    admin_key: str | None = None,
 ) -> None:
     from maas_gateway.proxy import GatewayApp
     from maas_gateway.server import ServerSpec, configure_logging, run_servers
@@ -150,7 +170,7 @@ def _run_gateway(
     if simulator_port is not None:
         simulator = create_simulator_app(SimulatorSettings())
         specs.append(ServerSpec(simulator, "127.0.0.1", simulator_port))
-        print_banner(config, simulator_port)
+        print_banner(config, simulator_port, data_dir=data_dir, admin_key=admin_key)
     run_servers(specs, on_reload=gateway.reload)
 
 

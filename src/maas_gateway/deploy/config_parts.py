@@ -4,11 +4,15 @@ A deployment mounts its configuration as several YAML parts (one ConfigMap key p
 limit settings, the tiers, one part per model, and the API keys from a Secret), so that Kustomize
 components can add a model without rewriting a shared file. The parts are read in file-name order and
 merged: mappings are merged key by key, lists are joined (every part's ``models`` and ``api_keys``), and
-any other value is replaced by the later part. The result is validated like any configuration file.
+any other value is replaced by the later part. ``${NAME}`` in a part is replaced by the environment
+variable NAME first, so a secret (the database password) reaches the file without being in a ConfigMap.
+The result is validated like any configuration file.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,9 +21,10 @@ import yaml
 
 from maas_gateway.config import ConfigError, GatewayConfig, parse_config
 
-__all__ = ["ConfigPartsError", "assemble", "merge_parts", "part_files", "read_parts"]
+__all__ = ["ConfigPartsError", "assemble", "expand", "merge_parts", "part_files", "read_parts"]
 
 _SUFFIXES = (".yaml", ".yml")
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class ConfigPartsError(Exception):
@@ -51,12 +56,28 @@ def part_files(directories: Sequence[Path]) -> list[Path]:
     return [found[name] for name in sorted(found)]
 
 
-def read_parts(files: Sequence[Path]) -> list[tuple[str, Any]]:
-    """Each file's name and parsed YAML."""
+def expand(text: str, name: str, environ: Mapping[str, str]) -> str:
+    """Replace each ``${NAME}`` in ``text`` with the variable's value; an unset variable is an error."""
+
+    def value(match: re.Match[str]) -> str:
+        variable = match.group(1)
+        if variable not in environ:
+            raise ConfigPartsError(
+                f"The configuration part {name} uses ${{{variable}}}, which the environment does not set."
+            )
+        return environ[variable]
+
+    return _REFERENCE.sub(value, text)
+
+
+def read_parts(files: Sequence[Path], environ: Mapping[str, str] | None = None) -> list[tuple[str, Any]]:
+    """Each file's name and parsed YAML, after ``${NAME}`` references are replaced."""
+    variables = os.environ if environ is None else environ
     parts = []
     for path in files:
         try:
-            parts.append((path.name, yaml.safe_load(path.read_text("utf-8"))))
+            text = expand(path.read_text("utf-8"), path.name, variables)
+            parts.append((path.name, yaml.safe_load(text)))
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigPartsError(f"Cannot read the configuration part {path}: {exc}.") from None
         except yaml.YAMLError as exc:
@@ -104,10 +125,12 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def assemble(directories: Sequence[Path]) -> tuple[GatewayConfig, str]:
+def assemble(
+    directories: Sequence[Path], environ: Mapping[str, str] | None = None
+) -> tuple[GatewayConfig, str]:
     """The validated configuration from the parts in ``directories``, and the file text to write."""
     files = part_files(directories)
-    merged = merge_parts(read_parts(files))
+    merged = merge_parts(read_parts(files, environ))
     names = ", ".join(path.name for path in files)
     try:
         config = parse_config(merged, source=f"The configuration assembled from {names}")

@@ -13,11 +13,12 @@ from typing import Any
 
 __all__ = ["METRICS", "build_dashboard", "dashboard_json"]
 
-# The gateway's metrics. Counters carry the labels user, tier and model (tokens also kind: prompt or
-# completion); the duration histogram carries model.
+# The gateway's metrics (maas_gateway.metrics). Counters carry the labels user, tier and model (tokens
+# also kind: prompt or completion); the duration histogram carries model and endpoint. The call counters
+# keep the origin system's (Limitador's) names.
 METRICS: dict[str, str] = {
-    "authorized": "maas_authorized_calls_total",
-    "limited": "maas_limited_calls_total",
+    "authorized": "authorized_calls_total",
+    "limited": "limited_calls_total",
     "tokens": "maas_tokens_total",
     "duration": "maas_request_duration_seconds",
 }

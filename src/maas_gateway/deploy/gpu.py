@@ -4,7 +4,7 @@
 ``kubectl get nodes -o json``), so it is tested on recorded node lists. ``fetch_nodes`` reads them from a
 cluster with the official ``kubernetes`` client; ``load_nodes_file`` reads a saved list.
 
-The checks follow the origin installer's: a node is ready for a model when it advertises allocatable
+The checks follow the origin installer's: a node can run a model when it advertises allocatable
 ``nvidia.com/gpu``, is Ready and schedulable, carries the label the model manifests select and has no
 taint they do not tolerate. A node labelled for GPUs that advertises none is waiting for the NVIDIA
 device plugin (usually the GPU Operator installing its driver), which is the commonest surprise.
@@ -48,7 +48,7 @@ _PRODUCT_LABELS = (
     "k8s.amazonaws.com/accelerator",
 )
 
-Status = Literal["ready", "not-advertising", "not-allocatable", "cpu-only"]
+Status = Literal["advertising", "not-advertising", "not-allocatable", "cpu-only"]
 
 
 class GpuCheckError(Exception):
@@ -68,7 +68,7 @@ class NodeGpu:
     @property
     def usable(self) -> bool:
         """A GPU model can be scheduled here now."""
-        return self.status == "ready" and not self.problems
+        return self.status == "advertising" and not self.problems
 
     @property
     def is_t4(self) -> bool:
@@ -91,9 +91,11 @@ class GpuReport:
         """The verdict, one sentence a line."""
         gpu_nodes, usable = self.gpu_nodes, self.usable
         if not gpu_nodes:
+            count = len(self.nodes)
+            nodes = "The only node has no" if count == 1 else f"None of the {count} nodes has an"
             return [
-                f"None of the {len(self.nodes)} nodes has an NVIDIA GPU: deploy the simulator "
-                "(maas deploy render --simulator), or add GPU nodes and the NVIDIA GPU Operator."
+                f"{nodes} NVIDIA GPU: deploy the simulator (maas deploy render --simulator), or add GPU "
+                "nodes and the NVIDIA GPU Operator."
             ]
         lines = []
         if usable:
@@ -150,7 +152,7 @@ def _analyse(node: Mapping[str, Any]) -> NodeGpu:
             "read its logs on this node."
         )
     else:
-        state = "ready"
+        state = "advertising"
     problems += _scheduling_problems(name, spec, status, labels)
     memory_mib = int(memory) if memory and memory.isdigit() else None
     return NodeGpu(name, state, allocatable, capacity, product, memory_mib, tuple(problems))

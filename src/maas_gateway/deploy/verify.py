@@ -131,7 +131,7 @@ async def _run(client: _Client, options: VerifyOptions, checks: list[Check]) -> 
         ok = reply.status == 200
         detail = "200" if ok else f"{reply.status} instead of 200: {reply.message()}"
         checks.append(Check(f"GET {path}", "pass" if ok else "fail", detail))
-    model = options.model or await _pick_model(client, options.keys[0][1], checks)
+    model = options.model or await _pick_model(client, options.keys, checks)
     if model is None:
         return
     for name, key in (("no key is refused", None), ("a wrong key is refused", _NOT_A_KEY)):
@@ -168,17 +168,21 @@ def _limit(reply: _Reply, kind: str) -> float:
     return float("inf") if value is None else value
 
 
-async def _pick_model(client: _Client, key: str, checks: list[Check]) -> str | None:
-    reply = await client.call("GET", "/v1/models", key)
-    data = reply.body.get("data") if isinstance(reply.body, dict) else None
-    names = [str(entry.get("id")) for entry in data or [] if isinstance(entry, dict)]
-    if reply.status != 200 or not names:
-        detail = f"{reply.status}, no models listed: {reply.message()} Give --model to choose one."
-        checks.append(Check("models listed", "fail", detail))
-        return None
-    model = next((name for name in names if "embed" not in name), names[0])
-    checks.append(Check("models listed", "pass", f"{', '.join(names)}; checking with {model}."))
-    return model
+async def _pick_model(client: _Client, keys: tuple[tuple[str, str], ...], checks: list[Check]) -> str | None:
+    """The first listed model that is not an embedding model, asking with each key until one works."""
+    reply: _Reply | None = None
+    for _label, key in keys:
+        reply = await client.call("GET", "/v1/models", key)
+        data = reply.body.get("data") if isinstance(reply.body, dict) else None
+        names = [str(entry.get("id")) for entry in data or [] if isinstance(entry, dict)]
+        if reply.status == 200 and names:
+            model = next((name for name in names if "embed" not in name), names[0])
+            checks.append(Check("models listed", "pass", f"{', '.join(names)}; checking with {model}."))
+            return model
+    assert reply is not None  # there is always at least one key
+    detail = f"{reply.status}, no models listed for any key: {reply.message()} Give --model to choose one."
+    checks.append(Check("models listed", "fail", detail))
+    return None
 
 
 def _headers_check(answered: list[tuple[str, str, _Reply]]) -> Check:
@@ -209,7 +213,7 @@ async def _request_limit_check(
     for sent in range(1, options.max_requests + 1):
         reply = await client.chat(key, model, max_tokens=1)
         if reply.status == 429:
-            return _refusal(name, reply, f"after {sent} more requests with {label} (limit {limit})")
+            return _refusal(name, reply, f"at request {sent + 1} with {label} (limit {limit})")
         if reply.status != 200:
             return Check(name, "fail", f"Request {sent} with {label} got {reply.status}: {reply.message()}")
     detail = (

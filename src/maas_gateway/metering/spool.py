@@ -7,6 +7,8 @@ replayed (idempotently, by request id) once the database answers again, and on t
 from __future__ import annotations
 
 import os
+import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,25 +37,24 @@ class Spool:
     def pending(self) -> bool:
         return self.path.exists() and self.path.stat().st_size > 0
 
-    def take(self) -> tuple[Path, list[UsageRecord]] | None:
-        """Move the spool aside and return its records; the caller deletes the file once stored.
+    def claim(self) -> list[Path]:
+        """Files of records to replay, oldest first: the current spool is moved aside under a unique
+        name (so records spooled meanwhile start a new file), together with any claimed earlier whose
+        replay did not finish. The caller deletes each file once its records are stored."""
+        if self.pending():
+            os.replace(self.path, self.directory / f"usage-spool.replay-{time.time_ns()}-{uuid.uuid4().hex}")
+        if not self.directory.exists():
+            return []
+        return sorted(self.directory.glob("usage-spool.replay-*"))
 
-        A torn last line (a crash mid-write) is skipped: its record was never acknowledged as spooled.
-        """
-        if not self.pending():
-            return None
-        claimed = self.path.with_suffix(f".replay-{os.getpid()}")
-        os.replace(self.path, claimed)
+    @staticmethod
+    def read(path: Path) -> list[UsageRecord]:
+        """The records in a claimed file. A torn last line (a crash mid-write) is skipped: that record
+        was never acknowledged as spooled."""
         records = []
-        for line in claimed.read_bytes().splitlines():
+        for line in path.read_bytes().splitlines():
             try:
                 records.append(UsageRecord.from_dict(orjson.loads(line)))
             except (orjson.JSONDecodeError, KeyError, TypeError):
                 continue
-        return claimed, records
-
-    def leftovers(self) -> list[Path]:
-        """Replay files of an earlier run that stopped before storing them."""
-        if not self.directory.exists():
-            return []
-        return sorted(self.directory.glob("usage-spool.replay-*"))
+        return records

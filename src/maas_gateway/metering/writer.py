@@ -60,13 +60,7 @@ class LedgerWriter:
             self._wake.set()
 
     async def start(self) -> None:
-        for path in self.spool.leftovers():
-            # A replay an earlier run began: put it back in the spool to be replayed with the rest.
-            self.spool.directory.mkdir(parents=True, exist_ok=True)
-            with self.spool.path.open("ab") as spool_file:
-                spool_file.write(path.read_bytes())
-            path.unlink()
-        await self.flush()
+        await self.flush()  # replays whatever an earlier run spooled
         self._task = asyncio.create_task(self._run(), name="ledger-writer")
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
@@ -118,9 +112,8 @@ class LedgerWriter:
         if not self._store_ready:
             await self.store.start()
             self._store_ready = True
-        claimed = self.spool.take()
-        if claimed is not None:
-            path, records = claimed
+        for path in self.spool.claim():
+            records = self.spool.read(path)
             for start in range(0, len(records), self.batch_size):
                 await self.store.write(records[start : start + self.batch_size])
             path.unlink()

@@ -1,0 +1,82 @@
+"""Mixed client load for ledger tests: what each client saw, to compare with what the gateway recorded."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+__all__ = ["Seen", "mixed_load"]
+
+
+@dataclass
+class Seen:
+    """Per user: requests answered, 429s, and the usage each answer reported."""
+
+    requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    limited: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    prompt: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    completion: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    request_ids: set[str] = field(default_factory=set)
+
+
+async def _one(client: httpx.AsyncClient, user: str, key: str, index: int, seen: Seen) -> None:
+    headers = {"Authorization": f"Bearer {key}"}
+    kind = index % 3
+    body: dict[str, Any]
+    if kind == 2:
+        body = {"model": "simulator-embed", "input": [f"text {index}", "more"]}
+        response = await client.post("/v1/embeddings", json=body, headers=headers)
+        usage = response.json().get("usage") if response.status_code == 200 else None
+    elif kind == 1:
+        body = {
+            "model": "simulator-model",
+            "stream": True,
+            "max_tokens": 1 + index % 7,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": f"stream {index}"}],
+        }
+        usage = None
+        async with client.stream("POST", "/v1/chat/completions", json=body, headers=headers) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: {") and '"usage"' in line:
+                    usage = orjson.loads(line[6:]).get("usage") or usage
+    else:
+        body = {
+            "model": "simulator-model",
+            "max_tokens": 1 + index % 5,
+            "messages": [{"role": "user", "content": f"hello {index}"}],
+        }
+        response = await client.post("/v1/chat/completions", json=body, headers=headers)
+        usage = response.json().get("usage") if response.status_code == 200 else None
+    seen.requests[user] += 1
+    seen.request_ids.add(response.headers["x-request-id"])
+    if response.status_code == 429:
+        seen.limited[user] += 1
+    if usage:
+        seen.prompt[user] += usage["prompt_tokens"]
+        seen.completion[user] += usage.get("completion_tokens", 0)
+
+
+def mixed_load(url: str, users: dict[str, str], per_user: int, concurrency: int = 20) -> Seen:
+    """Send ``per_user`` mixed requests (chat, streamed chat, embeddings) for every user, concurrently."""
+    seen = Seen()
+
+    async def run() -> None:
+        semaphore = asyncio.Semaphore(concurrency)
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+
+            async def guarded(user: str, key: str, index: int) -> None:
+                async with semaphore:
+                    await _one(client, user, key, index, seen)
+
+            await asyncio.gather(
+                *(guarded(user, key, i) for user, key in users.items() for i in range(per_user))
+            )
+
+    asyncio.run(run())
+    return seen
