@@ -195,12 +195,16 @@ class _FakeApiServer(BaseHTTPRequestHandler):
 @pytest.fixture
 def api_server() -> Iterator[tuple[str, type[_FakeApiServer]]]:
     """A fake API server on loopback serving the GPU Operator node list."""
-    handler = type("Handler", (_FakeApiServer,), {"seen": [], "status": 200})
-    handler.nodes = json.loads((NODES / "gpu-operator-ready.json").read_text("utf-8"))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+
+    class Handler(_FakeApiServer):
+        nodes: ClassVar[dict[str, Any]] = json.loads((NODES / "gpu-operator-ready.json").read_text("utf-8"))
+        status: ClassVar[int] = 200
+        seen: ClassVar[list[str]] = []
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    yield f"http://127.0.0.1:{server.server_address[1]}", Handler
     server.shutdown()
     server.server_close()
 

@@ -14,6 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
+from maas_gateway.database import Database
 from maas_gateway.metering import LedgerWriter, Spool, UsageQuery, UsageRecord
 from maas_gateway.metering.sql_store import SqlLedgerStore
 from tests.conftest import GatewayFactory
@@ -171,13 +172,13 @@ def test_spool_left_by_a_crash_is_replayed_on_start(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
 
     async def run() -> int:
-        writer = LedgerWriter(SqlLedgerStore(url), spool, flush_interval=0.1)
+        database = Database(url)
+        writer = LedgerWriter(SqlLedgerStore(database), spool, flush_interval=0.1)
         await writer.start()
         writer.submit(record(3))  # already spooled: must not count twice
         await writer.stop()
-        store = SqlLedgerStore(url)
-        rows = await store.aggregate(UsageQuery(0, 2e9, ("user",)))
-        await store.aclose()
+        rows = await SqlLedgerStore(database).aggregate(UsageQuery(0, 2e9, ("user",)))
+        await database.aclose()
         return rows[0].requests
 
     assert asyncio.run(run()) == 5

@@ -13,9 +13,11 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from maas_gateway.admin.keys_api import keys_router
 from maas_gateway.admin.usage import rows_to_csv, usage_query
+from maas_gateway.admin.users_api import users_router
 from maas_gateway.auth import Identity, parse_authorization
-from maas_gateway.errors import GatewayError, InvalidRequestError, error_body
+from maas_gateway.errors import GatewayError, InvalidRequestError, PermissionDeniedError, error_body
 
 if TYPE_CHECKING:
     from maas_gateway.proxy.components import Components
@@ -37,11 +39,20 @@ def create_admin_app(components: "Components") -> FastAPI:
         redoc_url=None,
     )
 
-    def admin(authorization: Annotated[str | None, Header()] = None) -> None:
-        components.admin.check(parse_authorization(authorization))
-
     async def caller(authorization: Annotated[str | None, Header()] = None) -> Identity:
         return await components.pipeline.authenticator.authenticate(parse_authorization(authorization))
+
+    async def admin(authorization: Annotated[str | None, Header()] = None) -> None:
+        """The admin key, or a token of a user in one of the issuer's admin groups."""
+        credential = parse_authorization(authorization)
+        if credential.count(".") == 2 and not components.admin.matches(credential):
+            identity = await components.pipeline.authenticator.authenticate(credential)
+            if not identity.is_admin:
+                raise PermissionDeniedError(
+                    "This token's user is not in an admin group.", code="not_an_admin"
+                )
+            return
+        components.admin.check(credential)
 
     async def flushed_usage(
         since: str | None, until: str | None, group_by: str | None, user: str | None, fmt: str
@@ -75,6 +86,9 @@ def create_admin_app(components: "Components") -> FastAPI:
     ) -> Response:
         """The caller's own usage, with their own API key."""
         return await flushed_usage(since, until, group_by or "model,day", identity.user, format)
+
+    app.include_router(keys_router(components, admin, caller))
+    app.include_router(users_router(components, admin))
 
     @app.exception_handler(GatewayError)
     async def gateway_error(request: Request, exc: GatewayError) -> Response:

@@ -32,6 +32,12 @@ class AdminGuard:
     def enabled(self) -> bool:
         return self._digest is not None
 
+    def matches(self, credential: str) -> bool:
+        if self._digest is None:
+            return False
+        presented = hashlib.sha256(credential.encode("utf-8")).hexdigest()
+        return hmac.compare_digest(presented, self._digest)
+
     def check(self, credential: str) -> None:
         """Raise unless ``credential`` is the admin key (compared in constant time)."""
         if self._digest is None:
@@ -39,6 +45,5 @@ class AdminGuard:
                 f"The admin API is disabled: set {ADMIN_KEY_ENV} or admin.key_sha256 to enable it.",
                 code="admin_disabled",
             )
-        presented = hashlib.sha256(credential.encode("utf-8")).hexdigest()
-        if not hmac.compare_digest(presented, self._digest):
+        if not self.matches(credential):
             raise AuthenticationError("The admin credential is not valid.", code="invalid_admin_key")

@@ -18,8 +18,10 @@ class Identity:
     user: str
     tier: str
     key_id: str
-    source: str = "api_key"
+    source: str = "api_key"  # api_key, or oidc
     models: frozenset[str] | None = None
+    display_name: str | None = None  # e.g. the token's preferred_username or email, for reports
+    is_admin: bool = False  # an OIDC user in one of the issuer's admin groups
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["InMemoryKeyStore", "KeyRecord", "KeyStore", "hash_key", "key_id_for"]
+__all__ = ["InMemoryKeyStore", "KeyRecord", "KeyStore", "LayeredKeyStore", "hash_key", "key_id_for"]
 
 
 def hash_key(key: str) -> str:
@@ -34,10 +34,11 @@ class KeyRecord:
     tier: str
     name: str | None = None
     models: frozenset[str] | None = None
+    key_id_override: str | None = None  # lifecycle keys have their own public id (key_<prefix>)
 
     @property
     def key_id(self) -> str:
-        return key_id_for(self.key_hash)
+        return self.key_id_override or key_id_for(self.key_hash)
 
 
 class KeyStore(Protocol):
@@ -66,3 +67,17 @@ class InMemoryKeyStore:
 
     def __len__(self) -> int:
         return len(self._records)
+
+
+class LayeredKeyStore:
+    """Configuration-file keys first, then lifecycle keys (database or memory)."""
+
+    def __init__(self, *stores: KeyStore) -> None:
+        self._stores = stores
+
+    async def find(self, key_hash: str) -> KeyRecord | None:
+        for store in self._stores:
+            record = await store.find(key_hash)
+            if record is not None:
+                return record
+        return None

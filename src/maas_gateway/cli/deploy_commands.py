@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from maas_gateway.deploy.render import MODELS, OVERLAYS, RenderError, RenderOptions, manifests_root, render
+from maas_gateway.deploy.render import MODELS, RenderError, RenderOptions, manifests_root, render
 
 __all__ = ["app"]
 
@@ -81,14 +81,15 @@ def render_command(
 
 @app.command("path")
 def path_command() -> None:
-    """Print the directory of the Kustomize tree, for `kubectl apply -k PATH/overlays/NAME`."""
+    """Print the directory of the Kustomize tree, for `kubectl apply -k PATH/overlays/NAME`.
+
+    The overlays are kind, gpu, gpu-t4, openshift and all-models (docs/deploy.md).
+    """
     try:
         root = manifests_root()
     except RenderError as exc:
         raise _fail(str(exc)) from None
     typer.echo(str(root))
-    for name in OVERLAYS:
-        typer.echo(f"  overlays/{name}", err=True)
 
 
 @app.command("check-gpu")

@@ -12,7 +12,15 @@ import typer
 
 from maas_gateway import __version__
 from maas_gateway.admin.guard import ADMIN_KEY_ENV
-from maas_gateway.cli import config_commands, deploy_commands, keys_commands, usage_command, verify_command
+from maas_gateway.cli import (
+    config_commands,
+    deploy_commands,
+    keys_commands,
+    token_command,
+    usage_command,
+    users_commands,
+    verify_command,
+)
 from maas_gateway.cli.banner import print_banner
 from maas_gateway.config import ConfigError, GatewayConfig, demo_config, load_config
 
@@ -27,9 +35,11 @@ app = typer.Typer(
 )
 app.add_typer(config_commands.app, name="config")
 app.add_typer(keys_commands.app, name="keys")
+app.add_typer(users_commands.app, name="users")
 app.command()(usage_command.usage)
 app.add_typer(deploy_commands.app, name="deploy")
 app.command("verify")(verify_command.verify)
+app.command("token")(token_command.token)
 
 HostOption = Annotated[str | None, typer.Option(help="Interface to listen on (default from config).")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on (default from config).")]

@@ -10,10 +10,10 @@ from pydantic import BeforeValidator
 __all__ = ["Duration", "format_duration", "parse_duration"]
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 
 
-def parse_duration(value: object) -> float:
+def parse_duration(value: object, *, allow_zero: bool = False) -> float:
     """Return the number of seconds in ``value`` (a number of seconds or a string like ``2m``).
 
     Raises ``ValueError`` with a whole-sentence message for anything else.
@@ -28,10 +28,10 @@ def parse_duration(value: object) -> float:
             raise ValueError(
                 f"'{value}' is not a duration; write a number and a unit, such as 30s, 2m, 1h or 1d."
             )
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     else:
         raise ValueError("A duration must be a number of seconds or a string such as '2m' or '1h'.")
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError("A duration must be longer than zero.")
     return seconds
 

@@ -28,12 +28,15 @@ __all__ = [
     "AdminSettings",
     "DatabaseSettings",
     "GatewayConfig",
+    "KeySettings",
     "LimitConfig",
     "LimitUnit",
     "LimitsSettings",
     "MetricsSettings",
     "ModelConfig",
     "ModelPricing",
+    "OIDCIssuer",
+    "OIDCSettings",
     "ServerSettings",
     "TierConfig",
     "UserConfig",
@@ -211,6 +214,70 @@ class DatabaseSettings(_Strict):
         return url
 
 
+class OIDCIssuer(_Strict):
+    issuer: str = Field(description="The issuer URL, exactly as in the tokens' `iss` claim.")
+    audience: str | list[str] = Field(description="Accepted `aud` value(s): the gateway's client id.")
+    discovery_url: str | None = Field(
+        default=None, description="Defaults to `{issuer}/.well-known/openid-configuration`."
+    )
+    groups_claim: str = Field(default="groups", description="The claim listing the user's groups.")
+    group_tiers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Group name to tier; when a user is in several, the first listed wins.",
+    )
+    default_tier: str | None = Field(
+        default=None, description="Tier for users in no mapped group; omitted rejects them (403)."
+    )
+    admin_groups: list[str] = Field(
+        default_factory=list, description="Members of these groups may use the admin API."
+    )
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"],
+        description="Accepted signature algorithms; `none` and HMAC are never accepted.",
+    )
+    user_claim: str = "sub"
+    name_claims: list[str] = Field(default_factory=lambda: ["preferred_username", "email", "name"])
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric_only(cls, algorithms: list[str]) -> list[str]:
+        for algorithm in algorithms:
+            if algorithm.lower() == "none" or algorithm.upper().startswith("HS"):
+                raise ValueError(
+                    f"'{algorithm}' cannot be accepted: only asymmetric signatures prove the issuer"
+                )
+        if not algorithms:
+            raise ValueError("at least one algorithm is needed")
+        return algorithms
+
+
+class OIDCSettings(_Strict):
+    issuers: list[OIDCIssuer] = Field(default_factory=list)
+    clock_skew: Duration = Field(default=30.0, description="Tolerance for exp/nbf/iat.")
+    jwks_cache_ttl: Duration = Field(default=300.0, description="How long fetched signing keys are kept.")
+    jwks_min_refresh_interval: Duration = Field(
+        default=10.0, description="Least time between two fetches of one issuer's keys (unknown kid)."
+    )
+    http_timeout: Duration = 5.0
+
+
+class KeySettings(_Strict):
+    max_lifetime: Duration = Field(default=90 * 86400, description="Longest lifetime a new key may ask for.")
+    default_lifetime: Duration = Field(default=30 * 86400, description="Lifetime when a request names none.")
+    ephemeral_max_lifetime: Duration = Field(default=3600, le=3600, description="Cap for ephemeral keys.")
+    max_keys_per_user: int = Field(default=100, ge=1)
+    cache_ttl: Duration = Field(
+        default=2.0, description="How long a replica trusts a looked-up key; bounds revocation delay."
+    )
+    purge_interval: Duration = Field(default=3600, description="How often expired keys are deleted.")
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> KeySettings:
+        if self.default_lifetime > self.max_lifetime:
+            raise ValueError("default_lifetime cannot be longer than max_lifetime")
+        return self
+
+
 class AdminSettings(_Strict):
     key_sha256: str | None = Field(
         default=None,
@@ -234,6 +301,8 @@ class GatewayConfig(_Strict):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    oidc: OIDCSettings = Field(default_factory=OIDCSettings)
+    keys: KeySettings = Field(default_factory=KeySettings)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:
@@ -248,6 +317,11 @@ class GatewayConfig(_Strict):
             _known(f"api_keys.{index}.tier", key.tier, tiers, "tier")
             for model_name in key.models or []:
                 _known(f"api_keys.{index}.models", model_name, set(names), "model")
+        for index, issuer in enumerate(self.oidc.issuers):
+            for group, tier in issuer.group_tiers.items():
+                _known(f"oidc.issuers.{index}.group_tiers.{group}", tier, tiers, "tier")
+            if issuer.default_tier is not None:
+                _known(f"oidc.issuers.{index}.default_tier", issuer.default_tier, tiers, "tier")
         for user, override in self.users.items():
             if override.tier is not None:
                 _known(f"users.{user}.tier", override.tier, tiers, "tier")

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from maas_gateway.metering.migrations import upgrade
+from maas_gateway.database import Database
 from maas_gateway.metering.records import UsageRecord
 from maas_gateway.metering.store import UsageQuery, UsageRow
 from maas_gateway.metering.tables import usage_records
@@ -20,29 +18,19 @@ __all__ = ["SqlLedgerStore"]
 
 
 class SqlLedgerStore:
-    def __init__(self, url: str, *, migrate: bool = True, pool_size: int = 5) -> None:
-        self.url = url
-        self._migrate = migrate
-        self._postgres = url.startswith("postgresql")
-        options: dict[str, Any] = {"pool_pre_ping": True}
-        if self._postgres:
-            options |= {"pool_size": pool_size, "max_overflow": pool_size}
-        else:
-            _ensure_sqlite_directory(url)
-        self.engine: AsyncEngine = create_async_engine(url, **options)
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     async def start(self) -> None:
-        if self._migrate:
-            async with self.engine.begin() as connection:
-                await connection.run_sync(upgrade)
+        await self.database.ready()
 
     async def write(self, records: Sequence[UsageRecord]) -> None:
         if not records:
             return
         rows = [{**record.to_dict(), "hour": record.hour} for record in records]
-        insert = postgresql_insert if self._postgres else sqlite_insert
+        insert = postgresql_insert if self.database.is_postgres else sqlite_insert
         statement = insert(usage_records).on_conflict_do_nothing(index_elements=["request_id"])
-        async with self.engine.begin() as connection:
+        async with self.database.engine.begin() as connection:
             await connection.execute(statement, rows)
 
     async def aggregate(self, query: UsageQuery) -> list[UsageRow]:
@@ -72,7 +60,7 @@ class SqlLedgerStore:
             statement = statement.where(usage_records.c.user == query.user)
         if groups:
             statement = statement.group_by(*groups).order_by(*groups)
-        async with self.engine.connect() as connection:
+        async with self.database.engine.connect() as connection:
             result = await connection.execute(statement)
             rows = result.all()
         width = len(groups)
@@ -82,16 +70,10 @@ class SqlLedgerStore:
         ]
 
     async def aclose(self) -> None:
-        await self.engine.dispose()
+        return None  # the database is shared; its owner closes it
 
 
 def _plain(value: Any) -> str | int | None:
     if value is None or isinstance(value, str):
         return value
     return int(value)
-
-
-def _ensure_sqlite_directory(url: str) -> None:
-    path = url.split("///", 1)[1] if "///" in url else ""
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Double, Index, Integer, MetaData, String, Table
+from sqlalchemy import Boolean, Column, Double, Index, Integer, String, Table
 
-__all__ = ["metadata", "usage_records"]
+from maas_gateway.database import metadata
 
-metadata = MetaData()
+__all__ = ["usage_records"]
 
 usage_records = Table(
     "usage_records",

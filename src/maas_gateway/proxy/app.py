@@ -101,7 +101,7 @@ class GatewayApp:
             body = self.components.metrics.render()
             await self._only(method, ("GET",), send, body, CONTENT_TYPE.encode())
             return
-        if path.startswith("/admin") or path == "/v1/usage":
+        if path.startswith(("/admin", "/v1/keys")) or path == "/v1/usage":
             await self.admin_app(scope, receive, send)
             return
         exchange = Exchange(request_id=uuid.uuid4().hex, method=method, path=path)

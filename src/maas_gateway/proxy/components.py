@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from maas_gateway.admin.guard import AdminGuard
-from maas_gateway.auth import Authenticator, InMemoryKeyStore, KeyRecord
-from maas_gateway.config.schema import DatabaseSettings, GatewayConfig, LimitsSettings
+from maas_gateway.auth import Authenticator, InMemoryKeyStore, KeyRecord, OIDCVerifier
+from maas_gateway.auth.key_repository import InMemoryKeyRepository
+from maas_gateway.auth.key_service import KeyService
+from maas_gateway.auth.keys import LayeredKeyStore
+from maas_gateway.config.schema import DatabaseSettings, GatewayConfig, KeySettings, LimitsSettings
+from maas_gateway.database import Database
 from maas_gateway.limits import InMemoryLimitStorage, Limiter, LimitStorage, RuleBook
 from maas_gateway.limits.resilient import ResilientStorage
 from maas_gateway.metering import InMemoryLedgerStore, LedgerStore, LedgerWriter, Spool
@@ -45,14 +50,28 @@ def _storage(settings: LimitsSettings) -> LimitStorage:
     )
 
 
-def _ledger(settings: DatabaseSettings) -> LedgerWriter:
-    store: LedgerStore
+def _database(settings: DatabaseSettings) -> Database | None:
     if settings.url is None:
+        return None
+    return Database(settings.url, migrate=settings.migrate_on_start, pool_size=settings.pool_size)
+
+
+def _key_service(database: Database | None, settings: KeySettings) -> KeyService:
+    if database is None:
+        return KeyService(InMemoryKeyRepository(), settings)
+    from maas_gateway.auth.sql_key_repository import SqlKeyRepository
+
+    return KeyService(SqlKeyRepository(database), settings)
+
+
+def _ledger(settings: DatabaseSettings, database: Database | None) -> LedgerWriter:
+    store: LedgerStore
+    if database is None:
         store = InMemoryLedgerStore()
     else:
         from maas_gateway.metering.sql_store import SqlLedgerStore
 
-        store = SqlLedgerStore(settings.url, migrate=settings.migrate_on_start, pool_size=settings.pool_size)
+        store = SqlLedgerStore(database)
     return LedgerWriter(
         store,
         Spool(Path(settings.spool_dir)),
@@ -62,9 +81,11 @@ def _ledger(settings: DatabaseSettings) -> LedgerWriter:
     )
 
 
-def _authenticator(config: GatewayConfig) -> Authenticator:
+def _authenticator(config: GatewayConfig, keys: KeyService) -> Authenticator:
+    """Configuration-file keys first, then lifecycle keys from the key service."""
     overrides = {user: o.tier for user, o in config.users.items() if o.tier is not None}
-    return Authenticator(InMemoryKeyStore(key_records(config)), overrides)
+    oidc = OIDCVerifier(config.oidc) if config.oidc.issuers else None
+    return Authenticator(LayeredKeyStore(InMemoryKeyStore(key_records(config)), keys), overrides, oidc)
 
 
 @dataclass
@@ -77,6 +98,9 @@ class Components:
     metrics: GatewayMetrics | None
     observers: ExchangeObservers
     admin: AdminGuard
+    keys: KeyService
+    database: Database | None
+    _purger: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         server = self.config.server
@@ -86,8 +110,22 @@ class Components:
             max_connections=server.upstream_max_connections,
         )
         await self.ledger.start()
+        self._purger = asyncio.create_task(self._purge_expired_keys(), name="key-purger")
+
+    async def _purge_expired_keys(self) -> None:
+        while True:
+            try:
+                purged = await self.keys.purge()
+            except Exception:
+                logger.exception("Purging expired API keys failed; trying again later.")
+            else:
+                if purged:
+                    logger.info("Purged %d expired or revoked API keys.", purged)
+            await asyncio.sleep(self.config.keys.purge_interval)
 
     async def stop(self) -> None:
+        if self._purger is not None:
+            self._purger.cancel()
         try:
             await self.ledger.stop()
         finally:
@@ -95,6 +133,9 @@ class Components:
                 await self.pipeline.transport.aclose()
             if self.limiter is not None:
                 await self.limiter.storage.aclose()
+            if self.database is not None:
+                await self.database.aclose()
+            await self.pipeline.authenticator.aclose()
 
     async def healthy(self) -> bool:
         return self.limiter is None or await self.limiter.storage.ping()
@@ -109,7 +150,7 @@ class Components:
         applied_live = {"access_log", "max_body_bytes"}
         needs_restart = [
             name
-            for name in ("limits", "database", "metrics")
+            for name in ("limits", "database", "metrics", "keys")
             if getattr(self.config, name) != getattr(config, name)
         ]
         if self.config.server.model_dump(exclude=applied_live) != config.server.model_dump(
@@ -118,7 +159,7 @@ class Components:
             needs_restart.insert(0, "server")
         self.router = Router(config.models)
         self.pipeline.router = self.router
-        self.pipeline.authenticator = _authenticator(config)
+        self.pipeline.authenticator = _authenticator(config, self.keys)
         self.pipeline.max_body_bytes = config.server.max_body_bytes
         if self.limiter is not None:
             self.limiter.rules = RuleBook(config.tiers, config.users)
@@ -134,14 +175,16 @@ def build_components(config: GatewayConfig) -> Components:
     limiter = None
     if config.limits.enabled:
         limiter = Limiter(_storage(config.limits), RuleBook(config.tiers, config.users))
+    database = _database(config.database)
+    keys = _key_service(database, config.keys)
     pipeline = Pipeline(
-        authenticator=_authenticator(config),
+        authenticator=_authenticator(config, keys),
         router=router,
         transport=None,
         limiter=limiter,
         max_body_bytes=config.server.max_body_bytes,
     )
-    ledger = _ledger(config.database)
+    ledger = _ledger(config.database, database)
     metrics = GatewayMetrics(user_label=config.metrics.user_label) if config.metrics.enabled else None
     if metrics is not None:
         _watch(metrics, limiter, ledger)
@@ -152,7 +195,7 @@ def build_components(config: GatewayConfig) -> Components:
         {m.name: m.pricing for m in config.models if m.pricing is not None},
     )
     admin = AdminGuard.from_config(config.admin)
-    return Components(config, router, pipeline, limiter, ledger, metrics, observers, admin)
+    return Components(config, router, pipeline, limiter, ledger, metrics, observers, admin, keys, database)
 
 
 def _watch(metrics: GatewayMetrics, limiter: Limiter | None, ledger: LedgerWriter) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from maas_gateway.metering.tables import metadata
+from maas_gateway.database import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:
