@@ -82,7 +82,7 @@ def test_help_lists_the_commands_with_their_help() -> None:
         ("up", up.__doc__),
         ("sim", sim.__doc__),
         ("config", "Print or check configuration files."),
-        ("keys", "Work with API keys."),
+        ("keys", "Work with API keys: hash one for a config file, or manage them through the admin API."),
     ]:
         assert help_text is not None
         assert f"{name} {help_text.strip().splitlines()[0]}" in text

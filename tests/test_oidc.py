@@ -151,36 +151,25 @@ def _oct_signed(issuer: TokenIssuer) -> str:
     return with_hs256(_claims(issuer, "free-users"), b"s3cret-s3cret", kid="hmac-key")
 
 
+def _upgraded(issuer: TokenIssuer) -> str:
+    """A free user's token whose payload was edited to claim the enterprise group."""
+    return tampered(issuer.mint(_claims(issuer, "free-users")), groups=["enterprise-users"])
+
+
+def _minted(**changes: Any) -> Forge:
+    return lambda issuer: issuer.mint({**_claims(issuer), **changes})
+
+
 REJECTED: list[tuple[str, Forge, str, str]] = [
-    ("expired", lambda i: i.mint({**_claims(i), "exp": NOW - 3600}), "token_expired", "expired"),
-    (
-        "not yet valid",
-        lambda i: i.mint({**_claims(i), "nbf": NOW + 3600}),
-        "token_not_yet_valid",
-        "not valid yet",
-    ),
-    ("issued later", lambda i: i.mint({**_claims(i), "iat": NOW + 3600}), "token_not_yet_valid", "'iat'"),
-    (
-        "wrong audience",
-        lambda i: i.mint({**_claims(i), "aud": "other"}),
-        "invalid_audience",
-        "another audience",
-    ),
-    ("no audience", lambda i: i.mint({**_claims(i), "aud": None}), "invalid_token", "'aud'"),
-    ("no expiry", lambda i: i.mint({**_claims(i), "exp": None}), "invalid_token", "'exp'"),
-    ("no subject", lambda i: i.mint({**_claims(i), "sub": None}), "invalid_token", "'sub'"),
-    (
-        "wrong issuer",
-        lambda i: i.mint({**_claims(i), "iss": "https://idp.example"}),
-        "invalid_issuer",
-        "not trust",
-    ),
-    (
-        "tampered",
-        lambda i: tampered(i.mint(_claims(i)), groups=["enterprise-users"]),
-        "invalid_signature",
-        "altered",
-    ),
+    ("expired", _minted(exp=NOW - 3600), "token_expired", "expired"),
+    ("not yet valid", _minted(nbf=NOW + 3600), "token_not_yet_valid", "not valid yet"),
+    ("issued later", _minted(iat=NOW + 3600), "token_not_yet_valid", "'iat'"),
+    ("wrong audience", _minted(aud="other"), "invalid_audience", "another audience"),
+    ("no audience", _minted(aud=None), "invalid_token", "'aud'"),
+    ("no expiry", _minted(exp=None), "invalid_token", "'exp'"),
+    ("no subject", _minted(sub=None), "invalid_token", "'sub'"),
+    ("wrong issuer", _minted(iss="https://idp.example"), "invalid_issuer", "not trust"),
+    ("tampered", _upgraded, "invalid_signature", "altered"),
     ("alg none", lambda i: unsigned_token(_claims(i, "free-users")), "unsupported_algorithm", "'none'"),
     (
         "HMAC with the public key",

@@ -12,7 +12,7 @@ import httpx
 __all__ = ["chat", "concurrent_statuses", "wait_for_fresh_window"]
 
 
-def wait_for_fresh_window(window: float = 60.0, needed: float = 20.0) -> None:
+def wait_for_fresh_window(window: float = 60.0, needed: float = 12.0) -> None:
     """Sleep into the next window if fewer than ``needed`` seconds are left in the current one.
 
     Limit windows are aligned to the epoch, so a test that counts to a limit must not straddle a boundary.

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from tests.support.processes import ServerProcess, free_port
@@ -106,6 +107,7 @@ class TokenIssuer:
         """The current public key as PEM, the 'secret' of an HMAC key-confusion attack."""
         jwk = httpx.get(self.url + "/jwks").json()["keys"][0]
         key = RSAAlgorithm.from_jwk(jwk)
+        assert isinstance(key, rsa.RSAPublicKey)
         return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 

@@ -17,6 +17,7 @@ from maas_gateway.admin.keys_api import keys_router
 from maas_gateway.admin.usage import rows_to_csv, usage_query
 from maas_gateway.admin.users_api import users_router
 from maas_gateway.auth import Identity, parse_authorization
+from maas_gateway.auth.oidc import looks_like_jwt
 from maas_gateway.errors import GatewayError, InvalidRequestError, PermissionDeniedError, error_body
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def create_admin_app(components: "Components") -> FastAPI:
     async def admin(authorization: Annotated[str | None, Header()] = None) -> None:
         """The admin key, or a token of a user in one of the issuer's admin groups."""
         credential = parse_authorization(authorization)
-        if credential.count(".") == 2 and not components.admin.matches(credential):
+        if looks_like_jwt(credential) and not components.admin.matches(credential):
             identity = await components.pipeline.authenticator.authenticate(credential)
             if not identity.is_admin:
                 raise PermissionDeniedError(

@@ -28,6 +28,10 @@ class Authenticator:
         self._tier_overrides = dict(tier_overrides or {})
         self._oidc = oidc
 
+    @property
+    def oidc(self) -> OIDCVerifier | None:
+        return self._oidc
+
     async def authenticate(self, credential: str) -> Identity:
         if looks_like_jwt(credential):
             if self._oidc is None:

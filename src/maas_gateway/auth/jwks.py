@@ -163,7 +163,7 @@ class JWKSCache:
                 return "skipped"
             state.attempted_at = self._clock()
             state.inflight = asyncio.get_running_loop().create_task(self._fetch(issuer, state))
-            state.inflight.add_done_callback(lambda _: _clear_inflight(state))
+            state.inflight.add_done_callback(lambda task: _fetch_done(state, task))
         error = await asyncio.shield(state.inflight)
         return "fetched" if error is None else "failed"
 
@@ -220,8 +220,10 @@ class JWKSCache:
         return document
 
 
-def _clear_inflight(state: _IssuerState) -> None:
+def _fetch_done(state: _IssuerState, task: asyncio.Task[str | None]) -> None:
     state.inflight = None
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("Fetching signing keys failed unexpectedly.", exc_info=task.exception())
 
 
 def _signing_keys(document: dict[str, Any], url: str) -> list[SigningKey]:

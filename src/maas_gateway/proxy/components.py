@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from maas_gateway.admin.guard import AdminGuard
@@ -81,10 +81,13 @@ def _ledger(settings: DatabaseSettings, database: Database | None) -> LedgerWrit
     )
 
 
-def _authenticator(config: GatewayConfig, keys: KeyService) -> Authenticator:
+def _authenticator(
+    config: GatewayConfig, keys: KeyService, oidc: OIDCVerifier | None = None
+) -> Authenticator:
     """Configuration-file keys first, then lifecycle keys from the key service."""
     overrides = {user: o.tier for user, o in config.users.items() if o.tier is not None}
-    oidc = OIDCVerifier(config.oidc) if config.oidc.issuers else None
+    if oidc is None and config.oidc.issuers:
+        oidc = OIDCVerifier(config.oidc)
     return Authenticator(LayeredKeyStore(InMemoryKeyStore(key_records(config)), keys), overrides, oidc)
 
 
@@ -101,6 +104,7 @@ class Components:
     keys: KeyService
     database: Database | None
     _purger: asyncio.Task[None] | None = None
+    _retired: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self) -> None:
         server = self.config.server
@@ -140,6 +144,17 @@ class Components:
     async def healthy(self) -> bool:
         return self.limiter is None or await self.limiter.storage.ping()
 
+    def _retire(self, authenticator: Authenticator) -> None:
+        """Close a replaced authenticator's HTTP session once requests using it have had time to end."""
+
+        async def close_later() -> None:
+            await asyncio.sleep(30)
+            await authenticator.aclose()
+
+        task = asyncio.get_running_loop().create_task(close_later())
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
+
     def reconfigure(self, config: GatewayConfig) -> list[str]:
         """Apply a new configuration to a running gateway without dropping requests or counters.
 
@@ -159,7 +174,13 @@ class Components:
             needs_restart.insert(0, "server")
         self.router = Router(config.models)
         self.pipeline.router = self.router
-        self.pipeline.authenticator = _authenticator(config, self.keys)
+        previous = self.pipeline.authenticator
+        if config.oidc == self.config.oidc:
+            # Same issuers: keep the verifier, its HTTP session and its cached signing keys.
+            self.pipeline.authenticator = _authenticator(config, self.keys, previous.oidc)
+        else:
+            self.pipeline.authenticator = _authenticator(config, self.keys)
+            self._retire(previous)
         self.pipeline.max_body_bytes = config.server.max_body_bytes
         if self.limiter is not None:
             self.limiter.rules = RuleBook(config.tiers, config.users)

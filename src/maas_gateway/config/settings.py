@@ -1,0 +1,147 @@
+"""Operational settings of the configuration file: limit storage, database, keys, OIDC, admin, metrics."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from maas_gateway.config.base import Strict
+from maas_gateway.config.durations import Duration
+
+__all__ = [
+    "AdminSettings",
+    "DatabaseSettings",
+    "KeySettings",
+    "LimitsSettings",
+    "MetricsSettings",
+    "OIDCIssuer",
+    "OIDCSettings",
+]
+
+
+class LimitsSettings(Strict):
+    enabled: bool = True
+    storage: str = Field(
+        default="memory",
+        description="`memory` (one process), or a `redis://`, `rediss://` or `redis+cluster://` URL.",
+    )
+    failure_policy: Literal["fail-closed", "fail-open"] = Field(
+        default="fail-closed",
+        description="When the storage is unreachable: refuse with 503, or limit per replica in memory.",
+    )
+    storage_timeout: Duration = Field(
+        default=1.0, description="Longest wait for the storage before the failure policy applies."
+    )
+    retry_interval: Duration = Field(
+        default=1.0, description="After a storage failure, how long to wait before trying it again."
+    )
+
+    @field_validator("storage")
+    @classmethod
+    def _known_storage(cls, url: str) -> str:
+        if url != "memory" and not url.startswith(("redis://", "rediss://", "redis+cluster://", "unix://")):
+            raise ValueError("must be `memory` or a redis://, rediss://, redis+cluster:// or unix:// URL")
+        return url
+
+
+class DatabaseSettings(Strict):
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL (sqlite+aiosqlite:///FILE or postgresql+asyncpg://...); "
+        "omitted keeps usage in memory only.",
+    )
+    migrate_on_start: bool = True
+    flush_interval: Duration = Field(default=1.0, description="Longest a usage record waits in memory.")
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    max_buffer_records: int = Field(
+        default=100_000, ge=100, description="Records held in memory while the database is down."
+    )
+    spool_dir: str = Field(
+        default="./maas-data/spool", description="Where records go once the memory buffer is full."
+    )
+    pool_size: int = Field(default=5, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _async_driver(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return url
+
+
+class OIDCIssuer(Strict):
+    issuer: str = Field(description="The issuer URL, exactly as in the tokens' `iss` claim.")
+    audience: str | list[str] = Field(description="Accepted `aud` value(s): the gateway's client id.")
+    discovery_url: str | None = Field(
+        default=None, description="Defaults to `{issuer}/.well-known/openid-configuration`."
+    )
+    groups_claim: str = Field(default="groups", description="The claim listing the user's groups.")
+    group_tiers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Group name to tier; when a user is in several, the first listed wins.",
+    )
+    default_tier: str | None = Field(
+        default=None, description="Tier for users in no mapped group; omitted rejects them (403)."
+    )
+    admin_groups: list[str] = Field(
+        default_factory=list, description="Members of these groups may use the admin API."
+    )
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"],
+        description="Accepted signature algorithms; `none` and HMAC are never accepted.",
+    )
+    user_claim: str = "sub"
+    name_claims: list[str] = Field(default_factory=lambda: ["preferred_username", "email", "name"])
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric_only(cls, algorithms: list[str]) -> list[str]:
+        for algorithm in algorithms:
+            if algorithm.lower() == "none" or algorithm.upper().startswith("HS"):
+                raise ValueError(
+                    f"'{algorithm}' cannot be accepted: only asymmetric signatures prove the issuer"
+                )
+        if not algorithms:
+            raise ValueError("at least one algorithm is needed")
+        return algorithms
+
+
+class OIDCSettings(Strict):
+    issuers: list[OIDCIssuer] = Field(default_factory=list)
+    clock_skew: Duration = Field(default=30.0, description="Tolerance for exp/nbf/iat.")
+    jwks_cache_ttl: Duration = Field(default=300.0, description="How long fetched signing keys are kept.")
+    jwks_min_refresh_interval: Duration = Field(
+        default=10.0, description="Least time between two fetches of one issuer's keys (unknown kid)."
+    )
+    http_timeout: Duration = 5.0
+
+
+class KeySettings(Strict):
+    max_lifetime: Duration = Field(default=90 * 86400, description="Longest lifetime a new key may ask for.")
+    default_lifetime: Duration = Field(default=30 * 86400, description="Lifetime when a request names none.")
+    ephemeral_max_lifetime: Duration = Field(default=3600, le=3600, description="Cap for ephemeral keys.")
+    max_keys_per_user: int = Field(default=100, ge=1)
+    cache_ttl: Duration = Field(
+        default=2.0, description="How long a replica trusts a looked-up key; bounds revocation delay."
+    )
+    purge_interval: Duration = Field(default=3600, description="How often expired keys are deleted.")
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> KeySettings:
+        if self.default_lifetime > self.max_lifetime:
+            raise ValueError("default_lifetime cannot be longer than max_lifetime")
+        return self
+
+
+class AdminSettings(Strict):
+    key_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Digest of the admin key; the MAAS_ADMIN_KEY environment variable also works.",
+    )
+
+
+class MetricsSettings(Strict):
+    enabled: bool = True
+    user_label: bool = Field(default=True, description="Label metrics by user; turn off for very many users.")
