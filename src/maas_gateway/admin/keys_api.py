@@ -77,6 +77,26 @@ def keys_router(
             )
         return tier
 
+    async def create(owner: str, body: KeyCreate) -> CreatedKey:
+        plaintext, key = await service().create(
+            owner,
+            name=body.name,
+            lifetime=_seconds(body.expires_in, "expiresIn"),
+            ephemeral=body.ephemeral,
+            models=check_models(body.models),
+        )
+        return _created(plaintext, key)
+
+    async def listing(
+        owner: str | None, search: str | None, include_inactive: bool, page: int, page_size: int
+    ) -> KeyList:
+        found = await service().list(
+            owner=owner, search=search, include_inactive=include_inactive, page=page, page_size=page_size
+        )
+        now = time.time()
+        data = [KeyOut.of(key, now) for key in found.keys]
+        return KeyList(data=data, page=page, page_size=page_size, total=found.total)
+
     @router.get("/admin/keys", dependencies=[Depends(admin)], tags=["admin: keys"])
     async def admin_list_keys(
         user: str | None = None,
@@ -86,13 +106,7 @@ def keys_router(
         page_size: PageSize = 50,
     ) -> KeyList:
         """Every user's keys (never their secrets), optionally for one user or matching a search."""
-        found = await service().list(
-            owner=user, search=search, include_inactive=include_inactive, page=page, page_size=page_size
-        )
-        now = time.time()
-        return KeyList(
-            data=[KeyOut.of(k, now) for k in found.keys], page=page, page_size=page_size, total=found.total
-        )
+        return await listing(user, search, include_inactive, page, page_size)
 
     @router.post("/admin/keys", dependencies=[Depends(admin)], status_code=201, tags=["admin: keys"])
     async def admin_create_key(body: AdminKeyCreate) -> CreatedKey:
@@ -104,14 +118,7 @@ def keys_router(
                     f"The user '{body.user}' does not exist; give a `tier` to create them.", param="tier"
                 )
             await service().ensure_user(body.user, check_tier(body.tier))
-        plaintext, key = await service().create(
-            body.user,
-            name=body.name,
-            lifetime=_seconds(body.expires_in, "expiresIn"),
-            ephemeral=body.ephemeral,
-            models=check_models(body.models),
-        )
-        return _created(plaintext, key)
+        return await create(body.user, body)
 
     @router.delete("/admin/keys/{key_id}", dependencies=[Depends(admin)], tags=["admin: keys"])
     async def admin_revoke_key(key_id: str) -> KeyOut:
@@ -139,30 +146,13 @@ def keys_router(
         page_size: PageSize = 50,
     ) -> KeyList:
         """The caller's own keys, newest last, paginated; secrets are never returned again."""
-        found = await service().list(
-            owner=identity.user,
-            search=search,
-            include_inactive=include_inactive,
-            page=page,
-            page_size=page_size,
-        )
-        now = time.time()
-        return KeyList(
-            data=[KeyOut.of(k, now) for k in found.keys], page=page, page_size=page_size, total=found.total
-        )
+        return await listing(identity.user, search, include_inactive, page, page_size)
 
     @router.post("/v1/keys", status_code=201, tags=["self-service"])
     async def create_own_key(identity: Annotated[Identity, Depends(caller)], body: KeyCreate) -> CreatedKey:
         """Create a key for the caller, with the caller's tier. The secret is shown only here."""
         await service().ensure_user(identity.user, identity.tier, identity.display_name)
-        plaintext, key = await service().create(
-            identity.user,
-            name=body.name,
-            lifetime=_seconds(body.expires_in, "expiresIn"),
-            ephemeral=body.ephemeral,
-            models=check_models(body.models),
-        )
-        return _created(plaintext, key)
+        return await create(identity.user, body)
 
     @router.delete("/v1/keys/{key_id}", tags=["self-service"])
     async def revoke_own_key(identity: Annotated[Identity, Depends(caller)], key_id: str) -> KeyOut:
