@@ -188,12 +188,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta["background_load_before"] = _check_quiet(console, cpus)
     try:
         with tempfile.TemporaryDirectory(prefix="maas-bench-") as temp:
-            work = settings.log_dir or Path(temp)
+            work = (settings.log_dir or Path(temp)).resolve()
             work.mkdir(parents=True, exist_ok=True)
             measurements = run(settings, work, console)
     except KeyboardInterrupt:
         console.print("[red]Interrupted; every child process has been stopped.[/]")
         return 130
+    except SystemExit:
+        console.print("[red]Stopped by a signal; every child process has been stopped.[/]")
+        raise
     except RuntimeError as exc:
         console.print(f"[red]The benchmark could not run: {exc}[/]", highlight=False)
         return 2

@@ -118,6 +118,7 @@ class Service:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
+                cwd=self.log_path.parent,  # files a server writes relative to its directory stay in ours
                 preexec_fn=_die_with_parent(),  # safe: the benchmark starts no threads
             )
         deadline = time.monotonic() + timeout
