@@ -23,7 +23,7 @@ from report import DISTURBED, Measurement
 from services import BENCH_KEY, Service, http_request
 from wrk import WrkError, WrkResult, run_wrk
 
-__all__ = ["HEADERS", "PATH", "SCENARIOS", "Plan", "measure", "preflight"]
+__all__ = ["HEADERS", "PATH", "SCENARIOS", "Plan", "connection_counts", "measure", "measure_one", "preflight"]
 
 _MESSAGES = [{"role": "user", "content": "Write one sentence about gateways."}]
 SCENARIOS: dict[str, dict[str, Any]] = {

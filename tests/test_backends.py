@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -143,7 +144,9 @@ def test_stream_that_breaks_ends_with_an_error_event(nosy_gateway: ServerProcess
 def test_access_log_has_users_but_never_keys(nosy_gateway: ServerProcess) -> None:
     """The access log names users and key ids, never a key or the Authorization header."""
     _chat(nosy_gateway, "record")
-    log = nosy_gateway.log()
-    assert '"user":"enterpriseuser1"' in log
+    deadline = time.monotonic() + 5  # lines are written in batches, at most 50 ms late
+    while '"user":"enterpriseuser1"' not in (log := nosy_gateway.log()):
+        assert time.monotonic() < deadline, log
+        time.sleep(0.05)
     assert "enterpriseuser1_key" not in log
     assert "Traceback" not in log

@@ -23,7 +23,6 @@ LOGGING: dict[str, Any] = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
-        "bare": {"format": "%(message)s"},
     },
     "handlers": {
         "stderr": {
@@ -31,14 +30,8 @@ LOGGING: dict[str, Any] = {
             "formatter": "plain",
             "stream": "ext://sys.stderr",
         },
-        "access": {
-            "class": "logging.StreamHandler",
-            "formatter": "bare",
-            "stream": "ext://sys.stderr",
-        },
     },
     "loggers": {
-        "maas_gateway.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
         "maas_gateway": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
         "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
         "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},

@@ -62,6 +62,9 @@ class ServerSettings(Strict):
     upstream_connect_timeout: Duration = 5.0
     upstream_read_timeout: Duration = 300.0
     upstream_max_connections: int = Field(default=1000, ge=1)
+    upstream_client: Literal["httptools", "aiohttp"] = Field(
+        default="httptools", description="The backend HTTP client: the lean default, or aiohttp."
+    )
     access_log: bool = True
 
 

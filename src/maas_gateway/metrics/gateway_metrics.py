@@ -9,6 +9,8 @@ each series costs memory in the gateway and in Prometheus, roughly users x tiers
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -34,6 +36,17 @@ class _Gauges(Collector):
             else:
                 family = GaugeMetricFamily(name, documentation, value=read())
             yield family
+
+
+@dataclass(frozen=True, slots=True)
+class _CallerSeries:
+    """The counters of one (user, tier, model), resolved once."""
+
+    authorized: Any
+    limited: Any
+    prompt: Any
+    completion: Any
+    charged: Any
 
 
 class GatewayMetrics:
@@ -87,6 +100,59 @@ class GatewayMetrics:
         )
         self._gauges = _Gauges()
         self.registry.register(self._gauges)
+        self._callers: dict[tuple[str, str, str], _CallerSeries] = {}
+        self._routes: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def record(
+        self,
+        *,
+        user: str,
+        tier: str,
+        model: str,
+        endpoint: str,
+        status: int,
+        admitted: bool,
+        rate_limited: bool,
+        tokens: tuple[int, int, int] | None,
+        latency: float,
+        time_to_first_token: float | None,
+        backend_error: str | None,
+    ) -> None:
+        """Count one finished request. ``tokens`` is (prompt, completion, charged), if known.
+
+        Label children are looked up once per caller and cached: ``labels()`` takes a lock and builds a
+        key on every call, which on a busy gateway core is measurable.
+        """
+        caller = self._callers.get((user, tier, model))
+        if caller is None:
+            labels = self.labels(user, tier, model)
+            caller = _CallerSeries(
+                self.authorized_calls.labels(*labels),
+                self.limited_calls.labels(*labels),
+                self.tokens.labels(*labels, "prompt"),
+                self.tokens.labels(*labels, "completion"),
+                self.charged_tokens.labels(*labels),
+            )
+            self._callers[(user, tier, model)] = caller
+        if rate_limited:
+            caller.limited.inc()
+        elif admitted:
+            caller.authorized.inc()
+        if tokens is not None:
+            caller.prompt.inc(tokens[0])
+            caller.completion.inc(tokens[1])
+            caller.charged.inc(tokens[2])
+        route = self._routes.get((model, endpoint, status))
+        if route is None:
+            route = (self.requests.labels(model, endpoint, str(status)), self.latency.labels(model, endpoint))
+            self._routes[(model, endpoint, status)] = route
+        route[0].inc()
+        if admitted:
+            route[1].observe(latency)
+        if time_to_first_token is not None:
+            self.time_to_first_token.labels(model).observe(time_to_first_token)
+        if backend_error is not None:
+            self.backend_errors.labels(model, backend_error).inc()
 
     def watch(self, kind: str, name: str, documentation: str, read: Callable[[], float]) -> None:
         """Export a value owned elsewhere, read at each scrape (``kind`` is counter or gauge)."""

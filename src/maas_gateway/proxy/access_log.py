@@ -1,11 +1,16 @@
 """One structured line per request: who, which model, what status, how many tokens, how long.
 
 Lines are JSON so log pipelines can index them. They never contain credentials: only the key's public id.
+They are written to standard error in batches, at most ``flush_interval`` late, rather than through the
+``logging`` machinery line by line: on a gateway core that saves about a third of the time per request
+(see bench/README.md).
 """
 
 from __future__ import annotations
 
-import logging
+import asyncio
+import sys
+from typing import BinaryIO
 
 import orjson
 
@@ -13,15 +18,26 @@ from maas_gateway.proxy.exchange import Exchange
 
 __all__ = ["AccessLog"]
 
-logger = logging.getLogger("maas_gateway.access")
-
 
 class AccessLog:
-    def __init__(self, enabled: bool) -> None:
+    def __init__(
+        self,
+        enabled: bool,
+        stream: BinaryIO | None = None,
+        *,
+        flush_interval: float = 0.05,
+        max_buffer: int = 64 * 1024,
+    ) -> None:
         self.enabled = enabled
+        self._stream = stream
+        self._flush_interval = flush_interval
+        self._max_buffer = max_buffer
+        self._lines: list[bytes] = []
+        self._size = 0
+        self._timer: asyncio.TimerHandle | None = None
 
     def record(self, exchange: Exchange) -> None:
-        if not self.enabled or not logger.isEnabledFor(logging.INFO):
+        if not self.enabled:
             return
         identity = exchange.identity
         usage = exchange.usage
@@ -46,4 +62,25 @@ class AccessLog:
             "error": exchange.error_code,
             "latency_ms": round(exchange.latency_seconds * 1000, 3),
         }
-        logger.info(orjson.dumps(line).decode())
+        data = orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
+        self._lines.append(data)
+        self._size += len(data)
+        if self._size >= self._max_buffer:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._flush_interval, self.flush)
+
+    def flush(self) -> None:
+        """Write what is buffered (also called at shutdown)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._lines:
+            return
+        data, self._lines, self._size = b"".join(self._lines), [], 0
+        stream = self._stream or sys.stderr.buffer
+        try:
+            stream.write(data)
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed or broken stderr must never fail a request; the ledger keeps the record

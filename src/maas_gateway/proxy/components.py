@@ -19,6 +19,7 @@ from maas_gateway.limits.resilient import ResilientStorage
 from maas_gateway.metering import InMemoryLedgerStore, LedgerStore, LedgerWriter, Spool
 from maas_gateway.metrics import GatewayMetrics
 from maas_gateway.proxy.access_log import AccessLog
+from maas_gateway.proxy.httptools_transport import HttptoolsTransport
 from maas_gateway.proxy.observers import ExchangeObservers
 from maas_gateway.proxy.pipeline import Pipeline
 from maas_gateway.proxy.upstream import AiohttpTransport
@@ -108,7 +109,8 @@ class Components:
 
     async def start(self) -> None:
         server = self.config.server
-        self.pipeline.transport = AiohttpTransport(
+        client = HttptoolsTransport if server.upstream_client == "httptools" else AiohttpTransport
+        self.pipeline.transport = client(
             connect_timeout=server.upstream_connect_timeout,
             read_timeout=server.upstream_read_timeout,
             max_connections=server.upstream_max_connections,
@@ -128,6 +130,7 @@ class Components:
             await asyncio.sleep(self.config.keys.purge_interval)
 
     async def stop(self) -> None:
+        self.observers.access_log.flush()
         if self._purger is not None:
             self._purger.cancel()
         try:

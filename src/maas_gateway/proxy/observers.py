@@ -68,24 +68,20 @@ class ExchangeObservers:
         )
 
     def _observe(self, exchange: Exchange) -> None:
-        metrics = self.metrics
+        assert self.metrics is not None
         identity = exchange.identity
-        assert metrics is not None
         assert identity is not None
-        model = exchange.model or ""
-        labels = metrics.labels(identity.user, identity.tier, model)
-        if exchange.rate_limited:
-            metrics.limited_calls.labels(*labels).inc()
-        elif exchange.admitted:
-            metrics.authorized_calls.labels(*labels).inc()
-        if exchange.usage is not None:
-            metrics.tokens.labels(*labels, "prompt").inc(exchange.usage.prompt_tokens)
-            metrics.tokens.labels(*labels, "completion").inc(exchange.usage.completion_tokens)
-            metrics.charged_tokens.labels(*labels).inc(exchange.charged_tokens)
-        metrics.requests.labels(model, exchange.endpoint, str(exchange.status)).inc()
-        if exchange.admitted:
-            metrics.latency.labels(model, exchange.endpoint).observe(exchange.latency_seconds)
-        if exchange.time_to_first_token is not None:
-            metrics.time_to_first_token.labels(model).observe(exchange.time_to_first_token)
-        if exchange.error_code in _BACKEND_FAILURES:
-            metrics.backend_errors.labels(model, exchange.error_code or "").inc()
+        usage = exchange.usage
+        self.metrics.record(
+            user=identity.user,
+            tier=identity.tier,
+            model=exchange.model or "",
+            endpoint=exchange.endpoint,
+            status=exchange.status,
+            admitted=exchange.admitted,
+            rate_limited=exchange.rate_limited,
+            tokens=(usage.prompt_tokens, usage.completion_tokens, exchange.charged_tokens) if usage else None,
+            latency=exchange.latency_seconds,
+            time_to_first_token=exchange.time_to_first_token,
+            backend_error=exchange.error_code if exchange.error_code in _BACKEND_FAILURES else None,
+        )

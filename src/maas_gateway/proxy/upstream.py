@@ -90,6 +90,7 @@ class AiohttpTransport:
             connector=connector,
             timeout=timeout,
             auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),  # a proxy must not keep one client's cookies for another
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
         )
 
