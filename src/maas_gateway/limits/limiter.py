@@ -106,19 +106,21 @@ class Limiter:
         now = self._clock()
         keys, amounts, ttls, positions = [], [], [], []
         for position, counter in enumerate(admission.counters):
-            if counter.rule.counts_requests:
+            rule = counter.rule
+            if rule.counts_requests:
                 continue
-            actual = charge.amount(counter.rule)
-            current = counter.rule.counter(admission.user, admission.model, now)
-            if current.window_index == counter.window_index and admission.reserved is not None:
-                amount = actual - admission.reserved.amount(counter.rule)
+            actual = charge.amount(rule)
+            same_window = rule.window_index(now) == counter.window_index
+            if same_window and admission.reserved is not None:
+                amount = actual - admission.reserved.amount(rule)
             else:
                 amount = actual  # a reservation in a window that has ended has gone with it
-            if amount == 0 and current.window_index == counter.window_index:
+            if amount == 0 and same_window:
                 continue
+            current = counter if same_window else rule.counter(admission.user, admission.model, now)
             keys.append(current.key)
             amounts.append(amount)
-            ttls.append(current.reset_in + _TTL_GRACE)
+            ttls.append((current.window_index + 1) * rule.window - now + _TTL_GRACE)
             positions.append(position)
         values = list(admission.values)
         if keys:

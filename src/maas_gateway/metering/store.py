@@ -6,7 +6,7 @@ spool after a crash, never counts a request twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -70,56 +70,54 @@ class LedgerStore(Protocol):
     async def aclose(self) -> None: ...
 
 
-def group_value(record: UsageRecord, group: Group) -> str | int | None:
-    if group == "day":
-        return (record.hour // 24) * 86400
-    if group == "hour":
-        return record.hour * 3600
-    value: str | None = getattr(record, group)
-    return value
-
-
-def aggregate_records(records: Iterable[UsageRecord], query: UsageQuery) -> list[UsageRow]:
-    """Group and sum records in Python: the reference the SQL store must agree with."""
-    totals: dict[tuple[str | int | None, ...], list[float]] = {}
-    for record in records:
-        if not query.since <= record.created_at < query.until:
-            continue
-        if query.user is not None and record.user != query.user:
-            continue
-        key = tuple(group_value(record, group) for group in query.group_by)
-        sums = totals.setdefault(key, [0, 0, 0, 0, 0, 0, 0.0])
-        for index, value in enumerate(
-            (
-                1,
-                int(record.rate_limited),
-                record.prompt_tokens,
-                record.completion_tokens,
-                record.total_tokens,
-                record.charged_tokens,
-                record.cost,
-            )
-        ):
-            sums[index] += value
-    rows = [UsageRow.of(dict(zip(query.group_by, key, strict=True)), sums) for key, sums in totals.items()]
-    return sorted(rows, key=lambda row: tuple(str(v) for v in row.groups.values()))
-
-
 class InMemoryLedgerStore:
-    """Usage kept in this process only: for demos and tests, gone at restart."""
+    """Usage kept in this process only, for demos and tests: gone at restart, and reported by the hour
+    (``since`` and ``until`` round out to whole hours).
+
+    Records are folded into hourly sums per user, tier, model and endpoint as they arrive, so memory
+    grows with the number of such combinations, not with the number of requests.
+    """
 
     def __init__(self) -> None:
-        self.records: dict[str, UsageRecord] = {}
+        self._buckets: dict[tuple[int, str, str, str | None, str], list[float]] = {}
 
     async def start(self) -> None:
         return None
 
     async def write(self, records: Sequence[UsageRecord]) -> None:
         for record in records:
-            self.records.setdefault(record.request_id, record)
+            key = (record.hour, record.user, record.tier, record.model, record.endpoint)
+            sums = self._buckets.setdefault(key, [0, 0, 0, 0, 0, 0, 0.0])
+            sums[0] += 1
+            sums[1] += int(record.rate_limited)
+            sums[2] += record.prompt_tokens
+            sums[3] += record.completion_tokens
+            sums[4] += record.total_tokens
+            sums[5] += record.charged_tokens
+            sums[6] += record.cost
 
     async def aggregate(self, query: UsageQuery) -> list[UsageRow]:
-        return aggregate_records(self.records.values(), query)
+        first, last = int(query.since // 3600), int(-(-query.until // 3600))
+        totals: dict[tuple[str | int | None, ...], list[float]] = {}
+        for (hour, user, tier, model, endpoint), sums in self._buckets.items():
+            if not first <= hour < last or (query.user is not None and user != query.user):
+                continue
+            values = {
+                "user": user,
+                "tier": tier,
+                "model": model,
+                "endpoint": endpoint,
+                "day": (hour // 24) * 86400,
+                "hour": hour * 3600,
+            }
+            key = tuple(values[group] for group in query.group_by)
+            target = totals.setdefault(key, [0, 0, 0, 0, 0, 0, 0.0])
+            for index, value in enumerate(sums):
+                target[index] += value
+        rows = [
+            UsageRow.of(dict(zip(query.group_by, key, strict=True)), sums) for key, sums in totals.items()
+        ]
+        return sorted(rows, key=lambda row: tuple(str(v) for v in row.groups.values()))
 
     async def aclose(self) -> None:
         return None

@@ -7,6 +7,7 @@ and anything unexpected becomes a 500 without a traceback on the wire.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 import uuid
@@ -77,6 +78,7 @@ class GatewayApp:
                     logger.exception("The gateway could not start.")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                _tune_garbage_collector()
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -178,6 +180,19 @@ class GatewayApp:
 
     async def _is_ready(self) -> bool:
         return self.ready and await self.components.healthy()
+
+
+def _tune_garbage_collector() -> None:
+    """Keep full collections off the request path.
+
+    After startup about 100,000 long-lived objects (modules, configuration, pools) exist, and a full
+    collection walking them takes tens of milliseconds: that was the whole p99 tail in bench/. Freezing
+    them moves them out of the collector's view, and a higher first threshold collects young garbage
+    less often (requests make little that outlives them).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _require(method: str, allowed: tuple[str, ...], path: str) -> None:
