@@ -59,6 +59,7 @@ _UVICORN_SETTINGS: dict[str, Any] = {
     "http": "httptools",
     "lifespan": "on",
     "access_log": False,
+    "proxy_headers": False,  # the gateway does not use the client address; skip the middleware
     "server_header": False,
     "log_config": None,
     "timeout_keep_alive": 30,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import logging
 import time
-import uuid
 from pathlib import Path
 
 import orjson
@@ -29,7 +28,7 @@ from maas_gateway.errors import (
 from maas_gateway.metrics import CONTENT_TYPE
 from maas_gateway.proxy.asgi import Receive, Scope, Send, send_error, send_response
 from maas_gateway.proxy.components import Components, build_components
-from maas_gateway.proxy.exchange import Exchange
+from maas_gateway.proxy.exchange import Exchange, new_request_id
 from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS
 
 __all__ = ["GatewayApp"]
@@ -106,7 +105,7 @@ class GatewayApp:
         if path.startswith(("/admin", "/v1/keys")) or path == "/v1/usage":
             await self.admin_app(scope, receive, send)
             return
-        exchange = Exchange(request_id=uuid.uuid4().hex, method=method, path=path)
+        exchange = Exchange(request_id=new_request_id(), method=method, path=path)
         try:
             await self._api(scope, receive, send, exchange, path, method)
         except GatewayError as error:
