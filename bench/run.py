@@ -46,14 +46,21 @@ class Variant:
     name: str
     limits: bool
     access_log: bool
+    storage: str = "memory"  # or a redis:// URL: limits shared through Redis
+    ledger: bool = False  # write the usage ledger to a SQLite file (else: in memory)
+    workers: int = 1  # more than one runs unpinned: the workers need both cores
 
 
+REDIS = "redis://127.0.0.1:6379/15"
 VARIANTS = {
     v.name: v
     for v in (
         Variant("limits-off", limits=False, access_log=True),
         Variant("limits-on", limits=True, access_log=True),
         Variant("no-access-log", limits=False, access_log=False),
+        Variant("limits-redis", limits=True, access_log=True, storage=REDIS),
+        Variant("ledger-sqlite", limits=True, access_log=True, ledger=True),
+        Variant("redis-2-workers", limits=True, access_log=True, storage=REDIS, workers=2),
     )
 }
 
@@ -145,13 +152,23 @@ def run(settings: Settings, work: Path, console: Console) -> list[Measurement]:
         for variant in settings.variants:
             port = free_port()
             config = gateway_config(simulator.url, port, limits=variant.limits, access_log=variant.access_log)
+            config["limits"]["storage"] = variant.storage
+            if variant.ledger:
+                config["database"] = {
+                    "url": f"sqlite+aiosqlite:///{work / f'{variant.name}.db'}",
+                    "spool_dir": str(work / "spool"),
+                }
             path = work / f"gateway-{variant.name}.yaml"
             path.write_text(yaml.safe_dump(config, sort_keys=False), "utf-8")
-            args = maas_command("serve", "--config", str(path), "--log-level", "warning")
+            args = maas_command(
+                "serve", "--config", str(path), "--log-level", "warning", "--workers", str(variant.workers)
+            )
             log = work / f"gateway-{variant.name}.log"
             name = f"gateway {variant.name}"
-            with Service(name, args, port, log, cpu=plan.gateway_cpu, ready_path="/ready") as gateway:
-                console.print(f"[bold]{variant.name}[/]: gateway at {gateway.url}, CPU {plan.gateway_cpu}")
+            cpu = plan.gateway_cpu if variant.workers == 1 else None
+            with Service(name, args, port, log, cpu=cpu, ready_path="/ready") as gateway:
+                where = f"CPU {cpu}" if cpu is not None else f"{variant.workers} workers, unpinned"
+                console.print(f"[bold]{variant.name}[/]: gateway at {gateway.url}, {where}")
                 measurements += measure(plan, scripts, variant.name, gateway, simulator, console)
     return measurements
 
