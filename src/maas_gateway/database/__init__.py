@@ -23,7 +23,9 @@ class Database:
     def __init__(self, url: str, *, migrate: bool = True, pool_size: int = 5) -> None:
         self.url = url
         self.is_postgres = url.startswith("postgresql")
-        options: dict[str, Any] = {"pool_pre_ping": True}
+        # Plain executemany rather than SQLAlchemy's multi-VALUES rewriting: the drivers' own executemany
+        # (sqlite3's in C, asyncpg's pipelined) is several times cheaper per usage record.
+        options: dict[str, Any] = {"pool_pre_ping": True, "use_insertmanyvalues": False}
         if self.is_postgres:
             options |= {"pool_size": pool_size, "max_overflow": pool_size}
         else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 __all__ = ["USAGE_COLUMNS", "UsageRecord"]
@@ -34,7 +34,8 @@ class UsageRecord:
         return int(self.created_at // 3600)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not dataclasses.asdict: it deep-copies every value and costs ten times as much per record.
+        return {name: getattr(self, name) for name in USAGE_COLUMNS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UsageRecord:
