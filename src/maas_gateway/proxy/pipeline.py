@@ -108,42 +108,47 @@ class Pipeline:
         url = self.router.next_backend(model) + exchange.endpoint
         headers = upstream_headers(scope, identity, model.name, exchange.request_id)
         response = await self.transport.send(UpstreamRequest("POST", url, headers, body))
-        own = [(b"x-request-id", exchange.request_id.encode())]
-        event_stream = any(
-            name == "content-type" and value.startswith("text/event-stream")
-            for name, value in response.headers
-        )
-        if exchange.stream and response.status == 200 and event_stream:
-            limit_headers = _encode(self._headers(admission, None, None))
-            exchange.status = response.status
-            exchange.response_started = True
-            options = request.stream_options or {}
-            result = await relay_stream(
-                response,
-                send,
-                receive,
-                passthrough_headers(response.headers) + own + limit_headers,
-                client_wants_usage=options.get("include_usage") is True,
+        try:
+            own = [(b"x-request-id", exchange.request_id.encode())]
+            event_stream = any(
+                name == "content-type" and value.startswith("text/event-stream")
+                for name, value in response.headers
             )
-            exchange.client_disconnected = result.client_disconnected
-            if result.first_event_at is not None:
-                exchange.time_to_first_token = result.first_event_at - exchange.started
-            usage = result.usage or Usage(
-                _prompt_estimate(data),
-                max(result.generated_chunks, estimate_tokens("x" * result.generated_chars)),
-                estimated=True,
+            if exchange.stream and response.status == 200 and event_stream:
+                limit_headers = _encode(self._headers(admission, None, None))
+                exchange.status = response.status
+                exchange.response_started = True
+                options = request.stream_options or {}
+                result = await relay_stream(
+                    response,
+                    send,
+                    receive,
+                    passthrough_headers(response.headers) + own + limit_headers,
+                    client_wants_usage=options.get("include_usage") is True,
+                )
+                exchange.client_disconnected = result.client_disconnected
+                if result.first_event_at is not None:
+                    exchange.time_to_first_token = result.first_event_at - exchange.started
+                usage = result.usage or Usage(
+                    _prompt_estimate(data),
+                    max(result.generated_chunks, -(-result.generated_chars // 4)),
+                    estimated=True,
+                )
+                try:
+                    await self._charge(exchange, admission, model, usage)
+                finally:
+                    await end_stream(send)
+                return
+            answer = await read_answer(response)
+            usage = answer.usage or Usage(
+                _prompt_estimate(data), -(-answer.output_chars // 4), estimated=True
             )
-            try:
-                await self._charge(exchange, admission, model, usage)
-            finally:
-                await end_stream(send)
-            return
-        answer = await read_answer(response)
-        usage = answer.usage or Usage(_prompt_estimate(data), -(-answer.output_chars // 4), estimated=True)
-        values = await self._charge(exchange, admission, model, usage)
-        limit_headers = _encode(self._headers(admission, values, exchange.charged_tokens))
-        exchange.status = answer.status
-        await send_response(send, answer.status, answer.body, answer.headers + own + limit_headers)
+            values = await self._charge(exchange, admission, model, usage)
+            limit_headers = _encode(self._headers(admission, values, exchange.charged_tokens))
+            exchange.status = answer.status
+            await send_response(send, answer.status, answer.body, answer.headers + own + limit_headers)
+        finally:
+            response.close()  # a no-op once the answer was read to its end; frees the connection otherwise
 
     async def _charge(
         self, exchange: Exchange, admission: Admission | None, model: ModelConfig, usage: Usage
