@@ -55,7 +55,7 @@ class LimitRule:
         return CounterRef(self, key, index, (index + 1) * self.window - now)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per request: a frozen dataclass costs 4x as much to build
 class CounterRef:
     rule: LimitRule
     key: str

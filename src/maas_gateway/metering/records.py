@@ -8,7 +8,7 @@ from typing import Any
 __all__ = ["USAGE_COLUMNS", "UsageRecord"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per request: a frozen dataclass costs 4x as much to build
 class UsageRecord:
     request_id: str
     created_at: float  # Unix time the request arrived

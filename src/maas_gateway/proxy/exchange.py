@@ -23,7 +23,7 @@ def new_request_id() -> str:
     return f"{_PREFIX}{next(_SEQUENCE) & 0xFFFFFFFFFFFFFFFFFFFF:020x}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per request: a frozen dataclass costs 4x as much to build
 class Usage:
     prompt_tokens: int
     completion_tokens: int

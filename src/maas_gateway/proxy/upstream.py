@@ -20,7 +20,7 @@ from maas_gateway.errors import BackendTimeoutError, BackendUnavailableError
 __all__ = ["AiohttpTransport", "UpstreamRequest", "UpstreamResponse", "UpstreamTransport"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per request: a frozen dataclass costs 4x as much to build
 class UpstreamRequest:
     method: str
     url: str
