@@ -97,6 +97,22 @@ def test_broken_backends_are_502_or_504(
     assert _chat(nosy_gateway, "record").status_code == 200
 
 
+@pytest.mark.parametrize("model", ["record", "stream-nousage"])
+def test_backend_connections_are_kept_alive_and_reused(
+    nosy_gateway: ServerProcess, fake_backend: ServerProcess, model: str
+) -> None:
+    """One request after another, the gateway sends every one over the same backend connection."""
+    stream = model.startswith("stream")
+    for _ in range(2):  # a connection left idle by an earlier test is as good as a new one
+        assert _chat(nosy_gateway, model, stream=stream).status_code == 200
+    before = len(httpx.get(fake_backend.url + "/peers").json())
+    for _ in range(5):
+        assert _chat(nosy_gateway, model, stream=stream).status_code == 200
+    ports = httpx.get(fake_backend.url + "/peers").json()[before:]
+    assert len(ports) == 5
+    assert len(set(ports)) == 1, f"The gateway opened a new backend connection per request: {ports}."
+
+
 def test_unreachable_backend_is_502(simulator: ServerProcess, gateway_factory: GatewayFactory) -> None:
     """A backend nobody listens on is 502 backend_unavailable."""
     from tests.support.processes import free_port

@@ -9,6 +9,8 @@ The gateway appends the OpenAI path to a backend URL, so a model whose backend i
 - ``nousage``: a valid answer without ``usage``.      - ``stream-break``: two SSE events, then drops.
 - ``stream-nousage``: an SSE answer that never reports usage.
 
+``GET /peers`` lists the client port of every request so far, which shows whether connections are reused.
+
 Run as ``python fake_backend.py PORT``.
 """
 
@@ -23,6 +25,7 @@ from aiohttp import web
 
 _last_headers: dict[str, str] = {}
 _counts: dict[str, int] = {}
+_peers: list[int] = []
 
 
 def _answer(content: str, usage: bool = True) -> dict[str, Any]:
@@ -55,6 +58,8 @@ def _chunk(text: str) -> dict[str, Any]:
 async def handle(request: web.Request) -> web.StreamResponse:
     behaviour = request.match_info["behaviour"]
     _counts[behaviour] = _counts.get(behaviour, 0) + 1
+    peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+    _peers.append(peer[1] if peer else 0)
     await request.read()
     if behaviour == "record":
         _last_headers.clear()
@@ -100,6 +105,10 @@ async def counts(request: web.Request) -> web.Response:
     return web.json_response(_counts)
 
 
+async def peers(request: web.Request) -> web.Response:
+    return web.json_response(_peers)
+
+
 async def health(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
@@ -109,6 +118,7 @@ def main() -> None:
     app.router.add_get("/health", health)
     app.router.add_get("/record/last", last)
     app.router.add_get("/counts", counts)
+    app.router.add_get("/peers", peers)
     app.router.add_post("/{behaviour}/v1/{tail:.*}", handle)
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
 

@@ -47,6 +47,7 @@ class _Exchange(asyncio.Protocol):
         self.lost = False
         self.got_bytes = False
         self.until_close = False
+        self.keep_alive = False
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -74,6 +75,8 @@ class _Exchange(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
+        # llhttp answers should_keep_alive() only until the message completes; it reads False after.
+        self.keep_alive = self.parser.should_keep_alive()
         framed = any(name in ("content-length", "transfer-encoding") for name, _ in self.headers)
         self.until_close = not framed and self.status not in (204, 304)
         if self.head is not None and not self.head.done():
@@ -95,6 +98,7 @@ class _Exchange(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.parser = httptools.HttpResponseParser(self)
         self.status, self.headers, self.complete, self.error, self.got_bytes = 0, [], False, None, False
+        self.keep_alive = False
         self.chunks.clear()
         self.buffered = 0
         self.head = loop.create_future()
@@ -107,7 +111,7 @@ class _Exchange(asyncio.Protocol):
             self.complete
             and self.error is None
             and not self.lost
-            and self.parser.should_keep_alive()
+            and self.keep_alive
             and self.transport is not None
             and not self.transport.is_closing()
         )
