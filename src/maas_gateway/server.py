@@ -1,6 +1,7 @@
 """Running ASGI apps under uvicorn with the settings the hot path wants.
 
-uvloop and httptools are chosen explicitly (see docs/decisions.md); uvicorn's own access log is off
+uvloop and httptools are chosen explicitly (see docs/decisions.md), httptools in a subclass that sends
+a response's head and body together (http_protocol.py); uvicorn's own access log is off
 because the gateway writes a structured one.
 """
 
@@ -15,6 +16,8 @@ from typing import Any
 
 import uvicorn
 import uvloop
+
+from maas_gateway.http_protocol import CoalescingHttpToolsProtocol
 
 __all__ = ["LOGGING", "ServerSpec", "configure_logging", "run_servers", "run_workers"]
 
@@ -56,7 +59,7 @@ class ServerSpec:
 
 _UVICORN_SETTINGS: dict[str, Any] = {
     "loop": "uvloop",
-    "http": "httptools",
+    "http": CoalescingHttpToolsProtocol,  # httptools, one send() for head and body
     "lifespan": "on",
     "access_log": False,
     "proxy_headers": False,  # the gateway does not use the client address; skip the middleware
