@@ -28,8 +28,10 @@ def require_binary(name: str) -> str:
 
 
 class RedisServer:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *extra_args: str, password: str | None = None) -> None:
         self.binary = require_binary("redis-server")
+        self.extra_args = list(extra_args)
+        self.password = password
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.directory = directory
@@ -50,11 +52,13 @@ class RedisServer:
             "yes",
             "--dir",
             str(self.directory),
+            *self.extra_args,
+            *(["--requirepass", self.password] if self.password else []),
         ]
         log = (self.directory / "redis.log").open("ab")
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        client = redis.Redis(port=self.port, socket_timeout=0.5)
+        client = redis.Redis(port=self.port, socket_timeout=0.5, password=self.password)
         deadline = time.monotonic() + 10
         try:
             while True:
@@ -74,4 +78,4 @@ class RedisServer:
             self.process.wait(10)
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=5)
+        return redis.Redis(port=self.port, socket_timeout=5, password=self.password)

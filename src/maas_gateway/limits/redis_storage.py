@@ -3,16 +3,19 @@
 Check-and-count is one Lua script: one round trip per request, atomic on the server, so replicas can
 never both take a user's last unit. A user's counters carry a hash tag (``{user}``) so that they live in
 one Redis Cluster slot and a script may touch all of them. Counters expire with their windows.
+
+A standalone Redis is spoken to over one multiplexed connection (``redis_connection.py``), Redis Cluster
+through redis-py's cluster client, which sends each script to the node that owns its slot.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
-import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
 
+from maas_gateway.limits.redis_connection import RedisConnection
 from maas_gateway.limits.storage import AdmitResult, Check
 
 __all__ = ["RedisLimitStorage"]
@@ -59,25 +62,49 @@ return result
 """
 
 
-def _client(url: str, timeout: float) -> Any:
-    options: dict[str, Any] = {
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
-        "decode_responses": False,
-    }
-    if url.startswith("redis+cluster://"):
-        return RedisCluster.from_url("redis://" + url.removeprefix("redis+cluster://"), **options)
-    return redis.Redis.from_url(url, health_check_interval=30, **options)
+class _ScriptRunner(Protocol):
+    async def script(self, source: str, keys: list[str], args: list[int]) -> Any: ...
+
+    async def ping(self) -> bool: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _ClusterRunner:
+    """Scripts through redis-py's cluster client, which sends each to the node owning the keys' slot."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self._client = RedisCluster.from_url(
+            "redis://" + url.removeprefix("redis+cluster://"),
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            decode_responses=False,
+        )
+        self._scripts: dict[str, Any] = {}
+
+    async def script(self, source: str, keys: list[str], args: list[int]) -> Any:
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = self._client.register_script(source)
+        return await script(keys=keys, args=args)
+
+    async def ping(self) -> bool:
+        return bool(await self._client.ping())
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
 
 
 class RedisLimitStorage:
     """A ``LimitStorage`` on Redis. Errors propagate; ``ResilientStorage`` applies the failure policy."""
 
     def __init__(self, url: str, *, timeout: float, prefix: str = "maas:limits:") -> None:
-        self._client = _client(url, timeout)
+        self._runner: _ScriptRunner
+        if url.startswith("redis+cluster://"):
+            self._runner = _ClusterRunner(url, timeout)
+        else:
+            self._runner = RedisConnection(url)
         self._prefix = prefix
-        self._admit = self._client.register_script(_ADMIT)
-        self._add = self._client.register_script(_ADD)
 
     def _key(self, key: str) -> str:
         user, _, rest = key.partition("\x1f")
@@ -89,7 +116,7 @@ class RedisLimitStorage:
         args: list[int] = []
         for check in checks:
             args += [check.limit, check.cost, int(check.must_fit), max(1, int(check.ttl * 1000))]
-        reply = await self._admit(keys=[self._key(check.key) for check in checks], args=args)
+        reply = await self._runner.script(_ADMIT, [self._key(check.key) for check in checks], args)
         admitted, failed, *values = (int(item) for item in reply)
         return AdmitResult(bool(admitted), tuple(values), None if failed < 0 else failed)
 
@@ -99,11 +126,11 @@ class RedisLimitStorage:
         args: list[int] = []
         for amount, ttl in zip(amounts, ttls, strict=True):
             args += [amount, max(1, int(ttl * 1000))]
-        reply = await self._add(keys=[self._key(key) for key in keys], args=args)
+        reply = await self._runner.script(_ADD, [self._key(key) for key in keys], args)
         return tuple(int(item) for item in reply)
 
     async def ping(self) -> bool:
-        return bool(await self._client.ping())
+        return await self._runner.ping()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._runner.aclose()
