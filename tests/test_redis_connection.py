@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,11 +22,11 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-def _run(url: str, scenario: object) -> None:
+def _run(url: str, scenario: Callable[[RedisConnection], Awaitable[object]]) -> None:
     async def main() -> None:
         connection = RedisConnection(url)
         try:
-            await scenario(connection)  # type: ignore[operator]
+            await scenario(connection)
         finally:
             await connection.aclose()
 
@@ -64,12 +64,13 @@ def test_error_replies_raise_and_leave_the_connection_usable(redis_server: Redis
 
     async def scenario(connection: RedisConnection) -> None:
         await connection.execute("SET", "text", "abc")
-        before, failed, after = await asyncio.gather(
+        replies: list[object] = await asyncio.gather(
             connection.execute("PING"),
             connection.execute("INCR", "text"),
             connection.execute("GET", "text"),
             return_exceptions=True,
         )
+        before, failed, after = replies
         assert before == b"PONG"
         assert isinstance(failed, ResponseError)
         assert "not an integer" in str(failed)
