@@ -154,12 +154,14 @@ async def relay_stream(
     first_event_at: float | None = None
     try:
         async for chunk in response.iter_chunks():
-            for event in follower.feed(chunk):
-                await send({"type": "http.response.body", "body": event, "more_body": True})
+            if events := follower.feed(chunk):
+                # Events that arrived together leave together: one write to the client, not one each.
+                body = events[0] if len(events) == 1 else b"".join(events)
+                await send({"type": "http.response.body", "body": body, "more_body": True})
                 if first_event_at is None:
                     first_event_at = time.perf_counter()
-        for event in follower.flush():
-            await send({"type": "http.response.body", "body": event, "more_body": True})
+        if events := follower.flush():
+            await send({"type": "http.response.body", "body": b"".join(events), "more_body": True})
     except GatewayError:
         if not disconnected.is_set():
             # The backend broke mid-stream: tell the client in-band, since the status is already sent.

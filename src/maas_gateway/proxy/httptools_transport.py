@@ -48,6 +48,7 @@ class _Exchange(asyncio.Protocol):
         self.got_bytes = False
         self.until_close = False
         self.keep_alive = False
+        self.paused = False
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -85,7 +86,8 @@ class _Exchange(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self.chunks.append(body)
         self.buffered += len(body)
-        if self.buffered > _PAUSE_AT and self.transport is not None:
+        if self.buffered > _PAUSE_AT and self.transport is not None and not self.paused:
+            self.paused = True
             self.transport.pause_reading()
         self._wake()
 
@@ -130,7 +132,7 @@ class _Exchange(asyncio.Protocol):
             self.waiter.set_result(None)
 
     async def next_chunk(self, wait_limit: float) -> bytes | None:
-        """The next piece of the body, or ``None`` at its end."""
+        """The body bytes received since the last call (waiting for some), or ``None`` at its end."""
         while not self.chunks:
             if self.error is not None:
                 raise self.error
@@ -144,9 +146,12 @@ class _Exchange(asyncio.Protocol):
                 timeout = BackendTimeoutError("The model backend did not answer in time.")
                 self._fail(timeout)
                 raise timeout from None
-        chunk = self.chunks.popleft()
-        self.buffered -= len(chunk)
-        if self.buffered < _PAUSE_AT // 2 and self.transport is not None and not self.transport.is_closing():
+        # Everything that has arrived goes on together: bytes the backend sent at once stay together.
+        chunk = self.chunks.popleft() if len(self.chunks) == 1 else b"".join(self.chunks)
+        self.chunks.clear()
+        self.buffered = 0
+        if self.paused and self.transport is not None and not self.transport.is_closing():
+            self.paused = False
             self.transport.resume_reading()
         return chunk
 
