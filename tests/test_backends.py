@@ -23,6 +23,7 @@ BEHAVIOURS = [
     "nousage",
     "stream-break",
     "stream-nousage",
+    "stream-stall",
 ]
 
 
@@ -155,6 +156,24 @@ def test_stream_that_breaks_ends_with_an_error_event(nosy_gateway: ServerProcess
     assert '"one "' in text
     assert '"two "' in text
     assert "broke off the stream" in text
+
+
+def test_stream_that_stalls_ends_after_the_read_timeout(nosy_gateway: ServerProcess) -> None:
+    """A stream that goes silent for longer than the read timeout (1 s) ends with an error event."""
+    started = time.monotonic()
+    with httpx.stream(
+        "POST",
+        nosy_gateway.url + "/v1/chat/completions",
+        json={**CHAT, "model": "stream-stall", "stream": True},
+        headers={"Authorization": "Bearer enterpriseuser1_key"},
+    ) as response:
+        assert response.status_code == 200
+        text = "".join(response.iter_text())
+    elapsed = time.monotonic() - started
+    assert '"two "' in text
+    assert "broke off the stream" in text
+    assert "[DONE]" not in text
+    assert 1.0 <= elapsed < 2.5
 
 
 def test_access_log_has_users_but_never_keys(nosy_gateway: ServerProcess) -> None:

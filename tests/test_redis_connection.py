@@ -22,9 +22,9 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-def _run(url: str, scenario: Callable[[RedisConnection], Awaitable[object]]) -> None:
+def _run(url: str, scenario: Callable[[RedisConnection], Awaitable[object]], timeout: float = 2) -> None:
     async def main() -> None:
-        connection = RedisConnection(url)
+        connection = RedisConnection(url, timeout=timeout)
         try:
             await scenario(connection)
         finally:
@@ -104,6 +104,26 @@ def test_a_caller_that_stops_waiting_closes_the_connection(redis_server: RedisSe
         assert await connection.execute("GET", "k") == b"1"
 
     _run(redis_server.url, scenario)
+
+
+def test_commands_time_out_by_themselves(redis_server: RedisServer) -> None:
+    """A Redis that stalls fails every command in flight with TimeoutError once the timeout is over."""
+
+    async def scenario(connection: RedisConnection) -> None:
+        await connection.execute("SET", "k", "1")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        stalled = await asyncio.gather(
+            connection.execute("DEBUG", "SLEEP", "0.6"),
+            connection.execute("GET", "k"),
+            return_exceptions=True,
+        )
+        assert all(isinstance(outcome, TimeoutError) for outcome in stalled), stalled
+        assert 0.2 <= loop.time() - started < 0.5
+        await asyncio.sleep(0.5)  # the sleep ends; a new connection is served
+        assert await connection.execute("GET", "k") == b"1"
+
+    _run(redis_server.url, scenario, timeout=0.2)
 
 
 def test_password_and_database_from_the_url(tmp_path: Path) -> None:

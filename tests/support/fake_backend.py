@@ -8,6 +8,7 @@ The gateway appends the OpenAI path to a backend URL, so a model whose backend i
 - ``slow``: answers after 3 seconds.                  - ``close``: drops the connection.
 - ``nousage``: a valid answer without ``usage``.      - ``stream-break``: two SSE events, then drops.
 - ``stream-nousage``: an SSE answer that never reports usage.
+- ``stream-stall``: two SSE events, then silence for 3 seconds before the rest.
 
 ``GET /peers`` lists the client port of every request so far, which shows whether connections are reused.
 
@@ -83,6 +84,12 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return web.json_response(_answer("twelve chars" * 4, usage=False))
     response = web.StreamResponse(headers={"content-type": "text/event-stream"})
     await response.prepare(request)
+    if behaviour == "stream-stall":
+        await response.write(_event(_chunk("one ")))
+        await response.write(_event(_chunk("two ")))
+        await asyncio.sleep(3)
+        await response.write(b"data: [DONE]\n\n")
+        return response
     if behaviour == "stream-break":
         await response.write(_event(_chunk("one ")))
         await response.write(_event(_chunk("two ")))

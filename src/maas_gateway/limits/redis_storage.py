@@ -96,14 +96,17 @@ class _ClusterRunner:
 
 
 class RedisLimitStorage:
-    """A ``LimitStorage`` on Redis. Errors propagate; ``ResilientStorage`` applies the failure policy."""
+    """A ``LimitStorage`` on Redis. Errors propagate; ``ResilientStorage`` applies the failure policy.
+
+    Every operation ends within ``timeout`` (raising ``TimeoutError``): the connection enforces it.
+    """
 
     def __init__(self, url: str, *, timeout: float, prefix: str = "maas:limits:") -> None:
         self._runner: _ScriptRunner
         if url.startswith("redis+cluster://"):
             self._runner = _ClusterRunner(url, timeout)
         else:
-            self._runner = RedisConnection(url)
+            self._runner = RedisConnection(url, timeout=timeout)
         self._prefix = prefix
 
     def _key(self, key: str) -> str:

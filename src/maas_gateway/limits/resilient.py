@@ -34,13 +34,17 @@ class ResilientStorage:
         policy: Literal["fail-closed", "fail-open"],
         timeout: float,
         retry_interval: float,
+        primary_times_out: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``primary_times_out``: the primary ends every operation within ``timeout`` by itself, so no
+        ``asyncio.timeout`` (about 11 µs each) is needed around it."""
         self.primary = primary
         self.fallback = InMemoryLimitStorage()
         self.policy = policy
         self.timeout = timeout
         self.retry_interval = retry_interval
+        self._primary_times_out = primary_times_out
         self.failures = 0
         self.degraded_operations = 0
         self._clock = clock
@@ -92,8 +96,11 @@ class ResilientStorage:
     ) -> T:
         if self._clock() >= self._retry_at:
             try:
-                async with asyncio.timeout(self.timeout):
+                if self._primary_times_out:
                     result = await primary()
+                else:
+                    async with asyncio.timeout(self.timeout):
+                        result = await primary()
             except _STORAGE_ERRORS as exc:
                 self._failed(exc)
             else:

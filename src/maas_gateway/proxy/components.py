@@ -48,6 +48,7 @@ def _storage(settings: LimitsSettings) -> LimitStorage:
         policy=settings.failure_policy,
         timeout=settings.storage_timeout,
         retry_interval=settings.retry_interval,
+        primary_times_out=True,
     )
 
 

@@ -34,6 +34,7 @@ class _Exchange(asyncio.Protocol):
 
     def __init__(self, origin: Origin) -> None:
         self.origin = origin
+        self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.status = 0
@@ -49,6 +50,10 @@ class _Exchange(asyncio.Protocol):
         self.until_close = False
         self.keep_alive = False
         self.paused = False
+        # The read timeout: one timer per exchange instead of an asyncio.timeout per wait (11 µs each).
+        self.read_timeout = 0.0
+        self.waiting_since = 0.0
+        self.timer: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -57,6 +62,7 @@ class _Exchange(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
+        self.waiting_since = self.loop.time()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
@@ -64,6 +70,7 @@ class _Exchange(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        self._stop_timer()
         if not self.complete and self.until_close and self.head is not None and self.head.done():
             self.complete = True  # a body without length or chunks ends with the connection
             self._wake()
@@ -93,17 +100,27 @@ class _Exchange(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.complete = True
+        self._stop_timer()
         self._wake()
 
     # our side
-    def start(self, data: bytes) -> asyncio.Future[None]:
-        loop = asyncio.get_running_loop()
+    def start(self, data: bytes, read_timeout: float) -> asyncio.Future[None]:
+        """Send a request; the returned future completes when the answer's head has arrived.
+
+        The exchange fails with a timeout when the backend sends nothing for ``read_timeout`` while
+        the gateway waits for it (for the head, or for more of the body).
+        """
+        loop = self.loop
         self.parser = httptools.HttpResponseParser(self)
         self.status, self.headers, self.complete, self.error, self.got_bytes = 0, [], False, None, False
         self.keep_alive = False
         self.chunks.clear()
         self.buffered = 0
         self.head = loop.create_future()
+        self.read_timeout = read_timeout
+        self.waiting_since = loop.time()
+        self._stop_timer()
+        self.timer = loop.call_later(read_timeout, self._check_idle)
         assert self.transport is not None
         self.transport.write(data)
         return self.head
@@ -118,7 +135,28 @@ class _Exchange(asyncio.Protocol):
             and not self.transport.is_closing()
         )
 
+    def _check_idle(self) -> None:
+        self.timer = None
+        if self.complete or self.error is not None:
+            return
+        waiting = (self.head is not None and not self.head.done()) or (
+            self.waiter is not None and not self.waiter.done()
+        )
+        idle = self.loop.time() - self.waiting_since
+        if waiting and idle >= self.read_timeout:
+            self._fail(BackendTimeoutError("The model backend did not answer in time."))
+            return
+        # Not waiting (the client is slow to take what came): look again a whole timeout from now.
+        delay = self.read_timeout - idle if waiting else self.read_timeout
+        self.timer = self.loop.call_later(delay, self._check_idle)
+
+    def _stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
     def _fail(self, error: GatewayError) -> None:
+        self._stop_timer()
         if self.error is None:
             self.error = error
         if self.head is not None and not self.head.done():
@@ -131,21 +169,16 @@ class _Exchange(asyncio.Protocol):
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
-    async def next_chunk(self, wait_limit: float) -> bytes | None:
+    async def next_chunk(self) -> bytes | None:
         """The body bytes received since the last call (waiting for some), or ``None`` at its end."""
         while not self.chunks:
             if self.error is not None:
                 raise self.error
             if self.complete:
                 return None
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                async with asyncio.timeout(wait_limit):
-                    await self.waiter
-            except TimeoutError:
-                timeout = BackendTimeoutError("The model backend did not answer in time.")
-                self._fail(timeout)
-                raise timeout from None
+            self.waiting_since = self.loop.time()
+            self.waiter = self.loop.create_future()
+            await self.waiter
         # Everything that has arrived goes on together: bytes the backend sent at once stay together.
         chunk = self.chunks.popleft() if len(self.chunks) == 1 else b"".join(self.chunks)
         self.chunks.clear()
@@ -167,7 +200,7 @@ class _Response:
     async def read(self) -> bytes:
         parts = []
         try:
-            while (chunk := await self._exchange.next_chunk(self._owner.read_timeout)) is not None:
+            while (chunk := await self._exchange.next_chunk()) is not None:
                 parts.append(chunk)
         finally:
             self._release()
@@ -175,7 +208,7 @@ class _Response:
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         try:
-            while (chunk := await self._exchange.next_chunk(self._owner.read_timeout)) is not None:
+            while (chunk := await self._exchange.next_chunk()) is not None:
                 yield chunk
         finally:
             self._release()
@@ -248,14 +281,7 @@ class HttptoolsTransport:
         return exchange
 
     async def _head(self, exchange: _Exchange, data: bytes) -> None:
-        head = exchange.start(data)
-        try:
-            async with asyncio.timeout(self.read_timeout):
-                await head
-        except TimeoutError:
-            timeout = BackendTimeoutError("The model backend did not answer in time.")
-            exchange._fail(timeout)
-            raise timeout from None
+        await exchange.start(data, self.read_timeout)
 
     async def _connect(self, origin: Origin) -> _Exchange:
         scheme, host, port = origin
