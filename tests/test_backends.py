@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -156,6 +157,7 @@ def test_stream_that_breaks_ends_with_an_error_event(nosy_gateway: ServerProcess
     assert '"one "' in text
     assert '"two "' in text
     assert "broke off the stream" in text
+    assert _access_log_line(nosy_gateway, "stream-break")["error"] == "backend_unavailable"
 
 
 def test_stream_that_stalls_ends_after_the_read_timeout(nosy_gateway: ServerProcess) -> None:
@@ -174,6 +176,18 @@ def test_stream_that_stalls_ends_after_the_read_timeout(nosy_gateway: ServerProc
     assert "broke off the stream" in text
     assert "[DONE]" not in text
     assert 1.0 <= elapsed < 2.5
+    assert _access_log_line(nosy_gateway, "stream-stall")["error"] == "backend_timeout"
+
+
+def _access_log_line(gateway: ServerProcess, model: str) -> dict[str, Any]:
+    """The last access-log line for ``model``; lines are written in batches, at most 50 ms late."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [line for line in gateway.log().splitlines() if f'"model":"{model}"' in line]
+        if lines:
+            return dict(json.loads(lines[-1]))
+        assert time.monotonic() < deadline, f"No access-log line for {model}."
+        time.sleep(0.05)
 
 
 def test_access_log_has_users_but_never_keys(nosy_gateway: ServerProcess) -> None:

@@ -57,6 +57,7 @@ class StreamResult:
     first_event_at: float | None  # perf_counter time the first event reached the client
     generated_chunks: int
     generated_chars: int
+    broken_off: GatewayError | None  # why the backend's stream ended early, if it did
 
 
 def passthrough_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
@@ -152,6 +153,7 @@ async def relay_stream(
     start = {"type": "http.response.start", "status": response.status, "headers": headers}
     await send(start)
     first_event_at: float | None = None
+    broken_off: GatewayError | None = None
     try:
         async for chunk in response.iter_chunks():
             if events := follower.feed(chunk):
@@ -162,9 +164,10 @@ async def relay_stream(
                     first_event_at = time.perf_counter()
         if events := follower.flush():
             await send({"type": "http.response.body", "body": b"".join(events), "more_body": True})
-    except GatewayError:
+    except GatewayError as failure:
         if not disconnected.is_set():
             # The backend broke mid-stream: tell the client in-band, since the status is already sent.
+            broken_off = failure
             error = BackendError("The model backend broke off the stream.")
             payload = b"data: " + error.body() + b"\n\n"
             await send({"type": "http.response.body", "body": payload, "more_body": True})
@@ -178,4 +181,5 @@ async def relay_stream(
         first_event_at=first_event_at,
         generated_chunks=follower.content_chunks,
         generated_chars=follower.content_chars,
+        broken_off=broken_off,
     )

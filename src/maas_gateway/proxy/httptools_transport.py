@@ -214,6 +214,8 @@ class _Response:
             self._release()
 
     def close(self) -> None:
+        if self._released:
+            return  # the connection may already carry another request: never touch it again
         if not self._exchange.complete:
             self._exchange._fail(BackendUnavailableError("The request was abandoned."))
         self._release()

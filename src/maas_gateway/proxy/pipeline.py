@@ -127,6 +127,8 @@ class Pipeline:
                     client_wants_usage=options.get("include_usage") is True,
                 )
                 exchange.client_disconnected = result.client_disconnected
+                if result.broken_off is not None:
+                    exchange.error_code = result.broken_off.code  # the access log shows what went wrong
                 if result.first_event_at is not None:
                     exchange.time_to_first_token = result.first_event_at - exchange.started
                 usage = result.usage or Usage(
