@@ -161,6 +161,10 @@ BAD_FILES: dict[str, tuple[Mutation, list[str]]] = {
     "short plaintext key": (_set("api_keys.0.key", "short"), ["api_keys.0", "at least 8 characters"]),
     "duplicate path prefix": (_set("models.1.path_prefix", "simulator"), ["path_prefix 'simulator'"]),
     "no models": (_set("models", []), ["models", "at least 1 item"]),
+    "redis URL option the limiter ignores": (
+        _set("limits.storage", "redis://127.0.0.1:6379/0?socket_keepalive=true"),
+        ["limits.storage", "does not support: socket_keepalive"],
+    ),
 }
 
 

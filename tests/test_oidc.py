@@ -123,13 +123,13 @@ def test_first_mapped_group_wins_and_overrides_apply(
 def test_openai_sdk_uses_a_token_as_api_key(oidc_gateway: ServerProcess, provider: ServerProcess) -> None:
     """The official SDK works unchanged with an ID token as its api_key."""
     token = mock_id_token(provider, uuid.uuid4().hex, {"groups": ["premium-users"]})
-    client = OpenAI(base_url=oidc_gateway.url + "/v1", api_key=token, max_retries=0)
-    reply = client.chat.completions.create(
-        model="simulator-model", messages=[{"role": "user", "content": "Hi"}]
-    )
-    assert reply.usage is not None
-    assert reply.usage.total_tokens == 30
-    assert [model.id for model in client.models.list()] == ["simulator-model", "simulator-embed"]
+    with OpenAI(base_url=oidc_gateway.url + "/v1", api_key=token, max_retries=0) as client:
+        reply = client.chat.completions.create(
+            model="simulator-model", messages=[{"role": "user", "content": "Hi"}]
+        )
+        assert reply.usage is not None
+        assert reply.usage.total_tokens == 30
+        assert [model.id for model in client.models.list()] == ["simulator-model", "simulator-embed"]
 
 
 def test_api_keys_still_work_next_to_tokens(oidc_gateway: ServerProcess) -> None:

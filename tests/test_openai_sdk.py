@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import struct
+from collections.abc import Iterator
 
 import openai
 import pytest
@@ -18,8 +19,11 @@ MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello
 
 
 @pytest.fixture
-def client(gateway: ServerProcess) -> OpenAI:
-    return OpenAI(base_url=gateway.url + "/v1", api_key="premiumuser1_key", max_retries=0)
+def client(gateway: ServerProcess) -> Iterator[OpenAI]:
+    # Closed here: an SDK client left to the garbage collector warns about its open socket later,
+    # in whichever test happens to be running then.
+    with OpenAI(base_url=gateway.url + "/v1", api_key="premiumuser1_key", max_retries=0) as sdk:
+        yield sdk
 
 
 def test_chat_completion(client: OpenAI) -> None:
@@ -94,8 +98,10 @@ def test_models_list_and_retrieve(client: OpenAI) -> None:
 
 def test_sdk_raises_its_own_typed_errors(gateway: ServerProcess, client: OpenAI) -> None:
     """Gateway errors surface as the SDK's typed exceptions with the gateway's message."""
-    bad = OpenAI(base_url=gateway.url + "/v1", api_key="not-a-key", max_retries=0)
-    with pytest.raises(openai.AuthenticationError, match="not valid"):
+    with (
+        OpenAI(base_url=gateway.url + "/v1", api_key="not-a-key", max_retries=0) as bad,
+        pytest.raises(openai.AuthenticationError, match="not valid"),
+    ):
         bad.models.list()
     with pytest.raises(openai.NotFoundError, match="does not exist"):
         client.chat.completions.create(model="no-such-model", messages=MESSAGES)
@@ -108,9 +114,9 @@ def test_rate_limit_is_the_sdk_rate_limit_error(
 ) -> None:
     """A 429 from the gateway is `openai.RateLimitError`, with Retry-After."""
     gateway = gateway_factory(demo_dict(simulator.url))
-    client = OpenAI(base_url=gateway.url + "/v1", api_key="freeuser2_key", max_retries=0)
-    for _ in range(5):
-        client.chat.completions.create(model="simulator-model", messages=MESSAGES, max_tokens=1)
-    with pytest.raises(openai.RateLimitError) as caught:
-        client.chat.completions.create(model="simulator-model", messages=MESSAGES)
-    assert int(caught.value.response.headers["retry-after"]) >= 1
+    with OpenAI(base_url=gateway.url + "/v1", api_key="freeuser2_key", max_retries=0) as client:
+        for _ in range(5):
+            client.chat.completions.create(model="simulator-model", messages=MESSAGES, max_tokens=1)
+        with pytest.raises(openai.RateLimitError) as caught:
+            client.chat.completions.create(model="simulator-model", messages=MESSAGES)
+        assert int(caught.value.response.headers["retry-after"]) >= 1

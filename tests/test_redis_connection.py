@@ -93,15 +93,15 @@ def test_a_restarted_redis_is_reconnected_to(redis_server: RedisServer) -> None:
     _run(redis_server.url, scenario)
 
 
-def test_a_caller_that_stops_waiting_closes_the_connection(redis_server: RedisServer) -> None:
-    """A timed-out command drops the connection, so a late reply can never reach another caller."""
+def test_a_caller_that_stops_waiting_leaves_the_others_their_replies(redis_server: RedisServer) -> None:
+    """A caller that gives up does not disturb the connection: its late reply is dropped, not misdelivered."""
 
     async def scenario(connection: RedisConnection) -> None:
         await connection.execute("SET", "k", "1")
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.2):
                 await connection.execute("DEBUG", "SLEEP", "0.5")
-        assert await connection.execute("GET", "k") == b"1"
+        assert await connection.execute("GET", "k") == b"1"  # not the sleep's "OK"
 
     _run(redis_server.url, scenario)
 
@@ -124,6 +124,47 @@ def test_commands_time_out_by_themselves(redis_server: RedisServer) -> None:
         assert await connection.execute("GET", "k") == b"1"
 
     _run(redis_server.url, scenario, timeout=0.2)
+
+
+async def _refusing_server(greeting: bytes) -> asyncio.Server:
+    """A server that answers every new connection with ``greeting`` and hangs up, as a full Redis does."""
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(greeting)
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(refuse, "127.0.0.1", 0)
+
+
+@pytest.mark.parametrize("auth", ["", ":s3cret@"])
+def test_a_redis_that_refuses_connections_fails_commands_at_once(auth: str) -> None:
+    """An unasked-for error at connect time ("max number of clients reached") fails, never hangs."""
+
+    async def main() -> None:
+        server = await _refusing_server(b"-ERR max number of clients reached\r\n")
+        port = server.sockets[0].getsockname()[1]
+        connection = RedisConnection(f"redis://{auth}127.0.0.1:{port}/0", timeout=5)
+        try:
+            started = asyncio.get_running_loop().time()
+            for _ in range(3):
+                with pytest.raises((ConnectionError, ResponseError)):
+                    await connection.execute("PING")
+            assert asyncio.get_running_loop().time() - started < 2
+        finally:
+            await connection.aclose()
+            server.close()
+
+    asyncio.run(main())
+
+
+def test_unsupported_url_options_are_refused() -> None:
+    """Options the connection would silently ignore stop the gateway at start-up instead."""
+    with pytest.raises(ValueError, match="socket_keepalive"):
+        RedisConnection("redis://127.0.0.1:6379/0?socket_keepalive=true", timeout=1)
+    with pytest.raises(ValueError, match="ssl_cert_reqs"):
+        RedisConnection("redis://127.0.0.1:6379/0?ssl_cert_reqs=none", timeout=1)
+    RedisConnection("rediss://127.0.0.1:6379/0?ssl_cert_reqs=none&ssl_check_hostname=false", timeout=1)
 
 
 def test_password_and_database_from_the_url(tmp_path: Path) -> None:

@@ -42,6 +42,11 @@ class LimitsSettings(Strict):
     def _known_storage(cls, url: str) -> str:
         if url != "memory" and not url.startswith(("redis://", "rediss://", "redis+cluster://", "unix://")):
             raise ValueError("must be `memory` or a redis://, rediss://, redis+cluster:// or unix:// URL")
+        if url.startswith(("redis://", "rediss://", "unix://")):
+            from maas_gateway.limits.redis_connection import unsupported_url_options
+
+            if unknown := unsupported_url_options(url):
+                raise ValueError(f"has options the limiter does not support: {', '.join(unknown)}")
         return url
 
 

@@ -7,11 +7,13 @@ connection can carry every request of a replica: each command appends a future t
 resolves the oldest one. Commands issued in the same step of the event loop leave in one write
 (automatic pipelining). Replies are parsed by hiredis, the parser redis-py itself uses.
 
-The connection enforces its own timeout: one timer watches the oldest command in flight (an
-``asyncio.timeout`` around each command would cost about 11 µs). When Redis has not answered it in time,
-the connection is closed and every command in flight fails with ``TimeoutError``; a caller that stops
-waiting for another reason closes it too, since its reply could otherwise arrive long after. The next
-command connects again. Errors are left to the caller's failure policy (``ResilientStorage``).
+Every operation ends within the timeout. On the hot path (connected, script known) one timer watches the
+oldest command in flight, where an ``asyncio.timeout`` around each command would cost about 11 µs: when
+Redis has not answered it in time, the connection is closed and every command in flight fails with
+``TimeoutError``. The cold paths (connecting with AUTH and SELECT, loading a script Redis has forgotten)
+run under an ``asyncio.timeout`` for what is left of the operation's time. A caller that stops waiting
+leaves the connection alone: its reply still arrives in its turn and is dropped. The next command after a
+failure connects again. Errors are left to the caller's failure policy (``ResilientStorage``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import hiredis
 from redis.asyncio.connection import SSLConnection, parse_url
 from redis.exceptions import NoScriptError, ResponseError
 
-__all__ = ["RedisConnection"]
+__all__ = ["RedisConnection", "unsupported_url_options"]
 
 
 class _RespProtocol(asyncio.Protocol):
@@ -47,9 +49,13 @@ class _RespProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
+            if not self.waiters:
+                # A reply nobody asked for ("max number of clients reached" on connect): unusable.
+                self.close(ConnectionError(f"Redis sent an unexpected reply: {reply!r:.200}."))
+                return
             waiter, _ = self.waiters.popleft()
             if waiter.done():
-                continue  # its caller gave up; the connection is being closed
+                continue  # its caller stopped waiting
             if isinstance(reply, hiredis.ReplyError):
                 text = str(reply)
                 error = NoScriptError(text) if text.startswith("NOSCRIPT") else ResponseError(text)
@@ -62,6 +68,9 @@ class _RespProtocol(asyncio.Protocol):
 
     def send(self, command: bytes) -> asyncio.Future[Any]:
         waiter = self.loop.create_future()
+        if self.closed:
+            waiter.set_exception(ConnectionError("The connection to Redis is closed."))
+            return waiter
         self.waiters.append((waiter, self.loop.time()))
         if self.timer is None:
             self.timer = self.loop.call_later(self.timeout, self._check_oldest)
@@ -104,12 +113,16 @@ class RedisConnection:
     """Commands and Lua scripts over one connection, connecting (again) when needed."""
 
     def __init__(self, url: str, *, timeout: float) -> None:
-        options = parse_url(url)
+        options: dict[str, Any] = dict(parse_url(url))
         self._timeout = timeout
         self._path: str | None = options.get("path")
         self._host: str = options.get("host", "localhost")
         self._port: int = options.get("port", 6379)
-        self._tls = options.get("connection_class") is SSLConnection
+        if unknown := unsupported_url_options(url):
+            names = ", ".join(unknown)
+            raise ValueError(f"The limit storage URL has options the limiter does not support: {names}.")
+        tls = options.get("connection_class") is SSLConnection
+        self._ssl = _tls_context(options) if tls else None
         self._setup: list[tuple[Any, ...]] = []
         if options.get("password") is not None:
             user = options.get("username")
@@ -122,25 +135,25 @@ class RedisConnection:
         self._digests: dict[str, str] = {}
 
     async def execute(self, *args: Any) -> Any:
+        """Send one command and return its reply, within the timeout."""
         protocol = self._protocol
-        if protocol is None or protocol.closed:
+        if protocol is not None and not protocol.closed:
+            return await protocol.send(hiredis.pack_command(args))
+        async with asyncio.timeout(self._timeout):
             protocol = await self._connect()
-        waiter = protocol.send(hiredis.pack_command(args))
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            protocol.close()
-            raise
+            return await protocol.send(hiredis.pack_command(args))
 
     async def script(self, source: str, keys: list[str], args: list[int]) -> Any:
         """Run a Lua script by its SHA1, sending its text only when Redis does not know it yet."""
         sha = self._digests.get(source)
         if sha is None:
             sha = self._digests[source] = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+        deadline = asyncio.get_running_loop().time() + self._timeout
         try:
             return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
         except NoScriptError:
-            return await self.execute("EVAL", source, len(keys), *keys, *args)
+            async with asyncio.timeout_at(deadline):  # the rest of this operation's time
+                return await self.execute("EVAL", source, len(keys), *keys, *args)
 
     async def _connect(self) -> _RespProtocol:
         # One attempt at a time, shared by every caller; it goes on when a caller stops waiting.
@@ -156,8 +169,7 @@ class RedisConnection:
             if self._path is not None:
                 _, protocol = await loop.create_unix_connection(factory, self._path)
             else:
-                context = ssl.create_default_context() if self._tls else None
-                _, protocol = await loop.create_connection(factory, self._host, self._port, ssl=context)
+                _, protocol = await loop.create_connection(factory, self._host, self._port, ssl=self._ssl)
         try:
             for command in self._setup:
                 await protocol.send(hiredis.pack_command(command))
@@ -176,6 +188,32 @@ class RedisConnection:
         if self._protocol is not None:
             self._protocol.close()
             self._protocol = None
+
+
+_TLS_OPTIONS = {"ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname"}
+_PLAIN_OPTIONS = {"host", "port", "db", "username", "password", "path", "connection_class"}
+
+
+def unsupported_url_options(url: str) -> list[str]:
+    """The query options of a Redis URL this connection would otherwise ignore (checked at load)."""
+    options = parse_url(url)
+    tls = options.get("connection_class") is SSLConnection
+    return sorted(set(options) - _PLAIN_OPTIONS - (_TLS_OPTIONS if tls else set()))
+
+
+def _tls_context(options: dict[str, Any]) -> ssl.SSLContext:
+    """A TLS context from a rediss:// URL's query (``ssl_ca_certs=...&ssl_cert_reqs=none`` ...)."""
+    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+    if options.get("ssl_certfile"):
+        context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
+    requirement = str(options.get("ssl_cert_reqs", "required")).lower()
+    check_hostname = options.get("ssl_check_hostname")
+    context.check_hostname = requirement == "required" if check_hostname is None else bool(check_hostname)
+    context.verify_mode = {
+        "none": ssl.CERT_NONE,
+        "optional": ssl.CERT_OPTIONAL,
+    }.get(requirement, ssl.CERT_REQUIRED)
+    return context
 
 
 def _consume_exception(future: asyncio.Future[Any]) -> None:

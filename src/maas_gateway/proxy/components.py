@@ -48,7 +48,8 @@ def _storage(settings: LimitsSettings) -> LimitStorage:
         policy=settings.failure_policy,
         timeout=settings.storage_timeout,
         retry_interval=settings.retry_interval,
-        primary_times_out=True,
+        # The standalone connection keeps its own time; redis-py's cluster client retries beyond it.
+        primary_times_out=not settings.storage.startswith("redis+cluster://"),
     )
 
 

@@ -131,6 +131,7 @@ class _Exchange(asyncio.Protocol):
             and self.error is None
             and not self.lost
             and self.keep_alive
+            and not self.paused
             and self.transport is not None
             and not self.transport.is_closing()
         )
@@ -277,13 +278,20 @@ class HttptoolsTransport:
             except BackendUnavailableError:
                 if exchange.got_bytes:
                     raise
-                # The backend closed an idle connection as we reused it: nothing was processed, retry.
+                # The backend closed an idle connection as we reused it: nothing was processed. Retry
+                # once, on a new connection (not on every idle one: a request that crashes the
+                # backend must not be sent again and again).
+                break
         exchange = await self._connect(origin)
         await self._head(exchange, data)
         return exchange
 
     async def _head(self, exchange: _Exchange, data: bytes) -> None:
-        await exchange.start(data, self.read_timeout)
+        try:
+            await exchange.start(data, self.read_timeout)
+        except asyncio.CancelledError:
+            exchange._fail(BackendUnavailableError("The request was abandoned."))  # close, not pool
+            raise
 
     async def _connect(self, origin: Origin) -> _Exchange:
         scheme, host, port = origin
