@@ -144,16 +144,21 @@ def test_missing_usage_is_estimated_and_charged(nosy_gateway: ServerProcess) -> 
     assert int(response.headers["x-ratelimit-consumed-tokens"]) == 2 + 12  # prompt "Hello", 48 chars
 
 
-def test_stream_that_breaks_ends_with_an_error_event(nosy_gateway: ServerProcess) -> None:
-    """A backend that drops a stream midway: the client gets what was sent plus an in-band error event."""
+def _stream_text(gateway: ServerProcess, model: str) -> str:
+    """The whole text of a streamed chat answer, which must start as a 200."""
     with httpx.stream(
         "POST",
-        nosy_gateway.url + "/v1/chat/completions",
-        json={**CHAT, "model": "stream-break", "stream": True},
+        gateway.url + "/v1/chat/completions",
+        json={**CHAT, "model": model, "stream": True},
         headers={"Authorization": "Bearer enterpriseuser1_key"},
     ) as response:
         assert response.status_code == 200
-        text = "".join(response.iter_text())
+        return "".join(response.iter_text())
+
+
+def test_stream_that_breaks_ends_with_an_error_event(nosy_gateway: ServerProcess) -> None:
+    """A backend that drops a stream midway: the client gets what was sent plus an in-band error event."""
+    text = _stream_text(nosy_gateway, "stream-break")
     assert '"one "' in text
     assert '"two "' in text
     assert "broke off the stream" in text
@@ -163,14 +168,7 @@ def test_stream_that_breaks_ends_with_an_error_event(nosy_gateway: ServerProcess
 def test_stream_that_stalls_ends_after_the_read_timeout(nosy_gateway: ServerProcess) -> None:
     """A stream that goes silent for longer than the read timeout (1 s) ends with an error event."""
     started = time.monotonic()
-    with httpx.stream(
-        "POST",
-        nosy_gateway.url + "/v1/chat/completions",
-        json={**CHAT, "model": "stream-stall", "stream": True},
-        headers={"Authorization": "Bearer enterpriseuser1_key"},
-    ) as response:
-        assert response.status_code == 200
-        text = "".join(response.iter_text())
+    text = _stream_text(nosy_gateway, "stream-stall")
     elapsed = time.monotonic() - started
     assert '"two "' in text
     assert "broke off the stream" in text
