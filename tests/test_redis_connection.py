@@ -164,6 +164,10 @@ def test_unsupported_url_options_are_refused() -> None:
         RedisConnection("redis://127.0.0.1:6379/0?socket_keepalive=true", timeout=1)
     with pytest.raises(ValueError, match="ssl_cert_reqs"):
         RedisConnection("redis://127.0.0.1:6379/0?ssl_cert_reqs=none", timeout=1)
+    with pytest.raises(ValueError, match="must be none, optional or required"):
+        RedisConnection("rediss://127.0.0.1:6379/0?ssl_cert_reqs=CERT_REQUIRED", timeout=1)
+    with pytest.raises(ValueError, match="cannot be true"):
+        RedisConnection("rediss://127.0.0.1:6379/0?ssl_cert_reqs=none&ssl_check_hostname=true", timeout=1)
     RedisConnection("rediss://127.0.0.1:6379/0?ssl_cert_reqs=none&ssl_check_hostname=false", timeout=1)
 
 

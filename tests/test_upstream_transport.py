@@ -76,3 +76,34 @@ def test_many_concurrent_requests_are_all_answered_whole(simulator: ServerProces
                 assert answer.rstrip().endswith(b"data: [DONE]")
 
     _run(kind, scenario)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_interim_answers_are_skipped(kind: str) -> None:
+    """A 100 Continue or 103 Early Hints before the real answer is not taken for the answer."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for number in range(2):
+            await reader.readuntil(b"\r\n\r\n")
+            await reader.readexactly(len(CHAT))
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.05)  # the interim answers arrive on their own
+            body = b"answer %d" % number
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+        writer.close()
+
+    async def scenario(transport: UpstreamTransport) -> None:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        request = UpstreamRequest("POST", f"http://127.0.0.1:{port}/v1/chat", [], CHAT)
+        try:
+            for number in range(2):  # the second request reuses the connection
+                response = await transport.send(request)
+                assert response.status == 200
+                assert await response.read() == b"answer %d" % number
+        finally:
+            server.close()
+
+    _run(kind, scenario)

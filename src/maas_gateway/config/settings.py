@@ -43,10 +43,10 @@ class LimitsSettings(Strict):
         if url != "memory" and not url.startswith(("redis://", "rediss://", "redis+cluster://", "unix://")):
             raise ValueError("must be `memory` or a redis://, rediss://, redis+cluster:// or unix:// URL")
         if url.startswith(("redis://", "rediss://", "unix://")):
-            from maas_gateway.limits.redis_connection import unsupported_url_options
+            from maas_gateway.limits.redis_connection import url_problem
 
-            if unknown := unsupported_url_options(url):
-                raise ValueError(f"has options the limiter does not support: {', '.join(unknown)}")
+            if problem := url_problem(url):
+                raise ValueError(problem)
         return url
 
 

@@ -29,7 +29,7 @@ import hiredis
 from redis.asyncio.connection import SSLConnection, parse_url
 from redis.exceptions import NoScriptError, ResponseError
 
-__all__ = ["RedisConnection", "unsupported_url_options"]
+__all__ = ["RedisConnection", "url_problem"]
 
 
 class _RespProtocol(asyncio.Protocol):
@@ -118,9 +118,8 @@ class RedisConnection:
         self._path: str | None = options.get("path")
         self._host: str = options.get("host", "localhost")
         self._port: int = options.get("port", 6379)
-        if unknown := unsupported_url_options(url):
-            names = ", ".join(unknown)
-            raise ValueError(f"The limit storage URL has options the limiter does not support: {names}.")
+        if problem := url_problem(url):
+            raise ValueError(f"The limit storage URL {problem}.")
         tls = options.get("connection_class") is SSLConnection
         self._ssl = _tls_context(options) if tls else None
         self._setup: list[tuple[Any, ...]] = []
@@ -160,7 +159,14 @@ class RedisConnection:
         if self._connecting is None or self._connecting.done():
             self._connecting = asyncio.ensure_future(self._open())
             self._connecting.add_done_callback(_consume_exception)
-        return await asyncio.shield(self._connecting)
+        try:
+            return await asyncio.shield(self._connecting)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this caller was cancelled
+            # The attempt was cancelled by aclose(): to other callers that is a storage failure.
+            raise ConnectionError("The connection to Redis was closed.") from None
 
     async def _open(self) -> _RespProtocol:
         loop = asyncio.get_running_loop()
@@ -194,11 +200,22 @@ _TLS_OPTIONS = {"ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", 
 _PLAIN_OPTIONS = {"host", "port", "db", "username", "password", "path", "connection_class"}
 
 
-def unsupported_url_options(url: str) -> list[str]:
-    """The query options of a Redis URL this connection would otherwise ignore (checked at load)."""
-    options = parse_url(url)
+_CERT_REQUIREMENTS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with a Redis URL's options for this connection, or ``None`` (checked at load)."""
+    options: dict[str, Any] = dict(parse_url(url))
     tls = options.get("connection_class") is SSLConnection
-    return sorted(set(options) - _PLAIN_OPTIONS - (_TLS_OPTIONS if tls else set()))
+    unknown = sorted(set(options) - _PLAIN_OPTIONS - (_TLS_OPTIONS if tls else set()))
+    if unknown:
+        return f"has options the limiter does not support: {', '.join(unknown)}"
+    requirement = str(options.get("ssl_cert_reqs", "required")).lower()
+    if requirement not in _CERT_REQUIREMENTS:
+        return f"ssl_cert_reqs must be none, optional or required, not {requirement!r}"
+    if requirement == "none" and options.get("ssl_check_hostname"):
+        return "ssl_check_hostname cannot be true when ssl_cert_reqs is none"
+    return None
 
 
 def _tls_context(options: dict[str, Any]) -> ssl.SSLContext:
@@ -206,13 +223,11 @@ def _tls_context(options: dict[str, Any]) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
     if options.get("ssl_certfile"):
         context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
-    requirement = str(options.get("ssl_cert_reqs", "required")).lower()
+    requirement = _CERT_REQUIREMENTS[str(options.get("ssl_cert_reqs", "required")).lower()]
     check_hostname = options.get("ssl_check_hostname")
-    context.check_hostname = requirement == "required" if check_hostname is None else bool(check_hostname)
-    context.verify_mode = {
-        "none": ssl.CERT_NONE,
-        "optional": ssl.CERT_OPTIONAL,
-    }.get(requirement, ssl.CERT_REQUIRED)
+    # check_hostname first: ssl refuses CERT_NONE while it is on.
+    context.check_hostname = requirement != ssl.CERT_NONE if check_hostname is None else bool(check_hostname)
+    context.verify_mode = requirement
     return context
 
 

@@ -39,6 +39,7 @@ HOP_BY_HOP = frozenset(
         "date",
         "server",
         "accept-encoding",
+        "expect",  # the gateway has read the whole body before it forwards anything
     }
 )
 IDENTITY_HEADER_PREFIX = "x-maas-"

@@ -44,6 +44,7 @@ class BackendConnection(asyncio.Protocol):
         self.until_close = False
         self.keep_alive = False
         self.paused = False
+        self.interim = False
         # The read timeout: one timer per exchange instead of an asyncio.timeout per wait (11 µs each).
         self.read_timeout = 0.0
         self.waiting_since = 0.0
@@ -76,7 +77,13 @@ class BackendConnection(asyncio.Protocol):
         self.headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:
+            # An interim answer (100 Continue, 103 Early Hints): the real one follows on this connection.
+            self.interim = True
+            self.headers = []
+            return
+        self.status = status
         # llhttp answers should_keep_alive() only until the message completes; it reads False after.
         self.keep_alive = self.parser.should_keep_alive()
         framed = any(name in ("content-length", "transfer-encoding") for name, _ in self.headers)
@@ -93,6 +100,9 @@ class BackendConnection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self.interim:
+            self.interim = False
+            return
         self.complete = True
         self._stop_timer()
         self._wake()
@@ -107,6 +117,7 @@ class BackendConnection(asyncio.Protocol):
         loop = self.loop
         self.parser = httptools.HttpResponseParser(self)
         self.status, self.headers, self.complete, self.error, self.got_bytes = 0, [], False, None, False
+        self.interim = False
         self.keep_alive = False
         self.chunks.clear()
         self.buffered = 0
@@ -128,6 +139,8 @@ class BackendConnection(asyncio.Protocol):
             and not self.paused
             and self.transport is not None
             and not self.transport.is_closing()
+            # An answer that came early (a 413, say) while the request body is still going out.
+            and self.transport.get_write_buffer_size() == 0
         )
 
     def _check_idle(self) -> None:
