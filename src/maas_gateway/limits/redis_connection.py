@@ -113,13 +113,13 @@ class RedisConnection:
     """Commands and Lua scripts over one connection, connecting (again) when needed."""
 
     def __init__(self, url: str, *, timeout: float) -> None:
+        if problem := url_problem(url):
+            raise ValueError(f"The limit storage URL {problem}.")
         options: dict[str, Any] = dict(parse_url(url))
         self._timeout = timeout
         self._path: str | None = options.get("path")
         self._host: str = options.get("host", "localhost")
         self._port: int = options.get("port", 6379)
-        if problem := url_problem(url):
-            raise ValueError(f"The limit storage URL {problem}.")
         tls = options.get("connection_class") is SSLConnection
         self._ssl = _tls_context(options) if tls else None
         self._setup: list[tuple[Any, ...]] = []
