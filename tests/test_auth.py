@@ -16,6 +16,7 @@ from maas_gateway.auth import (
     key_id_for,
     parse_authorization,
 )
+from maas_gateway.auth.user_policy import UserPolicy
 from maas_gateway.errors import AuthenticationError
 
 ALICE_KEY = "alice-secret-key-0001"
@@ -102,14 +103,14 @@ def test_authenticator_returns_the_identity_of_a_key() -> None:
     )
     assert ALICE_KEY not in identity.key_id
     assert ALICE_KEY not in repr(identity)
-    assert identity.source == "api_key"
+    assert identity.source == "config_key"
     bob = _authenticate(Authenticator(_store()), BOB_KEY)
     assert (bob.user, bob.tier, bob.models) == ("bob", "premium", None)
 
 
 def test_authenticator_applies_tier_overrides() -> None:
     """A tier override replaces the tier of all the user's keys and leaves other users alone."""
-    authenticator = Authenticator(_store(), tier_overrides={"alice": "enterprise"})
+    authenticator = Authenticator(_store(), policy=UserPolicy(overrides={"alice": "enterprise"}))
     assert _authenticate(authenticator, ALICE_KEY).tier == "enterprise"
     assert _authenticate(authenticator, BOB_KEY).tier == "premium"
 

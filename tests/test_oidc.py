@@ -90,8 +90,9 @@ def oidc_gateway(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ServerProcess]:
     """A gateway trusting both providers, with limits on and one user whose tier is overridden."""
-    config = _config(simulator.url, [_issuer(issuer.url), _issuer(provider.url)])
-    config["users"] = {"override-user": {"tier": "enterprise"}}
+    issuers = [_issuer(issuer.url, namespace="issuer"), _issuer(provider.url, namespace="provider")]
+    config = _config(simulator.url, issuers)
+    config["users"] = {"issuer:override-user": {"tier": "enterprise"}}
     server = _start_gateway(config, tmp_path_factory.mktemp("oidc-gateway"))
     yield server
     server.stop()
@@ -229,7 +230,7 @@ def test_limits_and_usage_follow_the_subject(oidc_gateway: ServerProcess, issuer
         headers={"Authorization": f"Bearer {second}"},
     )
     assert usage.status_code == 200, usage.text
-    assert [(row["user"], row["requests"]) for row in usage.json()["data"]] == [(sub, 2)]
+    assert [(row["user"], row["requests"]) for row in usage.json()["data"]] == [(f"issuer:{sub}", 2)]
 
 
 def test_key_rotation_refreshes_keys_at_a_bounded_rate(

@@ -18,6 +18,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from maas_gateway.auth import JWKSCache, OIDCVerifier, looks_like_jwt
 from maas_gateway.auth.jwks import SigningKey, compatible, select_key
 from maas_gateway.auth.oidc import groups_of, identity_from_claims, tier_for
+from maas_gateway.auth.user_policy import UserPolicy
 from maas_gateway.config.schema import OIDCIssuer, OIDCSettings
 from maas_gateway.errors import AuthenticationError, PermissionDeniedError, ServiceUnavailableError
 from tests.support.oidc_provider import unsigned_token
@@ -73,7 +74,7 @@ def test_identity_from_claims() -> None:
     admin groups, and a key id derived from issuer and subject, never from the token."""
     claims = {"sub": "u1", "groups": ["silver", "ops"], "email": "u1@example.com", "name": "U One"}
     identity = identity_from_claims(ISSUER, claims)
-    assert (identity.user, identity.tier, identity.source) == ("u1", "premium", "oidc")
+    assert (identity.user, identity.tier, identity.source) == ("idp.example:u1", "premium", "oidc")
     assert identity.display_name == "u1@example.com"
     assert identity.is_admin
     assert identity.key_id.startswith("jwt_")
@@ -85,13 +86,16 @@ def test_identity_from_claims() -> None:
 
 
 def test_identity_without_tier_or_user() -> None:
-    """No mapped group and no default is 403 `no_tier` unless an override names a tier; no user is 401."""
+    """No mapped group and no default gives no tier (the policy then refuses with 403 `no_tier` unless an
+    override names a tier); no user is 401; users are namespaced by issuer unless mapped on purpose."""
+    assert identity_from_claims(ISSUER, {"sub": "u", "groups": ["other"]}).tier == ""
     with pytest.raises(PermissionDeniedError) as denied:
-        identity_from_claims(ISSUER, {"sub": "u", "groups": ["other"]})
+        UserPolicy().tier("idp.example:u", "oidc", "", None, 0.0)
     assert denied.value.code == "no_tier"
     assert denied.value.message.endswith(".")
-    assert identity_from_claims(ISSUER, {"sub": "u"}, {"u": "free"}).tier == "free"
-    by_email = ISSUER.model_copy(update={"user_claim": "email"})
+    overridden = UserPolicy(overrides={"idp.example:u": "free"})
+    assert overridden.tier("idp.example:u", "oidc", "", None, 0.0) == "free"
+    by_email = ISSUER.model_copy(update={"user_claim": "email", "namespace": ""})
     assert identity_from_claims(by_email, {"sub": "s", "email": "e@x", "groups": ["gold"]}).user == "e@x"
     with pytest.raises(AuthenticationError) as missing:
         identity_from_claims(by_email, {"sub": "s", "groups": ["gold"]})
@@ -269,7 +273,7 @@ def test_verifier_accepts_every_asymmetric_key_type() -> None:
         ]
         for key, alg, kid in signed:
             identity = await verifier.verify(jwt.encode(claims, key, algorithm=alg, headers={"kid": kid}))
-            assert (identity.user, identity.tier) == ("u", "free")
+            assert (identity.user, identity.tier) == (f"{issuer.user_namespace}:u", "free")
         assert server.jwks_fetches == 1
 
     _run(check)

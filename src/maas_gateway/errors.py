@@ -14,6 +14,7 @@ __all__ = [
     "BackendError",
     "BackendTimeoutError",
     "BackendUnavailableError",
+    "ConflictError",
     "GatewayError",
     "InternalError",
     "InvalidRequestError",
@@ -66,6 +67,12 @@ class PermissionDeniedError(GatewayError):
     status_code = 403
     error_type = "permission_error"
     code = "model_not_allowed"
+
+
+class ConflictError(GatewayError):
+    status_code = 409
+    error_type = "invalid_request_error"
+    code = "conflict"
 
 
 class NotFoundError(GatewayError):

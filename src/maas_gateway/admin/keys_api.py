@@ -23,9 +23,10 @@ from maas_gateway.admin.schemas import (
     RotatedKey,
 )
 from maas_gateway.auth import Identity
-from maas_gateway.auth.key_repository import StoredKey
+from maas_gateway.auth.key_policy import Creator, grant_key, may_rotate, unknown_models
+from maas_gateway.auth.key_repository import StoredKey, StoredUser, UserSource
 from maas_gateway.config.durations import parse_duration
-from maas_gateway.errors import InvalidRequestError
+from maas_gateway.errors import ConflictError, InvalidRequestError
 
 if TYPE_CHECKING:
     from maas_gateway.auth.key_service import KeyService
@@ -50,6 +51,18 @@ def _created(plaintext: str, key: StoredKey) -> CreatedKey:
     return CreatedKey(key=plaintext, **KeyOut.of(key, time.time()).model_dump())
 
 
+def _creator(identity: Identity) -> Creator:
+    # A token's expiry ends a session, not the keys it creates: those follow the tier's rules.
+    expires_at = None if identity.source == "oidc" else identity.expires_at
+    return Creator(identity.ephemeral, identity.models, expires_at)
+
+
+def _owner_source(identity: Identity) -> UserSource:
+    if identity.source == "oidc":
+        return "oidc"
+    return "config" if identity.source == "config_key" else "admin"
+
+
 def keys_router(
     components: "Components",
     admin: Callable[..., Awaitable[None]],
@@ -60,14 +73,8 @@ def keys_router(
     def service() -> "KeyService":
         return components.keys
 
-    def check_models(models: list[str] | None) -> tuple[str, ...] | None:
-        if models is None:
-            return None
-        known = {model.name for model in components.config.models}
-        for model in models:
-            if model not in known:
-                raise InvalidRequestError(f"The model '{model}' does not exist.", param="models")
-        return tuple(models)
+    def tier_models(tier: str) -> list[str]:
+        return [m.name for m in components.config.models if m.tiers is None or tier in m.tiers]
 
     def check_tier(tier: str) -> str:
         if tier not in components.config.tiers:
@@ -77,14 +84,34 @@ def keys_router(
             )
         return tier
 
-    async def create(owner: str, body: KeyCreate) -> CreatedKey:
-        plaintext, key = await service().create(
-            owner,
-            name=body.name,
-            lifetime=_seconds(body.expires_in, "expiresIn"),
-            ephemeral=body.ephemeral,
-            models=check_models(body.models),
+    async def create_for(identity: Identity, body: KeyCreate) -> CreatedKey:
+        """Self-service: a key no stronger than the credential asking for it."""
+        if body.models is not None:
+            unknown_models(body.models, [m.name for m in components.config.models])
+        requested = _seconds(body.expires_in, "expiresIn")
+        now = time.time()
+        grant = grant_key(
+            _creator(identity),
+            lifetime=service().lifetime(requested, ephemeral=body.ephemeral),
+            requested_lifetime=requested is not None,
+            models=body.models,
+            tier=identity.tier,
+            tier_models=tier_models(identity.tier),
+            now=now,
         )
+        owner = StoredUser(
+            identity.user, identity.tier, identity.display_name, False, now, _owner_source(identity)
+        )
+        plaintext, key = await service().create(
+            identity.user,
+            name=body.name,
+            lifetime=grant.lifetime,
+            ephemeral=body.ephemeral,
+            models=grant.models,
+            new_owner=owner,
+            ends_by=grant.ends_by,
+        )
+        components.users.forget(identity.user)
         return _created(plaintext, key)
 
     async def listing(
@@ -110,15 +137,44 @@ def keys_router(
 
     @router.post("/admin/keys", dependencies=[Depends(admin)], status_code=201, tags=["admin: keys"])
     async def admin_create_key(body: AdminKeyCreate) -> CreatedKey:
-        """Create a key for a user (created with `tier` if new). The secret is shown only here."""
-        existing = await components.keys.repository.get_user(body.user)
-        if existing is None:
-            if body.tier is None:
-                raise InvalidRequestError(
-                    f"The user '{body.user}' does not exist; give a `tier` to create them.", param="tier"
+        """Create a key for a user (created with `tier` if new). The secret is shown only here.
+
+        Everything is checked before anything is written; a new user and their key are stored together.
+        """
+        if problem := components.config.user_name_problem(body.user, identity_provider_users=True):
+            raise InvalidRequestError(f"`user`: {problem[0].upper()}{problem[1:]}", param="user")
+        if body.models is not None:
+            unknown_models(body.models, [m.name for m in components.config.models])
+        tier = check_tier(body.tier) if body.tier is not None else None
+        lifetime = service().lifetime(_seconds(body.expires_in, "expiresIn"), ephemeral=body.ephemeral)
+        existing = await service().repository.get_user(body.user)
+        new_owner = None
+        if existing is not None:
+            current = existing.tier_override or existing.tier
+            if tier is not None and tier != current:
+                raise ConflictError(
+                    f"The user '{body.user}' exists on the tier '{current}', not '{tier}'; leave out "
+                    "`tier`, or move the user first (PATCH /admin/users/{user}).",
+                    param="tier",
                 )
-            await service().ensure_user(body.user, check_tier(body.tier))
-        return await create(body.user, body)
+        elif tier is None:
+            raise InvalidRequestError(
+                f"The user '{body.user}' does not exist; give a `tier` to create them.", param="tier"
+            )
+        else:
+            source: UserSource = "oidc" if ":" in body.user else "admin"
+            new_owner = StoredUser(body.user, tier, None, False, time.time(), source)
+        models = tuple(dict.fromkeys(body.models)) if body.models is not None else None
+        plaintext, key = await service().create(
+            body.user,
+            name=body.name,
+            lifetime=lifetime,
+            ephemeral=body.ephemeral,
+            models=models,
+            new_owner=new_owner,
+        )
+        components.users.forget(body.user)
+        return _created(plaintext, key)
 
     @router.delete("/admin/keys/{key_id}", dependencies=[Depends(admin)], tags=["admin: keys"])
     async def admin_revoke_key(key_id: str) -> KeyOut:
@@ -130,12 +186,15 @@ def keys_router(
         """Issue a replacement; the old key keeps working for the grace period only."""
         return await rotate(key_id, None, body or Rotate())
 
-    async def rotate(key_id: str, owner: str | None, body: Rotate) -> RotatedKey:
+    async def rotate(key_id: str, rotator: Identity | None, body: Rotate) -> RotatedKey:
         grace = _seconds(body.grace_period, "gracePeriod", allow_zero=True) or 0.0
         if grace > 7 * 86400:
             raise InvalidRequestError("`gracePeriod` may be at most 7d.", param="gracePeriod")
-        plaintext, new, old = await service().rotate(key_id, owner=owner, grace=grace)
-        return RotatedKey(new=_created(plaintext, new), old=KeyOut.of(old, time.time()))
+        old = await service().owned(key_id, rotator.user if rotator is not None else None)
+        if rotator is not None:
+            may_rotate(_creator(rotator), key_models=old.models, key_ends_at=old.ends_at)
+        plaintext, new, retired = await service().rotate(old, grace=grace)
+        return RotatedKey(new=_created(plaintext, new), old=KeyOut.of(retired, time.time()))
 
     @router.get("/v1/keys", tags=["self-service"])
     async def own_keys(
@@ -150,9 +209,9 @@ def keys_router(
 
     @router.post("/v1/keys", status_code=201, tags=["self-service"])
     async def create_own_key(identity: Annotated[Identity, Depends(caller)], body: KeyCreate) -> CreatedKey:
-        """Create a key for the caller, with the caller's tier. The secret is shown only here."""
-        await service().ensure_user(identity.user, identity.tier, identity.display_name)
-        return await create(identity.user, body)
+        """Create a key for the caller, no stronger than the caller's own credential (models, expiry;
+        an ephemeral key creates none). The secret is shown only here."""
+        return await create_for(identity, body)
 
     @router.delete("/v1/keys/{key_id}", tags=["self-service"])
     async def revoke_own_key(identity: Annotated[Identity, Depends(caller)], key_id: str) -> KeyOut:
@@ -164,7 +223,7 @@ def keys_router(
         identity: Annotated[Identity, Depends(caller)], key_id: str, body: Rotate | None = None
     ) -> RotatedKey:
         """Replace one of the caller's keys, keeping the old one for the grace period."""
-        return await rotate(key_id, identity.user, body or Rotate())
+        return await rotate(key_id, identity, body or Rotate())
 
     @router.post("/v1/keys/revoke", tags=["self-service"])
     async def bulk_revoke(

@@ -109,25 +109,33 @@ class UserCreate(_Body):
 
 
 class UserUpdate(_Body):
-    tier: str | None = None
+    tier: str | None = Field(
+        default=None, description="The user's tier from now on, whatever their credentials; null: none."
+    )
     disabled: bool | None = None
     display_name: str | None = None
 
 
 class UserOut(BaseModel):
     user: str
-    tier: str
+    tier: str = Field(description="The tier the user gets now; empty when nothing gives them one.")
+    source: str = Field(description="admin, config (the configuration file) or oidc (an identity provider).")
+    tier_override: str | None = Field(description="An administrator's tier, which beats the source's.")
     display_name: str | None
     disabled: bool
+    deprovisioned: bool = Field(description="Their identity provider no longer maps them to a tier.")
     created_at: float
 
     @classmethod
-    def of(cls, user: StoredUser) -> UserOut:
+    def of(cls, user: StoredUser, tier: str) -> UserOut:
         return cls(
             user=user.user,
-            tier=user.tier,
+            tier=tier,
+            source=user.source,
+            tier_override=user.tier_override,
             display_name=user.display_name,
             disabled=user.disabled,
+            deprovisioned=user.deprovisioned,
             created_at=user.created_at,
         )
 

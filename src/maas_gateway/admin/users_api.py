@@ -14,23 +14,21 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from maas_gateway.admin.schemas import UserCreate, UserList, UserOut, UserUpdate
-from maas_gateway.auth.key_repository import StoredUser
-from maas_gateway.errors import GatewayError, InvalidRequestError, NotFoundError
+from maas_gateway.auth.key_repository import StoredUser, UserChanges, UserSource
+from maas_gateway.errors import ConflictError, InvalidRequestError, NotFoundError
 
 if TYPE_CHECKING:
+    from maas_gateway.auth.key_repository import KeyRepository
     from maas_gateway.proxy.components import Components
 
 __all__ = ["users_router"]
 
 
-class ConflictError(GatewayError):
-    status_code = 409
-    error_type = "invalid_request_error"
-    code = "conflict"
-
-
 def users_router(components: "Components", admin: Callable[..., Awaitable[None]]) -> APIRouter:
     router = APIRouter(dependencies=[Depends(admin)])
+
+    def repository() -> "KeyRepository":
+        return components.keys.repository
 
     def check_tier(tier: str) -> str:
         if tier not in components.config.tiers:
@@ -40,52 +38,93 @@ def users_router(components: "Components", admin: Callable[..., Awaitable[None]]
             )
         return tier
 
+    def shown(user: StoredUser) -> UserOut:
+        """The user with the tier they get now (an override, else their source's)."""
+        config = components.config
+        source_tier = config.configured_tier(user.user) if user.source == "config" else user.tier
+        file_override = config.users.get(user.user)
+        tier = (
+            user.tier_override
+            or (file_override.tier if file_override is not None else None)
+            or (source_tier or "")
+        )
+        return UserOut.of(user, tier)
+
+    def configured(user: str) -> StoredUser | None:
+        """A configuration-file user who has no row yet, as the row they would get."""
+        tier = components.config.configured_tier(user)
+        if tier is None:
+            return None
+        return StoredUser(user, tier, None, False, time.time(), "config")
+
     async def existing(user: str) -> StoredUser:
-        found = await components.keys.repository.get_user(user)
-        if found is None:
-            raise NotFoundError(f"There is no user '{user}'.", code="user_not_found")
-        return found
+        found = await repository().get_user(user)
+        if found is not None:
+            return found
+        if (row := configured(user)) is not None:
+            return row
+        if ":" in user:
+            raise NotFoundError(
+                f"There is no user '{user}' yet: an identity provider's user appears at their first "
+                "token; create them beforehand with POST /admin/users.",
+                code="user_not_found",
+            )
+        raise NotFoundError(f"There is no user '{user}'.", code="user_not_found")
 
     @router.get("/admin/users", tags=["admin: users"])
     async def list_users(
         page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
         page_size: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> UserList:
-        """Users known to the key store (created by an admin or by their first self-service key)."""
-        found, total = await components.keys.repository.list_users(
-            offset=(page - 1) * page_size, limit=page_size
-        )
-        return UserList(data=[UserOut.of(u) for u in found], page=page, page_size=page_size, total=total)
+        """Users with a row: created by an admin, by a first key or token, or by an admin's change."""
+        found, total = await repository().list_users(offset=(page - 1) * page_size, limit=page_size)
+        return UserList(data=[shown(u) for u in found], page=page, page_size=page_size, total=total)
 
     @router.post("/admin/users", status_code=201, tags=["admin: users"])
     async def create_user(body: UserCreate) -> UserOut:
-        """Create a user with a tier; 409 if the user exists."""
-        if await components.keys.repository.get_user(body.user) is not None:
+        """Create a user with a tier; 409 if the user exists. `<namespace>:<name>` pre-provisions a user
+        of an identity provider (their tokens' groups then set their tier)."""
+        if problem := components.config.user_name_problem(body.user, identity_provider_users=True):
+            raise InvalidRequestError(f"`user`: {problem[0].upper()}{problem[1:]}", param="user")
+        tier = check_tier(body.tier)
+        source: UserSource = "oidc" if ":" in body.user else "admin"
+        if components.config.configures(body.user):
+            source = "config"
+        user = StoredUser(body.user, tier, body.display_name, False, time.time(), source)
+        if not await repository().add_user(user):
             raise ConflictError(f"The user '{body.user}' already exists.")
-        user = StoredUser(body.user, check_tier(body.tier), body.display_name, False, time.time())
-        await components.keys.repository.put_user(user)
-        return UserOut.of(user)
+        if source == "config":
+            # The configuration file gives this user's tier; the administrator's choice is kept as an
+            # override, which is what they asked for.
+            user = await repository().update_user(body.user, UserChanges(tier_override=tier)) or user
+        components.users.forget(body.user)
+        return shown(user)
 
     @router.get("/admin/users/{user}", tags=["admin: users"])
     async def get_user(user: str) -> UserOut:
-        """One user."""
-        return UserOut.of(await existing(user))
+        """One user (a configuration-file user is shown even before they have a row)."""
+        return shown(await existing(user))
 
     @router.patch("/admin/users/{user}", tags=["admin: users"])
     async def update_user(user: str, body: UserUpdate) -> UserOut:
-        """Set a user's tier, display name, or disable them; takes effect on their keys at once here."""
+        """Set a user's tier, display name, or disable them, whatever their credentials (configuration
+        file, keys, tokens); every replica applies it within a second. `tier: null` removes a tier
+        override, so the user's source decides again."""
         current = await existing(user)
-        changes: dict[str, Any] = {}
-        if body.tier is not None:
-            changes["tier"] = check_tier(body.tier)
-        if body.disabled is not None:
-            changes["disabled"] = body.disabled
-        if body.display_name is not None:
-            changes["display_name"] = body.display_name
-        updated = replace(current, **changes)
-        await components.keys.repository.put_user(updated)
-        components.keys.forget(user=user)
-        return UserOut.of(updated)
+        await repository().add_user(current)  # a configuration-file user gets their row now
+        changes = UserChanges(disabled=body.disabled, display_name=body.display_name)
+        if "tier" in body.model_fields_set:
+            if body.tier is None:
+                changes = replace(changes, clear_tier_override=True)
+            elif current.source == "admin":
+                changes = replace(changes, tier=check_tier(body.tier), clear_tier_override=True)
+            else:
+                changes = replace(changes, tier_override=check_tier(body.tier))
+        updated = await repository().update_user(user, changes)
+        components.users.forget(user)
+        if updated is None:
+            raise NotFoundError(f"There is no user '{user}'.", code="user_not_found")
+        return shown(updated)
 
     @router.get("/admin/tiers", tags=["admin: catalog"])
     async def tiers() -> dict[str, Any]:

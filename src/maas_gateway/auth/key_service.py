@@ -1,19 +1,22 @@
 """The API key lifecycle: create (shown once), look up, list, revoke, rotate with grace, purge.
 
 Keys look like ``maas_<prefix>_<secret>``: the prefix is public (the key id is ``key_<prefix>``), the
-whole key is stored only as its SHA-256 digest. Looked-up keys are trusted for ``cache_ttl`` seconds,
-which bounds how long another replica may still accept a revoked key; the replica that revokes forgets
-the key at once. Owners are checked by the caller's user name: another user's key id is 404, never 403.
+whole key is stored only as its SHA-256 digest. Looked-up keys are trusted for ``cache_ttl`` seconds;
+every replica forgets a changed key as soon as it reads the change (``IdentityChangeWatcher``), so the TTL
+is only the safety net. Unknown digests are remembered too (a bounded negative cache), so a flood of
+random keys costs no database query each; a key's creation clears it. Owners are checked by the caller's
+user name: another user's key id is 404, never 403.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import string
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import replace
 
 from maas_gateway.auth.key_repository import KeyPage, KeyRepository, StoredKey, StoredUser
 from maas_gateway.auth.keys import KeyRecord, hash_key
@@ -23,8 +26,11 @@ from maas_gateway.errors import AuthenticationError, InvalidRequestError, NotFou
 
 __all__ = ["KeyService", "new_key"]
 
+logger = logging.getLogger("maas_gateway.keys")
+
 _ALPHABET = string.ascii_lowercase + string.digits
 _TOUCH_EVERY = 60.0
+_UNKNOWN_KEYS_KEPT = 10_000
 
 
 def new_key() -> tuple[str, str, str]:
@@ -41,7 +47,9 @@ class KeyService:
         self.repository = repository
         self.settings = settings
         self._clock = clock
-        self._cache: dict[str, tuple[float, StoredKey, StoredUser]] = {}
+        self._cache: dict[str, tuple[float, StoredKey]] = {}
+        self._unknown: OrderedDict[str, float] = OrderedDict()
+        self._touched: dict[str, float] = {}
         self._background: set[asyncio.Task[None]] = set()
 
     async def find(self, key_hash: str) -> KeyRecord | None:
@@ -49,47 +57,70 @@ class KeyService:
         now = self._clock()
         cached = self._cache.get(key_hash)
         if cached is not None and now - cached[0] < self.settings.cache_ttl:
-            _, key, user = cached
+            key = cached[1]
         else:
+            unknown_since = self._unknown.get(key_hash)
+            if unknown_since is not None and now - unknown_since < self.settings.cache_ttl:
+                return None
             found = await self.repository.find_key(key_hash)
             if found is None:
+                self._remember_unknown(key_hash, now)
                 return None
-            owner = await self.repository.get_user(found.user)
-            if owner is None:
-                return None
-            key, user = found, owner
-            self._cache[key_hash] = (now, key, user)
+            key = found
+            self._cache[key_hash] = (now, key)
         if key.revoked_at is not None and key.revoked_at <= now:
             raise AuthenticationError("The API key has been revoked.", code="revoked_api_key")
         if key.expires_at is not None and key.expires_at <= now:
             raise AuthenticationError("The API key has expired.", code="expired_api_key")
-        if user.disabled:
-            raise AuthenticationError(f"The user '{user.user}' is disabled.", code="user_disabled")
-        if key.last_used_at is None or now - key.last_used_at > _TOUCH_EVERY:
-            self._touch(key_hash, key, user, now)
+        last_used = self._touched.get(key.key_id, key.last_used_at)
+        if last_used is None or now - last_used > _TOUCH_EVERY:
+            self._touch(key.key_id, now)
         models = frozenset(key.models) if key.models is not None else None
-        return KeyRecord(key.key_hash, user.user, user.tier, key.name, models, key_id_override=key.key_id)
+        return KeyRecord(
+            key.key_hash,
+            key.user,
+            "",  # a lifecycle key's tier is its owner's, decided by the authenticator
+            key.name,
+            models,
+            key_id_override=key.key_id,
+            lifecycle=True,
+            ephemeral=key.ephemeral,
+            expires_at=key.ends_at,
+        )
 
-    def _touch(self, key_hash: str, key: StoredKey, user: StoredUser, now: float) -> None:
-        touched = replace(key, last_used_at=now)
-        self._cache[key_hash] = (self._cache.get(key_hash, (now,))[0], touched, user)
-        task = asyncio.create_task(self.repository.update_key(touched))
+    def _remember_unknown(self, key_hash: str, now: float) -> None:
+        self._unknown[key_hash] = now
+        self._unknown.move_to_end(key_hash)
+        while len(self._unknown) > _UNKNOWN_KEYS_KEPT:
+            self._unknown.popitem(last=False)
+
+    def _touch(self, key_id: str, now: float) -> None:
+        """Record the use in the background: a targeted update of ``last_used_at`` and nothing else."""
+        self._touched[key_id] = now
+        task = asyncio.create_task(self._write_touch(key_id, now))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    async def _write_touch(self, key_id: str, now: float) -> None:
+        try:
+            await self.repository.touch_key(key_id, now)
+        except Exception as exc:  # noqa: BLE001  # a lost "last used" time must never fail a request
+            logger.warning("Recording the last use of %s failed: %s", key_id, type(exc).__name__)
+            self._touched.pop(key_id, None)
+
     def forget(self, *, key_hash: str | None = None, user: str | None = None) -> None:
-        """Drop cached lookups (after a revocation or a change of tier), so they take effect here at once."""
-        for cached_hash, (_, key, _owner) in list(self._cache.items()):
+        """Drop cached lookups of one key or of every key of one user, so a change takes effect here."""
+        for cached_hash, (_, key) in list(self._cache.items()):
             if cached_hash == key_hash or key.user == user:
                 del self._cache[cached_hash]
 
-    async def ensure_user(self, user: str, tier: str, display_name: str | None = None) -> StoredUser:
-        existing = await self.repository.get_user(user)
-        if existing is not None:
-            return existing
-        created = StoredUser(user, tier, display_name, False, self._clock())
-        await self.repository.put_user(created)
-        return created
+    def forget_unknown(self) -> None:
+        """Keys were created: digests remembered as unknown may now be known."""
+        self._unknown.clear()
+
+    def forget_all(self) -> None:
+        self._cache.clear()
+        self._unknown.clear()
 
     def lifetime(self, requested: float | None, *, ephemeral: bool) -> float:
         """The lifetime to grant, or a 400 that says what the caps are."""
@@ -110,11 +141,17 @@ class KeyService:
         user: str,
         *,
         name: str,
-        lifetime: float | None,
+        lifetime: float,
         ephemeral: bool = False,
         models: tuple[str, ...] | None = None,
+        new_owner: StoredUser | None = None,
+        ends_by: float | None = None,
     ) -> tuple[str, StoredKey]:
-        seconds = self.lifetime(lifetime, ephemeral=ephemeral)
+        """Store a new key of ``user`` living ``lifetime`` seconds (already checked by the caller), and
+        never past ``ends_by``.
+
+        With ``new_owner``, the user is created in the same transaction when absent.
+        """
         active = await self.repository.list_keys(
             user=user, search=None, include_inactive=False, now=self._clock(), offset=0, limit=1
         )
@@ -125,8 +162,10 @@ class KeyService:
             )
         plaintext, key_id, digest = new_key()
         now = self._clock()
-        key = StoredKey(key_id, digest, user, name, models, ephemeral, now, now + seconds, None, None)
-        await self.repository.add_key(key)
+        expires_at = now + lifetime if ends_by is None else min(now + lifetime, ends_by)
+        key = StoredKey(key_id, digest, user, name, models, ephemeral, now, expires_at, None, None)
+        await self.repository.create_key(key, new_owner)
+        self._unknown.clear()
         return plaintext, key
 
     async def owned(self, key_id: str, owner: str | None) -> StoredKey:
@@ -138,26 +177,22 @@ class KeyService:
     async def revoke(self, key_id: str, *, owner: str | None, at: float | None = None) -> StoredKey:
         key = await self.owned(key_id, owner)
         when = self._clock() if at is None else at
-        if key.revoked_at is not None and key.revoked_at <= when:
-            return key
-        revoked = replace(key, revoked_at=when)
-        await self.repository.update_key(revoked)
+        revoked = await self.repository.revoke_key(key_id, when)
         self.forget(key_hash=key.key_hash)
+        if revoked is None:
+            raise NotFoundError(f"There is no key '{key_id}'.", code="key_not_found")
         return revoked
 
-    async def rotate(
-        self, key_id: str, *, owner: str | None, grace: float
-    ) -> tuple[str, StoredKey, StoredKey]:
-        """A new key like the old one; the old one keeps working for ``grace`` seconds only."""
-        old = await self.owned(key_id, owner)
+    async def rotate(self, old: StoredKey, *, grace: float) -> tuple[str, StoredKey, StoredKey]:
+        """A new key like ``old``; the old one keeps working for ``grace`` seconds only."""
         now = self._clock()
         if not old.active_at(now):
             raise InvalidRequestError("Only an active key can be rotated.", code="key_inactive")
-        remaining = (old.expires_at - now) if old.expires_at is not None else None
+        remaining = (old.expires_at - now) if old.expires_at is not None else self.settings.default_lifetime
         plaintext, new = await self.create(
             old.user, name=old.name, lifetime=remaining, ephemeral=old.ephemeral, models=old.models
         )
-        retired = await self.revoke(key_id, owner=owner, at=now + grace)
+        retired = await self.revoke(old.key_id, owner=None, at=now + grace)
         return plaintext, new, retired
 
     async def list(

@@ -35,6 +35,9 @@ class KeyRecord:
     name: str | None = None
     models: frozenset[str] | None = None
     key_id_override: str | None = None  # lifecycle keys have their own public id (key_<prefix>)
+    lifecycle: bool = False  # created through the API (its tier is its owner's), not configured
+    ephemeral: bool = False
+    expires_at: float | None = None  # when it stops working, if ever
 
     @property
     def key_id(self) -> str:

@@ -23,7 +23,14 @@ from maas_gateway.auth.jwks import JWKSCache
 from maas_gateway.config.schema import OIDCIssuer, OIDCSettings
 from maas_gateway.errors import AuthenticationError, PermissionDeniedError
 
-__all__ = ["OIDCVerifier", "groups_of", "identity_from_claims", "looks_like_jwt", "tier_for"]
+__all__ = [
+    "OIDCVerifier",
+    "groups_of",
+    "identity_from_claims",
+    "looks_like_jwt",
+    "no_tier_error",
+    "tier_for",
+]
 
 _BASE64URL = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 _SHOWN = 100  # at most this much of a token-supplied value goes into an error message
@@ -69,23 +76,28 @@ def tier_for(issuer: OIDCIssuer, groups: Collection[str]) -> str | None:
     return issuer.default_tier
 
 
-def identity_from_claims(
-    issuer: OIDCIssuer, claims: Mapping[str, Any], tier_overrides: Mapping[str, str] | None = None
-) -> Identity:
-    """The identity verified ``claims`` describe; a per-user tier override beats the group mapping."""
-    user = claims.get(issuer.user_claim)
-    if not isinstance(user, str) or not user:
+def no_tier_error(user: str) -> PermissionDeniedError:
+    return PermissionDeniedError(
+        f"The user '{user[:_SHOWN]}' is in no group that maps to a tier, and the issuer has no default tier.",
+        code="no_tier",
+    )
+
+
+def identity_from_claims(issuer: OIDCIssuer, claims: Mapping[str, Any]) -> Identity:
+    """The identity verified ``claims`` describe, its user in the issuer's namespace.
+
+    ``tier`` is what the groups give, or ``""`` when no group maps to a tier: an administrator's or the
+    configuration's override may still give one (``UserPolicy``), else the caller is refused.
+    """
+    name = claims.get(issuer.user_claim)
+    if not isinstance(name, str) or not name:
         raise AuthenticationError(
             f"The token lacks the '{issuer.user_claim}' claim that names the user.", code="invalid_token"
         )
+    namespace = issuer.user_namespace
+    user = f"{namespace}:{name}" if namespace else name
     groups = groups_of(claims, issuer.groups_claim)
-    tier = (tier_overrides or {}).get(user) or tier_for(issuer, groups)
-    if tier is None:
-        raise PermissionDeniedError(
-            f"The user '{user[:_SHOWN]}' is in no group that maps to a tier, "
-            "and the issuer has no default tier.",
-            code="no_tier",
-        )
+    tier = tier_for(issuer, groups) or ""
     names = (claims.get(name) for name in issuer.name_claims)
     display_name = next((name for name in names if isinstance(name, str) and name), None)
     subject = str(claims.get("sub", user))
@@ -108,7 +120,7 @@ class OIDCVerifier:
         self.keys = keys or JWKSCache.from_settings(settings)
         self._issuers = {issuer.issuer: issuer for issuer in settings.issuers}
 
-    async def verify(self, token: str, tier_overrides: Mapping[str, str] | None = None) -> Identity:
+    async def verify(self, token: str) -> Identity:
         header, unverified = _unverified(token)
         issuer = self._issuer(unverified)
         alg = header.get("alg")
@@ -131,7 +143,10 @@ class OIDCVerifier:
                 code="unknown_key",
             )
         claims = _decode(token, key.for_algorithm(alg), alg, issuer, self.settings.clock_skew)
-        return identity_from_claims(issuer, claims, tier_overrides)
+        identity = identity_from_claims(issuer, claims)
+        expires = claims.get("exp")
+        identity.expires_at = float(expires) if isinstance(expires, int | float) else None
+        return identity
 
     async def aclose(self) -> None:
         await self.keys.aclose()

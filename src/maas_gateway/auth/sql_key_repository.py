@@ -1,17 +1,37 @@
-"""Users and API keys in the shared SQL database."""
+"""Users and API keys in the shared SQL database (SQLite or PostgreSQL).
+
+Every write is one transaction that changes only the fields it means to, and appends the identity change
+that other replicas read; on PostgreSQL the same transaction sends a ``NOTIFY`` so they read it at once.
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from maas_gateway.auth.key_repository import KeyPage, StoredKey, StoredUser
-from maas_gateway.auth.tables import api_keys, users
+from maas_gateway.auth.key_repository import (
+    ChangeKind,
+    IdentityChange,
+    KeyPage,
+    StoredKey,
+    StoredUser,
+    UserChanges,
+    escape_like,
+    fold,
+    search_text,
+)
+from maas_gateway.auth.tables import api_keys, identity_changes, users
 from maas_gateway.database import Database
 
-__all__ = ["SqlKeyRepository"]
+__all__ = ["NOTIFY_CHANNEL", "SqlKeyRepository"]
+
+NOTIFY_CHANNEL = "maas_identity_changes"
+_CHANGES_KEPT_FOR = 3600.0  # seconds; a replica that falls further behind relies on its cache TTL
 
 
 def _key(row: RowMapping) -> StoredKey:
@@ -42,11 +62,36 @@ def _key_values(key: StoredKey) -> dict[str, Any]:
         "expires_at": key.expires_at,
         "revoked_at": key.revoked_at,
         "last_used_at": key.last_used_at,
+        "search_text": search_text(key.name, key.key_id),
     }
 
 
 def _user(row: RowMapping) -> StoredUser:
-    return StoredUser(row["user"], row["tier"], row["display_name"], bool(row["disabled"]), row["created_at"])
+    return StoredUser(
+        user=row["user"],
+        tier=row["tier"],
+        display_name=row["display_name"],
+        disabled=bool(row["disabled"]),
+        created_at=row["created_at"],
+        source=row["source"],
+        tier_override=row["tier_override"],
+        deprovisioned=bool(row["deprovisioned"]),
+        seen_at=row["seen_at"],
+    )
+
+
+def _user_values(user: StoredUser) -> dict[str, Any]:
+    return {
+        "user": user.user,
+        "tier": user.tier,
+        "display_name": user.display_name,
+        "disabled": user.disabled,
+        "created_at": user.created_at,
+        "source": user.source,
+        "tier_override": user.tier_override,
+        "deprovisioned": user.deprovisioned,
+        "seen_at": user.seen_at,
+    }
 
 
 class SqlKeyRepository:
@@ -61,11 +106,16 @@ class SqlKeyRepository:
         async with self.database.engine.connect() as connection:
             return (await connection.execute(statement)).mappings().first()
 
-    async def _write(self, *statements: Any) -> None:
-        await self.database.ready()
-        async with self.database.engine.begin() as connection:
-            for statement in statements:
-                await connection.execute(statement)
+    def _insert_user_if_absent(self, user: StoredUser) -> Any:
+        dialect = postgresql if self.database.is_postgres else sqlite
+        return (
+            dialect.insert(users).values(**_user_values(user)).on_conflict_do_nothing(index_elements=["user"])
+        )
+
+    async def _changed(self, connection: AsyncConnection, kind: ChangeKind, subject: str) -> None:
+        await connection.execute(insert(identity_changes).values(kind=kind, subject=subject, at=time.time()))
+        if self.database.is_postgres:
+            await connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
     async def find_key(self, key_hash: str) -> StoredKey | None:
         row = await self._one(select(api_keys).where(api_keys.c.key_hash == key_hash))
@@ -75,13 +125,51 @@ class SqlKeyRepository:
         row = await self._one(select(api_keys).where(api_keys.c.key_id == key_id))
         return _key(row) if row is not None else None
 
-    async def add_key(self, key: StoredKey) -> None:
-        await self._write(insert(api_keys).values(**_key_values(key)))
+    async def create_key(self, key: StoredKey, owner: StoredUser | None = None) -> StoredUser | None:
+        await self.database.ready()
+        async with self.database.engine.begin() as connection:
+            if owner is not None:
+                await connection.execute(self._insert_user_if_absent(owner))
+            stored = (
+                (await connection.execute(select(users).where(users.c.user == key.user))).mappings().first()
+            )
+            if stored is None:
+                raise ValueError(f"There is no user '{key.user}' to own the key.")
+            await connection.execute(insert(api_keys).values(**_key_values(key)))
+            await self._changed(connection, "created", key.user)
+            return _user(stored)
 
-    async def update_key(self, key: StoredKey) -> None:
-        values = _key_values(key)
-        del values["key_id"]
-        await self._write(update(api_keys).where(api_keys.c.key_id == key.key_id).values(**values))
+    async def touch_key(self, key_id: str, at: float) -> None:
+        statement = (
+            update(api_keys)
+            .where(api_keys.c.key_id == key_id)
+            .where(or_(api_keys.c.last_used_at.is_(None), api_keys.c.last_used_at < at))
+            .values(last_used_at=at)
+        )
+        await self.database.ready()
+        async with self.database.engine.begin() as connection:
+            await connection.execute(statement)
+
+    async def revoke_key(self, key_id: str, at: float) -> StoredKey | None:
+        statement = (
+            update(api_keys)
+            .where(api_keys.c.key_id == key_id)
+            .where(or_(api_keys.c.revoked_at.is_(None), api_keys.c.revoked_at > at))
+            .values(revoked_at=at)
+        )
+        await self.database.ready()
+        async with self.database.engine.begin() as connection:
+            changed = (await connection.execute(statement)).rowcount
+            row = (
+                (await connection.execute(select(api_keys).where(api_keys.c.key_id == key_id)))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            if changed:
+                await self._changed(connection, "key", row["key_hash"])
+            return _key(row)
 
     async def list_keys(
         self,
@@ -97,8 +185,7 @@ class SqlKeyRepository:
         if user is not None:
             conditions.append(api_keys.c.user == user)
         if search:
-            pattern = f"%{search.lower()}%"
-            conditions.append(or_(func.lower(api_keys.c.name).like(pattern), api_keys.c.key_id.like(pattern)))
+            conditions.append(api_keys.c.search_text.like(f"%{escape_like(fold(search))}%", escape="\\"))
         if not include_inactive:
             conditions.append(or_(api_keys.c.revoked_at.is_(None), api_keys.c.revoked_at > now))
             conditions.append(or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > now))
@@ -121,19 +208,33 @@ class SqlKeyRepository:
         )
         await self.database.ready()
         async with self.database.engine.begin() as connection:
-            return int((await connection.execute(statement)).rowcount)
+            purged = int((await connection.execute(statement)).rowcount)
+            await connection.execute(
+                delete(identity_changes).where(identity_changes.c.at < before - _CHANGES_KEPT_FOR)
+            )
+            return purged
 
     async def get_user(self, user: str) -> StoredUser | None:
         row = await self._one(select(users).where(users.c.user == user))
         return _user(row) if row is not None else None
 
-    async def put_user(self, user: StoredUser) -> None:
-        values = {"tier": user.tier, "display_name": user.display_name, "disabled": user.disabled}
-        existing = await self.get_user(user.user)
-        if existing is None:
-            await self._write(insert(users).values(user=user.user, created_at=user.created_at, **values))
-        else:
-            await self._write(update(users).where(users.c.user == user.user).values(**values))
+    async def add_user(self, user: StoredUser) -> bool:
+        await self.database.ready()
+        async with self.database.engine.begin() as connection:
+            return bool((await connection.execute(self._insert_user_if_absent(user))).rowcount)
+
+    async def update_user(self, user: str, changes: UserChanges) -> StoredUser | None:
+        await self.database.ready()
+        async with self.database.engine.begin() as connection:
+            values = changes.values()
+            if values:
+                await connection.execute(update(users).where(users.c.user == user).values(**values))
+            row = (await connection.execute(select(users).where(users.c.user == user))).mappings().first()
+            if row is None:
+                return None
+            if changes.reaches_other_replicas:
+                await self._changed(connection, "user", user)
+            return _user(row)
 
     async def list_users(self, *, offset: int, limit: int) -> tuple[list[StoredUser], int]:
         await self.database.ready()
@@ -145,6 +246,17 @@ class SqlKeyRepository:
                 .all()
             )
         return [_user(row) for row in rows], int(total)
+
+    async def changes_since(self, seq: int) -> list[IdentityChange]:
+        query = select(identity_changes).where(identity_changes.c.seq > seq).order_by(identity_changes.c.seq)
+        await self.database.ready()
+        async with self.database.engine.connect() as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        return [IdentityChange(int(row["seq"]), row["kind"], row["subject"]) for row in rows]
+
+    async def last_change(self) -> int:
+        row = await self._one(select(func.max(identity_changes.c.seq).label("seq")))
+        return int(row["seq"]) if row is not None and row["seq"] is not None else 0
 
     async def aclose(self) -> None:
         return None  # the database is shared; its owner closes it

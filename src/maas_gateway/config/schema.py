@@ -195,6 +195,14 @@ class GatewayConfig(Strict):
             _known(f"api_keys.{index}.tier", key.tier, tiers, "tier")
             for model_name in key.models or []:
                 _known(f"api_keys.{index}.models", model_name, set(names), "model")
+        namespaces = [issuer.user_namespace for issuer in self.oidc.issuers if issuer.user_namespace]
+        _no_duplicates("oidc.issuers", "namespace", namespaces)
+        for index, key in enumerate(self.api_keys):
+            if problem := self.user_name_problem(key.user):
+                raise ValueError(f"api_keys.{index}.user: {problem}")
+        for user in self.users:
+            if problem := self.user_name_problem(user, identity_provider_users=True):
+                raise ValueError(f"users.{user}: {problem}")
         for index, issuer in enumerate(self.oidc.issuers):
             for group, tier in issuer.group_tiers.items():
                 _known(f"oidc.issuers.{index}.group_tiers.{group}", tier, tiers, "tier")
@@ -216,6 +224,47 @@ class GatewayConfig(Strict):
                     "each key must be unique"
                 )
         return self
+
+    @property
+    def user_namespaces(self) -> set[str]:
+        """The namespaces of identity-provider users (``<namespace>:<user>``), one per OIDC issuer."""
+        return {issuer.user_namespace for issuer in self.oidc.issuers if issuer.user_namespace}
+
+    def user_name_problem(self, name: str, *, identity_provider_users: bool = False) -> str | None:
+        """Why ``name`` cannot be a user name here, or ``None``.
+
+        Names with ``:`` belong to identity-provider users; they are accepted only where such users may be
+        named (``identity_provider_users``) and only in the namespace of a configured issuer.
+        """
+        return _user_name_problem(name, self.user_namespaces, identity_provider_users)
+
+    def configured_tier(self, user: str) -> str | None:
+        """The tier the configuration file gives ``user`` (its `users` override, else its first key's)."""
+        override = self.users.get(user)
+        if override is not None and override.tier is not None:
+            return override.tier
+        return next((key.tier for key in self.api_keys if key.user == user), None)
+
+    def configures(self, user: str) -> bool:
+        return user in self.users or any(key.user == user for key in self.api_keys)
+
+
+def _user_name_problem(name: str, namespaces: set[str], identity_provider_users: bool) -> str | None:
+    namespace, colon, _ = name.partition(":")
+    if not colon:
+        return None
+    if not identity_provider_users:
+        return (
+            f"the user name '{name}' contains ':', which is reserved for users of an identity provider "
+            "('<namespace>:<user>'); choose a name without it."
+        )
+    if namespace not in namespaces:
+        known = ", ".join(sorted(namespaces)) or "none"
+        return (
+            f"the user name '{name}' names the namespace '{namespace}', which no OIDC issuer uses "
+            f"(namespaces: {known})."
+        )
+    return None
 
 
 def _known(where: str, value: str, known: set[str], kind: str) -> None:

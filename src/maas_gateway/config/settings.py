@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -98,6 +99,28 @@ class OIDCIssuer(Strict):
     )
     user_claim: str = "sub"
     name_claims: list[str] = Field(default_factory=lambda: ["preferred_username", "email", "name"])
+    namespace: str | None = Field(
+        default=None,
+        pattern=r"^([A-Za-z0-9][A-Za-z0-9._/-]*)?$",
+        max_length=100,
+        description="Prefix of this issuer's user names (`<namespace>:<user>`), so that users of different "
+        "sources never share limits, keys or usage; defaults to the issuer's host and path. An empty "
+        "string maps the issuer's users onto the configuration's and administrators' users of the same "
+        "name, on purpose.",
+    )
+    owner_revalidation: Duration | None = Field(
+        default=None,
+        description="Keys of this issuer's users stop working when the user has presented no valid token "
+        "for this long (they work again after the next sign-in); omitted, keys work until they expire.",
+    )
+
+    @property
+    def user_namespace(self) -> str:
+        """The namespace of this issuer's users: the configured one, or the issuer's host and path."""
+        if self.namespace is not None:
+            return self.namespace
+        parts = urlsplit(self.issuer)
+        return (parts.netloc.replace(":", "_") + parts.path.rstrip("/")) or "oidc"
 
     @field_validator("algorithms")
     @classmethod
@@ -131,6 +154,11 @@ class KeySettings(Strict):
         default=2.0, description="How long a replica trusts a looked-up key; bounds revocation delay."
     )
     purge_interval: Duration = Field(default=3600, description="How often expired keys are deleted.")
+    change_poll_interval: Duration = Field(
+        default=0.25,
+        description="How often each process reads the database's log of revocations and user changes "
+        "(PostgreSQL NOTIFY and Redis pub/sub also wake it at once).",
+    )
 
     @model_validator(mode="after")
     def _default_within_max(self) -> KeySettings:

@@ -9,10 +9,14 @@ from pathlib import Path
 
 from maas_gateway.admin.guard import AdminGuard
 from maas_gateway.auth import Authenticator, InMemoryKeyStore, KeyRecord, OIDCVerifier
-from maas_gateway.auth.key_repository import InMemoryKeyRepository
+from maas_gateway.auth.change_watcher import ChangeSignal, IdentityChangeWatcher
+from maas_gateway.auth.key_repository import IdentityChange, KeyRepository
 from maas_gateway.auth.key_service import KeyService
 from maas_gateway.auth.keys import LayeredKeyStore
-from maas_gateway.config.schema import DatabaseSettings, GatewayConfig, KeySettings, LimitsSettings
+from maas_gateway.auth.memory_key_repository import InMemoryKeyRepository
+from maas_gateway.auth.user_directory import UserDirectory
+from maas_gateway.auth.user_policy import UserPolicy
+from maas_gateway.config.schema import DatabaseSettings, GatewayConfig, LimitsSettings
 from maas_gateway.database import Database
 from maas_gateway.limits import InMemoryLimitStorage, Limiter, LimitStorage, RuleBook
 from maas_gateway.limits.resilient import ResilientStorage
@@ -59,12 +63,43 @@ def _database(settings: DatabaseSettings) -> Database | None:
     return Database(settings.url, migrate=settings.migrate_on_start, pool_size=settings.pool_size)
 
 
-def _key_service(database: Database | None, settings: KeySettings) -> KeyService:
+def _change_signal(config: GatewayConfig, database: Database) -> ChangeSignal | None:
+    """PostgreSQL's NOTIFY where the database is PostgreSQL, else Redis pub/sub where limits use Redis."""
+    from maas_gateway.auth.change_signals import PostgresChangeSignal, RedisChangeSignal
+
+    if database.is_postgres:
+        return PostgresChangeSignal(database.url)
+    storage = config.limits.storage
+    if config.limits.enabled and storage.startswith(("redis://", "rediss://", "unix://")):
+        return RedisChangeSignal(storage, timeout=config.limits.storage_timeout)
+    return None
+
+
+def _key_repository(
+    config: GatewayConfig, database: Database | None
+) -> tuple[KeyRepository, ChangeSignal | None]:
     if database is None:
-        return KeyService(InMemoryKeyRepository(), settings)
+        return InMemoryKeyRepository(), None
+    from maas_gateway.auth.signalling_repository import SignallingKeyRepository
     from maas_gateway.auth.sql_key_repository import SqlKeyRepository
 
-    return KeyService(SqlKeyRepository(database), settings)
+    repository: KeyRepository = SqlKeyRepository(database)
+    signal = _change_signal(config, database)
+    if signal is not None:
+        repository = SignallingKeyRepository(repository, signal)
+    return repository, signal
+
+
+def user_policy(config: GatewayConfig) -> UserPolicy:
+    configured_users = {key.user for key in config.api_keys} | set(config.users)
+    configured = {user: tier for user in configured_users if (tier := config.configured_tier(user))}
+    overrides = {user: o.tier for user, o in config.users.items() if o.tier is not None}
+    revalidation = {
+        issuer.user_namespace: issuer.owner_revalidation
+        for issuer in config.oidc.issuers
+        if issuer.owner_revalidation is not None
+    }
+    return UserPolicy(configured, overrides, revalidation)
 
 
 def _ledger(settings: DatabaseSettings, database: Database | None) -> LedgerWriter:
@@ -85,13 +120,13 @@ def _ledger(settings: DatabaseSettings, database: Database | None) -> LedgerWrit
 
 
 def _authenticator(
-    config: GatewayConfig, keys: KeyService, oidc: OIDCVerifier | None = None
+    config: GatewayConfig, keys: KeyService, users: UserDirectory, oidc: OIDCVerifier | None = None
 ) -> Authenticator:
     """Configuration-file keys first, then lifecycle keys from the key service."""
-    overrides = {user: o.tier for user, o in config.users.items() if o.tier is not None}
     if oidc is None and config.oidc.issuers:
         oidc = OIDCVerifier(config.oidc)
-    return Authenticator(LayeredKeyStore(InMemoryKeyStore(key_records(config)), keys), overrides, oidc)
+    store = LayeredKeyStore(InMemoryKeyStore(key_records(config)), keys)
+    return Authenticator(store, users, user_policy(config), oidc)
 
 
 @dataclass
@@ -105,8 +140,11 @@ class Components:
     observers: ExchangeObservers
     admin: AdminGuard
     keys: KeyService
+    users: UserDirectory
     database: Database | None
+    watcher: IdentityChangeWatcher | None = None
     _purger: asyncio.Task[None] | None = None
+    _watching: asyncio.Task[None] | None = None
     _retired: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self) -> None:
@@ -119,6 +157,18 @@ class Components:
         )
         await self.ledger.start()
         self._purger = asyncio.create_task(self._purge_expired_keys(), name="key-purger")
+        if self.watcher is not None:
+            self._watching = asyncio.create_task(self.watcher.run(), name="identity-changes")
+
+    def forget_changed(self, change: IdentityChange) -> None:
+        """What another process changed stops being trusted here (see ``IdentityChangeWatcher``)."""
+        if change.kind == "key":
+            self.keys.forget(key_hash=change.subject)
+        elif change.kind == "user":
+            self.users.forget(change.subject)
+        else:
+            self.keys.forget_unknown()
+            self.users.forget(change.subject)
 
     async def _purge_expired_keys(self) -> None:
         while True:
@@ -133,8 +183,12 @@ class Components:
 
     async def stop(self) -> None:
         self.observers.access_log.flush()
-        if self._purger is not None:
-            self._purger.cancel()
+        for task in (self._purger, self._watching):
+            if task is not None:
+                task.cancel()
+        if self.watcher is not None:
+            await self.watcher.aclose()
+        await self.users.drain()
         try:
             await self.ledger.stop()
         finally:
@@ -182,9 +236,9 @@ class Components:
         previous = self.pipeline.authenticator
         if config.oidc == self.config.oidc:
             # Same issuers: keep the verifier, its HTTP session and its cached signing keys.
-            self.pipeline.authenticator = _authenticator(config, self.keys, previous.oidc)
+            self.pipeline.authenticator = _authenticator(config, self.keys, self.users, previous.oidc)
         else:
-            self.pipeline.authenticator = _authenticator(config, self.keys)
+            self.pipeline.authenticator = _authenticator(config, self.keys, self.users)
             self._retire(previous)
         self.pipeline.max_body_bytes = config.server.max_body_bytes
         if self.limiter is not None:
@@ -202,9 +256,11 @@ def build_components(config: GatewayConfig) -> Components:
     if config.limits.enabled:
         limiter = Limiter(_storage(config.limits), RuleBook(config.tiers, config.users))
     database = _database(config.database)
-    keys = _key_service(database, config.keys)
+    repository, signal = _key_repository(config, database)
+    keys = KeyService(repository, config.keys)
+    users = UserDirectory(repository, ttl=config.keys.cache_ttl)
     pipeline = Pipeline(
-        authenticator=_authenticator(config, keys),
+        authenticator=_authenticator(config, keys, users),
         router=router,
         transport=None,
         limiter=limiter,
@@ -221,7 +277,17 @@ def build_components(config: GatewayConfig) -> Components:
         {m.name: m.pricing for m in config.models if m.pricing is not None},
     )
     admin = AdminGuard.from_config(config.admin)
-    return Components(config, router, pipeline, limiter, ledger, metrics, observers, admin, keys, database)
+    components = Components(
+        config, router, pipeline, limiter, ledger, metrics, observers, admin, keys, users, database
+    )
+    if database is not None:
+        components.watcher = IdentityChangeWatcher(
+            repository,
+            components.forget_changed,
+            poll_interval=config.keys.change_poll_interval,
+            signal=signal,
+        )
+    return components
 
 
 def _watch(metrics: GatewayMetrics, limiter: Limiter | None, ledger: LedgerWriter) -> None:
