@@ -200,6 +200,9 @@ def test_cli_manages_users_and_keys(gateway: ServerProcess) -> None:
     assert chat(gateway.url, secret, max_tokens=1).status_code == 401
     new_id = rotated.split("key id: ")[1].split()[0]
     assert "Revoked" in run("keys", "revoke", new_id)
+    assert "now on the premium tier" in run("users", "set-tier", "freeuser1", "premium")
+    assert "config" in run("users", "list")
+    assert "their tier is now free" in run("users", "clear-tier", "freeuser1")
     failed = subprocess.run(
         maas("users", "set-tier", "bob", "gold", *base), capture_output=True, text=True, check=False
     )

@@ -21,10 +21,17 @@ def list_users(url: UrlOption = URL, admin_key: AdminKeyOption = None) -> None:
     """List users with their tier and state."""
     rows = call("GET", url, "/admin/users", admin_key, params={"page_size": 500}).json()["data"]
     table = Table(title="users")
-    for column in ("user", "tier", "display_name", "disabled"):
+    for column in ("user", "tier", "source", "tier override", "display_name", "disabled"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["user"], row["tier"], row["display_name"] or "", str(row["disabled"]))
+        table.add_row(
+            row["user"],
+            row["tier"],
+            row["source"],
+            row["tier_override"] or "",
+            row["display_name"] or "",
+            str(row["disabled"]),
+        )
     Console().print(table)
 
 
@@ -54,9 +61,16 @@ def set_tier(
     url: UrlOption = URL,
     admin_key: AdminKeyOption = None,
 ) -> None:
-    """Move a user to another tier (their keys follow at once)."""
+    """Move a user to another tier, whatever their credentials (every replica follows within a second)."""
     call("PATCH", url, f"/admin/users/{user}", admin_key, json={"tier": tier})
     typer.echo(f"{user} is now on the {tier} tier.")
+
+
+@app.command("clear-tier")
+def clear_tier(user: UserArgument, url: UrlOption = URL, admin_key: AdminKeyOption = None) -> None:
+    """Remove a tier override: the user's source (configuration file, identity provider) decides again."""
+    answer = call("PATCH", url, f"/admin/users/{user}", admin_key, json={"tier": None}).json()
+    typer.echo(f"{user} has no tier override; their tier is now {answer['tier'] or 'none'}.")
 
 
 @app.command()
