@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from tests.conftest import GatewayFactory
-from tests.support.identity import ADMIN_HEADERS, bearer, create_key, identity_config
-from tests.support.postgres_server import create_database, drop_database
+from tests.support.identity import ADMIN_HEADERS, admin_call, bearer, create_key, identity_config
+from tests.support.postgres_server import PrivatePostgres, create_database, drop_database
 from tests.support.processes import ServerProcess, free_port, maas
 from tests.support.redis_server import RedisServer
 
@@ -183,3 +183,45 @@ def test_changes_reach_three_replicas_and_their_workers_within_a_second(
             redis.stop()
         if signal.startswith("postgresql"):
             drop_database(url)
+
+
+def test_a_database_outage_costs_known_keys_nothing_and_unknown_keys_a_503(
+    simulator: ServerProcess, gateway_factory: GatewayFactory, tmp_path: Path
+) -> None:
+    """PostgreSQL stopped: configuration keys and lifecycle keys looked up before keep working past the
+    cache TTL, a revoked key stays refused, an unknown key is 503 `identity_unavailable` (never 500), and
+    the outage and its end are logged once each, without a traceback."""
+    private = PrivatePostgres().init()
+    private.start()
+    try:
+        url = create_database(private.dsn)
+        gateway = gateway_factory(identity_config(simulator.url, url, tmp_path / "spool", cache_ttl="0.2s"))
+        known = create_key(gateway, "steady")
+        revoked = create_key(gateway, "steady")
+        assert admin_call(gateway, "DELETE", f"/admin/keys/{revoked['id']}").status_code == 200
+        for key in (known["key"], revoked["key"], "freeuser1_key"):
+            httpx.get(gateway.url + "/v1/models", headers=bearer(key), timeout=10)
+        private.stop()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            assert _status(gateway, known["key"]) == 200
+            assert _status(gateway, "freeuser1_key") == 200
+            assert _status(gateway, revoked["key"]) == 401
+            unknown = httpx.get(gateway.url + "/v1/models", headers=bearer("maas_unknown_key"), timeout=10)
+            assert unknown.status_code == 503, unknown.text
+            assert unknown.json()["error"]["code"] == "identity_unavailable"
+        private.start()
+        deadline = time.monotonic() + 10
+        while _status(gateway, "maas_unknown_key") != 401:
+            assert time.monotonic() < deadline, "unknown keys are 401 again once the database is back"
+            time.sleep(0.1)
+        log = gateway.log()
+        assert log.count("The key store cannot be read") == 1
+        assert log.count("The key store can be read again") == 1
+        assert "Traceback" not in log
+    finally:
+        private.remove()
+
+
+def _status(gateway: ServerProcess, key: str) -> int:
+    return httpx.get(gateway.url + "/v1/models", headers=bearer(key), timeout=10).status_code

@@ -22,7 +22,12 @@ from maas_gateway.auth.key_repository import KeyPage, KeyRepository, StoredKey, 
 from maas_gateway.auth.keys import KeyRecord, hash_key
 from maas_gateway.config.durations import format_duration
 from maas_gateway.config.schema import KeySettings
-from maas_gateway.errors import AuthenticationError, InvalidRequestError, NotFoundError
+from maas_gateway.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 
 __all__ = ["KeyService", "new_key"]
 
@@ -31,6 +36,7 @@ logger = logging.getLogger("maas_gateway.keys")
 _ALPHABET = string.ascii_lowercase + string.digits
 _TOUCH_EVERY = 60.0
 _UNKNOWN_KEYS_KEPT = 10_000
+_RETRY_AFTER = 1.0  # seconds between two tries of an unreachable key store
 
 
 def new_key() -> tuple[str, str, str]:
@@ -51,6 +57,8 @@ class KeyService:
         self._unknown: OrderedDict[str, float] = OrderedDict()
         self._touched: dict[str, float] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._unreachable = False
+        self._retry_at = 0.0
 
     async def find(self, key_hash: str) -> KeyRecord | None:
         """The ``KeyStore`` lookup: a usable key's record, ``None`` if unknown; 401 if expired or revoked."""
@@ -62,12 +70,22 @@ class KeyService:
             unknown_since = self._unknown.get(key_hash)
             if unknown_since is not None and now - unknown_since < self.settings.cache_ttl:
                 return None
-            found = await self.repository.find_key(key_hash)
+            if now < self._retry_at:
+                return self._during_outage(key_hash, cached, unknown_since, now, None)
+            try:
+                found = await self.repository.find_key(key_hash)
+            except Exception as exc:  # noqa: BLE001  # any database failure: answer from what is known
+                self._retry_at = now + _RETRY_AFTER
+                return self._during_outage(key_hash, cached, unknown_since, now, exc)
+            self._recovered()
             if found is None:
                 self._remember_unknown(key_hash, now)
                 return None
             key = found
             self._cache[key_hash] = (now, key)
+        return self._usable(key, now)
+
+    def _usable(self, key: StoredKey, now: float) -> KeyRecord:
         if key.revoked_at is not None and key.revoked_at <= now:
             raise AuthenticationError("The API key has been revoked.", code="revoked_api_key")
         if key.expires_at is not None and key.expires_at <= now:
@@ -88,6 +106,40 @@ class KeyService:
             expires_at=key.ends_at,
         )
 
+    def _during_outage(
+        self,
+        key_hash: str,
+        cached: tuple[float, StoredKey] | None,
+        unknown_since: float | None,
+        now: float,
+        exc: Exception | None,
+    ) -> KeyRecord | None:
+        """The key store cannot be read: a key looked up within ``outage_grace`` is served from the cache
+        (revoked and expired keys stay refused), a key known to be unknown stays unknown, anything else
+        is a 503 that says why, never a 500. The store is tried again after ``_RETRY_AFTER`` seconds, so
+        an outage costs one failed query per second, not one per request."""
+        if exc is not None and not self._unreachable:
+            self._unreachable = True
+            logger.error(
+                "The key store cannot be read (%s); keys looked up in the last %s are served from the cache "
+                "until it can.",
+                type(exc).__name__,
+                format_duration(self.settings.outage_grace),
+            )
+        if cached is not None and now - cached[0] < self.settings.outage_grace:
+            return self._usable(cached[1], now)
+        if unknown_since is not None and now - unknown_since < self.settings.outage_grace:
+            return None
+        raise ServiceUnavailableError(
+            "API keys cannot be checked right now: the key store is unreachable. Try again shortly.",
+            code="identity_unavailable",
+        )
+
+    def _recovered(self) -> None:
+        if self._unreachable:
+            self._unreachable = False
+            logger.warning("The key store can be read again.")
+
     def _remember_unknown(self, key_hash: str, now: float) -> None:
         self._unknown[key_hash] = now
         self._unknown.move_to_end(key_hash)
@@ -105,8 +157,8 @@ class KeyService:
         try:
             await self.repository.touch_key(key_id, now)
         except Exception as exc:  # noqa: BLE001  # a lost "last used" time must never fail a request
-            logger.warning("Recording the last use of %s failed: %s", key_id, type(exc).__name__)
-            self._touched.pop(key_id, None)
+            if not self._unreachable:  # an outage is logged once, by the lookup
+                logger.warning("Recording the last use of %s failed: %s", key_id, type(exc).__name__)
 
     def forget(self, *, key_hash: str | None = None, user: str | None = None) -> None:
         """Drop cached lookups of one key or of every key of one user, so a change takes effect here."""

@@ -26,6 +26,7 @@ __all__ = ["UserDirectory"]
 logger = logging.getLogger("maas_gateway.users")
 
 _USERS_KEPT = 100_000
+_RETRY_AFTER = 1.0  # seconds between two tries of an unreachable users table
 _SEEN_EVERY = 600.0  # seconds between two records of a token user's "seen" time
 
 
@@ -37,14 +38,18 @@ class UserDirectory:
         self._writing: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._unreachable = False
+        self._retry_at = 0.0
 
     async def get(self, user: str, now: float) -> StoredUser | None:
         cached = self._cache.get(user)
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
+        if now < self._retry_at:
+            return cached[1] if cached is not None else None
         try:
             stored = await self._repository.get_user(user)
         except Exception as exc:  # noqa: BLE001  # any database failure: serve what is known, see above
+            self._retry_at = now + _RETRY_AFTER
             self._outage(exc)
             return cached[1] if cached is not None else None
         if self._unreachable:

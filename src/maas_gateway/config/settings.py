@@ -154,6 +154,11 @@ class KeySettings(Strict):
         default=2.0, description="How long a replica trusts a looked-up key; bounds revocation delay."
     )
     purge_interval: Duration = Field(default=3600, description="How often expired keys are deleted.")
+    outage_grace: Duration = Field(
+        default=3600,
+        description="While the database is unreachable, keys looked up within this time keep working "
+        "from the cache; other keys get 503 identity_unavailable.",
+    )
     change_poll_interval: Duration = Field(
         default=0.25,
         description="How often each process reads the database's log of revocations and user changes "
