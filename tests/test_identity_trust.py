@@ -220,3 +220,16 @@ def test_keys_follow_their_owners_current_groups(gateway: ServerProcess, issuer:
     assert chat(gateway.url, _token(issuer, sub, "staff"), max_tokens=1).status_code == 403
     limit_after(_token(issuer, sub, "staff"), "user_deprovisioned")
     limit_after(_token(issuer, sub, "premium-users"), "20")
+
+
+def test_an_admin_key_for_a_configured_user_follows_the_configuration(gateway: ServerProcess) -> None:
+    """A key an administrator creates for a configuration-file user needs no tier, gets the file's tier,
+    and a different `tier` is a 409 rather than a silent second truth."""
+    conflict = admin_call(
+        gateway, "POST", "/admin/keys", json={"user": "freeuser1", "tier": "premium", "name": "k"}
+    )
+    assert "'free', not 'premium'" in _error(conflict, 409, "conflict")
+    created = admin_call(gateway, "POST", "/admin/keys", json={"user": "freeuser1", "name": "k"})
+    assert created.status_code == 201, created.text
+    assert chat(gateway.url, created.json()["key"], max_tokens=1).headers["x-ratelimit-limit-requests"] == "5"
+    assert admin_call(gateway, "GET", "/admin/users/freeuser1").json()["source"] == "config"

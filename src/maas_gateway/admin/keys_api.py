@@ -148,15 +148,18 @@ def keys_router(
         tier = check_tier(body.tier) if body.tier is not None else None
         lifetime = service().lifetime(_seconds(body.expires_in, "expiresIn"), ephemeral=body.ephemeral)
         existing = await service().repository.get_user(body.user)
+        configured_tier = components.config.configured_tier(body.user)
         new_owner = None
-        if existing is not None:
-            current = existing.tier_override or existing.tier
+        if existing is not None or configured_tier is not None:
+            current = (existing.tier_override or existing.tier) if existing is not None else configured_tier
             if tier is not None and tier != current:
                 raise ConflictError(
                     f"The user '{body.user}' exists on the tier '{current}', not '{tier}'; leave out "
                     "`tier`, or move the user first (PATCH /admin/users/{user}).",
                     param="tier",
                 )
+            if existing is None and configured_tier is not None:
+                new_owner = StoredUser(body.user, configured_tier, None, False, time.time(), "config")
         elif tier is None:
             raise InvalidRequestError(
                 f"The user '{body.user}' does not exist; give a `tier` to create them.", param="tier"
