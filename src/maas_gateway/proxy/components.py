@@ -9,9 +9,11 @@ from pathlib import Path
 
 from maas_gateway.admin.guard import AdminGuard
 from maas_gateway.auth import Authenticator, InMemoryKeyStore, KeyRecord, OIDCVerifier
+from maas_gateway.auth.failure_gate import FailureGate
 from maas_gateway.auth.key_repository import InMemoryKeyRepository
 from maas_gateway.auth.key_service import KeyService
 from maas_gateway.auth.keys import LayeredKeyStore
+from maas_gateway.auth.throttle import FailureThrottle
 from maas_gateway.config.schema import DatabaseSettings, GatewayConfig, KeySettings, LimitsSettings
 from maas_gateway.database import Database
 from maas_gateway.limits import InMemoryLimitStorage, Limiter, LimitStorage, RuleBook
@@ -170,7 +172,7 @@ class Components:
         applied_live = {"access_log", "max_body_bytes"}
         needs_restart = [
             name
-            for name in ("limits", "database", "metrics", "keys")
+            for name in ("limits", "database", "metrics", "keys", "security")
             if getattr(self.config, name) != getattr(config, name)
         ]
         if self.config.server.model_dump(exclude=applied_live) != config.server.model_dump(
@@ -203,17 +205,21 @@ def build_components(config: GatewayConfig) -> Components:
         limiter = Limiter(_storage(config.limits), RuleBook(config.tiers, config.users))
     database = _database(config.database)
     keys = _key_service(database, config.keys)
+    throttle = config.security.auth_failures
+    failures = FailureThrottle(burst=throttle.burst, per=throttle.per, max_addresses=throttle.max_addresses)
     pipeline = Pipeline(
         authenticator=_authenticator(config, keys),
         router=router,
         transport=None,
         limiter=limiter,
         max_body_bytes=config.server.max_body_bytes,
+        failures=FailureGate(failures),
     )
     ledger = _ledger(config.database, database)
     metrics = GatewayMetrics(user_label=config.metrics.user_label) if config.metrics.enabled else None
     if metrics is not None:
         _watch(metrics, limiter, ledger)
+        _watch_failures(metrics, failures)
     observers = ExchangeObservers(
         AccessLog(config.server.access_log),
         metrics,
@@ -253,4 +259,19 @@ def _watch(metrics: GatewayMetrics, limiter: Limiter | None, ledger: LedgerWrite
     )
     metrics.watch(
         "gauge", "maas_ledger_records_buffered", "Usage records waiting in memory.", lambda: ledger.buffered
+    )
+
+
+def _watch_failures(metrics: GatewayMetrics, throttle: FailureThrottle) -> None:
+    metrics.watch(
+        "counter",
+        "maas_auth_failures",
+        "Rejected credentials (wrong, expired or revoked keys, invalid tokens, wrong admin key).",
+        lambda: throttle.failures,
+    )
+    metrics.watch(
+        "counter",
+        "maas_auth_throttled",
+        "Requests refused (429) because their address made too many failed authentications.",
+        lambda: throttle.throttled,
     )

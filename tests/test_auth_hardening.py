@@ -1,0 +1,70 @@
+"""Credential guessing against real gateway processes: throttled per address, never logged."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+import httpx
+
+from tests.conftest import GatewayFactory
+from tests.support.configs import demo_dict
+from tests.support.limits import chat
+from tests.support.processes import ServerProcess
+
+ADMIN_KEY = "hardening-admin-key-0123456789abcdef"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+BURST = 3
+PER = "2s"  # one attempt back every 2/3 s: refusals are short, so the tests are too
+
+
+def _config(simulator: ServerProcess, **throttle: Any) -> dict[str, Any]:
+    config = demo_dict(simulator.url, limits=False)
+    config["admin"] = {"key_sha256": hashlib.sha256(ADMIN_KEY.encode()).hexdigest()}
+    config["security"] = {"auth_failures": {"burst": BURST, "per": PER, **throttle}}
+    return config
+
+
+def _wrong(number: int) -> str:
+    return f"wrong-guess-{number:04d}-{'x' * 24}"
+
+
+def _metric(gateway: ServerProcess, name: str) -> float:
+    for line in httpx.get(gateway.url + "/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} is not in /metrics")
+
+
+def _wait_out(response: httpx.Response) -> None:
+    time.sleep(float(response.headers["retry-after"]))
+
+
+def test_wrong_api_keys_throttle_the_address_even_for_a_correct_key(
+    simulator: ServerProcess, gateway_factory: GatewayFactory
+) -> None:
+    """After `burst` wrong API keys on /v1/chat/completions the address gets 429 with Retry-After, in
+    OpenAI's shape, even with a correct key; once the allowance refills the correct key works again.
+    The wrong keys never appear in the gateway's output, and the metrics count failures and refusals."""
+    gateway = gateway_factory(_config(simulator))
+    for number in range(BURST):
+        assert chat(gateway.url, _wrong(number), max_tokens=1).status_code == 401
+    refused = chat(gateway.url, _wrong(BURST), max_tokens=1)
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
+    error = refused.json()["error"]
+    assert (error["type"], error["code"]) == ("rate_limit_error", "too_many_failed_authentications")
+    correct = chat(gateway.url, "premiumuser1_key", max_tokens=1)
+    assert correct.status_code == 429
+    models = httpx.get(gateway.url + "/v1/models", headers={"Authorization": "Bearer premiumuser1_key"})
+    assert models.status_code == 429
+    _wait_out(refused)
+    assert chat(gateway.url, "premiumuser1_key", max_tokens=1).status_code == 200
+    assert _metric(gateway, "maas_auth_failures_total") == BURST
+    assert _metric(gateway, "maas_auth_throttled_total") == 3
+    time.sleep(0.2)  # the access log is written in batches
+    log = gateway.log()
+    assert log.count("Too many failed authentications from 127.0.0.1") == 1
+    for number in range(BURST + 1):
+        assert _wrong(number) not in log
