@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from tests.conftest import GatewayFactory
 from tests.support.configs import demo_dict
 from tests.support.limits import chat
-from tests.support.processes import ServerProcess
+from tests.support.processes import ServerProcess, free_port, maas
 
 ADMIN_KEY = "hardening-admin-key-0123456789abcdef"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -68,3 +72,39 @@ def test_wrong_api_keys_throttle_the_address_even_for_a_correct_key(
     assert log.count("Too many failed authentications from 127.0.0.1") == 1
     for number in range(BURST + 1):
         assert _wrong(number) not in log
+
+
+def test_a_short_admin_key_stops_the_gateway_from_starting(simulator: ServerProcess, tmp_path: Path) -> None:
+    """`maas serve` with a MAAS_ADMIN_KEY shorter than 32 characters exits with a whole-sentence message
+    (and without echoing the key); a 32-character key starts."""
+    config = demo_dict(simulator.url, limits=False)
+    config["server"] = {"port": free_port()}
+    path = tmp_path / "maas.yaml"
+    path.write_text(yaml.safe_dump(config), "utf-8")
+    short = "short-admin-key-31-characters.."
+    assert len(short) == 31
+    result = subprocess.run(
+        maas("serve", "--config", str(path)),
+        env={**os.environ, "MAAS_ADMIN_KEY": short},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "MAAS_ADMIN_KEY is 31 characters long, but the admin key must have at least 32." in result.stderr
+    assert "the gateway does not start with a short admin key." in result.stderr
+    assert short not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+    ok = "x" * 32
+    server = ServerProcess(
+        maas("serve", "--config", str(path)),
+        config["server"]["port"],
+        tmp_path / "ok.log",
+        env={"MAAS_ADMIN_KEY": ok},
+    )
+    with server:
+        assert (
+            httpx.get(server.url + "/admin/users", headers={"Authorization": f"Bearer {ok}"}).status_code
+            == 200
+        )
