@@ -74,6 +74,35 @@ def test_wrong_api_keys_throttle_the_address_even_for_a_correct_key(
         assert _wrong(number) not in log
 
 
+def test_wrong_admin_keys_throttle_the_address_even_for_the_right_admin_key(
+    simulator: ServerProcess, gateway_factory: GatewayFactory
+) -> None:
+    """After `burst` wrong admin keys the admin API answers 429 with Retry-After, even to the right admin
+    key, until the allowance refills; each failure is a WARNING naming the address, never the key."""
+    gateway = gateway_factory(_config(simulator))
+    url = gateway.url + "/admin/users"
+    for number in range(BURST):
+        wrong = httpx.get(url, headers={"Authorization": f"Bearer {_wrong(number)}"})
+        assert wrong.status_code == 401
+        assert wrong.json()["error"]["code"] == "invalid_admin_key"
+    refused = httpx.get(url, headers={"Authorization": f"Bearer {_wrong(BURST)}"})
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "too_many_failed_authentications"
+    right = httpx.get(url, headers=ADMIN)
+    assert right.status_code == 429
+    assert int(right.headers["retry-after"]) >= 1
+    own = httpx.get(gateway.url + "/v1/keys", headers={"Authorization": "Bearer premiumuser1_key"})
+    assert own.status_code == 429  # self-service shares the allowance of the address
+    _wait_out(right)
+    assert httpx.get(url, headers=ADMIN).status_code == 200
+    time.sleep(0.2)
+    log = gateway.log()
+    assert log.count("A failed admin authentication from 127.0.0.1 (invalid_admin_key).") == BURST
+    assert log.count("Too many failed authentications from 127.0.0.1") == 1
+    for secret in [ADMIN_KEY, *(_wrong(number) for number in range(BURST + 1))]:
+        assert secret not in log
+
+
 def test_a_short_admin_key_stops_the_gateway_from_starting(simulator: ServerProcess, tmp_path: Path) -> None:
     """`maas serve` with a MAAS_ADMIN_KEY shorter than 32 characters exits with a whole-sentence message
     (and without echoing the key); a 32-character key starts."""

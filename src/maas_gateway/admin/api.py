@@ -7,6 +7,7 @@ validation; the model endpoints stay plain ASGI. Errors keep OpenAI's shape.
 # No `from __future__ import annotations` here: FastAPI must see the dependency closures
 # (Depends(caller)) in the annotations as objects, not as strings naming locals.
 
+import logging
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
@@ -18,12 +19,21 @@ from maas_gateway.admin.usage import rows_to_csv, usage_query
 from maas_gateway.admin.users_api import users_router
 from maas_gateway.auth import Identity, parse_authorization
 from maas_gateway.auth.oidc import looks_like_jwt
-from maas_gateway.errors import GatewayError, InvalidRequestError, PermissionDeniedError, error_body
+from maas_gateway.errors import (
+    AuthenticationError,
+    GatewayError,
+    InvalidRequestError,
+    PermissionDeniedError,
+    error_body,
+)
+from maas_gateway.proxy.asgi import client_address
 
 if TYPE_CHECKING:
     from maas_gateway.proxy.components import Components
 
 __all__ = ["create_admin_app"]
+
+logger = logging.getLogger("maas_gateway.admin")
 
 Since = Annotated[str | None, Query(description="Start, inclusive: Unix seconds or ISO 8601 (UTC).")]
 Until = Annotated[str | None, Query(description="End, exclusive: Unix seconds or ISO 8601 (UTC).")]
@@ -40,20 +50,30 @@ def create_admin_app(components: "Components") -> FastAPI:
         redoc_url=None,
     )
 
-    async def caller(authorization: Annotated[str | None, Header()] = None) -> Identity:
-        return await components.pipeline.authenticator.authenticate(parse_authorization(authorization))
+    # `authorization` is declared for the OpenAPI document; `identify` reads it from the scope.
+    async def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Identity:
+        """The caller's API key or token, refused first while their address is throttled."""
+        return await components.pipeline.identify(request.scope)
 
-    async def admin(authorization: Annotated[str | None, Header()] = None) -> None:
+    async def admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
         """The admin key, or a token of a user in one of the issuer's admin groups."""
+        address = client_address(request.scope)
+        failures = components.pipeline.failures
+        failures.check(address)  # before the credential: a throttled guesser learns nothing
         credential = parse_authorization(authorization)
-        if looks_like_jwt(credential) and not components.admin.matches(credential):
-            identity = await components.pipeline.authenticator.authenticate(credential)
-            if not identity.is_admin:
-                raise PermissionDeniedError(
-                    "This token's user is not in an admin group.", code="not_an_admin"
-                )
-            return
-        components.admin.check(credential)
+        try:
+            if looks_like_jwt(credential) and not components.admin.matches(credential):
+                identity = await components.pipeline.authenticator.authenticate(credential)
+                if not identity.is_admin:
+                    raise PermissionDeniedError(
+                        "This token's user is not in an admin group.", code="not_an_admin"
+                    )
+                return
+            components.admin.check(credential)
+        except AuthenticationError as error:
+            failures.failed(address)
+            logger.warning("A failed admin authentication from %s (%s).", address, error.code)
+            raise
 
     async def flushed_usage(
         since: str | None, until: str | None, group_by: str | None, user: str | None, fmt: str
