@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import time
@@ -101,6 +102,53 @@ def test_wrong_admin_keys_throttle_the_address_even_for_the_right_admin_key(
     assert log.count("Too many failed authentications from 127.0.0.1") == 1
     for secret in [ADMIN_KEY, *(_wrong(number) for number in range(BURST + 1))]:
         assert secret not in log
+
+
+def test_admin_and_self_service_calls_are_in_the_access_log_without_credentials(
+    simulator: ServerProcess, gateway_factory: GatewayFactory
+) -> None:
+    """Every admin and self-service call is one JSON access-log line: method, path (no query), status,
+    client address and who (the admin key, or user and key id), but never a key or the query string."""
+    gateway = gateway_factory(_config(simulator))
+    me = {"Authorization": "Bearer premiumuser1_key"}
+    created = httpx.post(gateway.url + "/v1/keys", json={"name": "ci"}, headers=me)
+    assert created.status_code == 201
+    secret = created.json()["key"]
+    assert httpx.get(gateway.url + "/admin/keys?search=hidden-query", headers=ADMIN).status_code == 200
+    assert httpx.get(gateway.url + "/v1/usage", headers=me).status_code == 200
+    wrong = httpx.get(gateway.url + "/admin/keys", headers={"Authorization": f"Bearer {_wrong(0)}"})
+    assert wrong.status_code == 401
+    pasted = httpx.delete(gateway.url + f"/v1/keys/{secret}", headers=me)  # a key in the URL by mistake
+    assert pasted.status_code == 404
+    assert "x-request-id" in created.headers
+    time.sleep(0.3)
+    log = gateway.log()
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith('{"event":"admin_call"')]
+    seen = [(line["method"], line["path"], line["status"]) for line in lines]
+    assert seen == [
+        ("POST", "/v1/keys", 201),
+        ("GET", "/admin/keys", 200),
+        ("GET", "/v1/usage", 200),
+        ("GET", "/admin/keys", 401),
+        ("DELETE", "/v1/keys/[redacted]", 404),
+    ]
+    self_service, admin, _, failed, _ = lines
+    assert self_service["request_id"] == created.headers["x-request-id"]
+    assert (self_service["auth"], self_service["user"], self_service["admin"]) == (
+        "api_key",
+        "premiumuser1",
+        False,
+    )
+    assert self_service["key_id"].startswith("key_")
+    assert (admin["auth"], admin["admin"], admin["user"], admin["client"]) == (
+        "admin_key",
+        True,
+        None,
+        "127.0.0.1",
+    )
+    assert (failed["auth"], failed["error"]) == (None, "invalid_admin_key")
+    for leaked in (secret, ADMIN_KEY, "premiumuser1_key", _wrong(0), "hidden-query"):
+        assert leaked not in log
 
 
 def test_a_short_admin_key_stops_the_gateway_from_starting(simulator: ServerProcess, tmp_path: Path) -> None:

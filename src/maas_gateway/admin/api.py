@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from maas_gateway.admin.call_log import caller_of
 from maas_gateway.admin.keys_api import keys_router
 from maas_gateway.admin.usage import rows_to_csv, usage_query
 from maas_gateway.admin.users_api import users_router
@@ -53,7 +54,9 @@ def create_admin_app(components: "Components") -> FastAPI:
     # `authorization` is declared for the OpenAPI document; `identify` reads it from the scope.
     async def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Identity:
         """The caller's API key or token, refused first while their address is throttled."""
-        return await components.pipeline.identify(request.scope)
+        identity = await components.pipeline.identify(request.scope)
+        caller_of(request.scope).accept(identity)
+        return identity
 
     async def admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
         """The admin key, or a token of a user in one of the issuer's admin groups."""
@@ -68,12 +71,14 @@ def create_admin_app(components: "Components") -> FastAPI:
                     raise PermissionDeniedError(
                         "This token's user is not in an admin group.", code="not_an_admin"
                     )
+                caller_of(request.scope).accept(identity, admin=True)
                 return
             components.admin.check(credential)
         except AuthenticationError as error:
             failures.failed(address)
             logger.warning("A failed admin authentication from %s (%s).", address, error.code)
             raise
+        caller_of(request.scope).accept_admin_key()
 
     async def flushed_usage(
         since: str | None, until: str | None, group_by: str | None, user: str | None, fmt: str
@@ -113,6 +118,7 @@ def create_admin_app(components: "Components") -> FastAPI:
 
     @app.exception_handler(GatewayError)
     async def gateway_error(request: Request, exc: GatewayError) -> Response:
+        caller_of(request.scope).error = exc.code
         return Response(exc.body(), exc.status_code, exc.headers(), media_type="application/json")
 
     @app.exception_handler(RequestValidationError)
@@ -120,10 +126,12 @@ def create_admin_app(components: "Components") -> FastAPI:
         first: dict[str, Any] = exc.errors()[0] if exc.errors() else {"loc": [], "msg": "invalid"}
         field = ".".join(str(part) for part in first["loc"][1:]) or "request"
         error = InvalidRequestError(f"The parameter `{field}` is invalid: {first['msg']}.", param=field)
+        caller_of(request.scope).error = error.code
         return Response(error.body(), 400, media_type="application/json")
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> Response:
+        caller_of(request.scope).error = "unknown_url"
         body = error_body(
             f"There is no endpoint at {request.url.path}.", "invalid_request_error", "unknown_url"
         )

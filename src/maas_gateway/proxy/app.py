@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 
 from maas_gateway.admin.api import create_admin_app
+from maas_gateway.admin.call_log import AdminCallLog
 from maas_gateway.config import ConfigError, load_config
 from maas_gateway.config.schema import GatewayConfig
 from maas_gateway.errors import (
@@ -41,7 +42,7 @@ _GENERATION = frozenset(ENDPOINT_SCHEMAS)
 class GatewayApp:
     def __init__(self, config: GatewayConfig, config_path: Path | None = None) -> None:
         self.components: Components = build_components(config)
-        self.admin_app = create_admin_app(self.components)
+        self.admin_app = AdminCallLog(create_admin_app(self.components), self.components.observers.access_log)
         self.config_path = config_path
         self.ready = False
         self._created = int(time.time())
