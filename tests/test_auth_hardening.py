@@ -151,6 +151,36 @@ def test_admin_and_self_service_calls_are_in_the_access_log_without_credentials(
         assert leaked not in log
 
 
+def test_bodies_without_a_json_content_type_are_read_as_json(
+    simulator: ServerProcess, gateway_factory: GatewayFactory
+) -> None:
+    """`curl -d` sends application/x-www-form-urlencoded: /v1/keys and /admin/keys read the body as JSON
+    anyway (201); a body that is not a JSON object is a 400 saying the body must be a JSON object."""
+    gateway = gateway_factory(_config(simulator))
+    me = {"Authorization": "Bearer premiumuser1_key"}
+    form = {**me, "Content-Type": "application/x-www-form-urlencoded"}
+    created = httpx.post(gateway.url + "/v1/keys", content=b'{"name": "curl"}', headers=form)
+    assert created.status_code == 201, created.text
+    assert created.json()["name"] == "curl"
+    bare = httpx.post(gateway.url + "/v1/keys", content=b'{"name": "bare"}', headers=me)
+    assert bare.status_code == 201, bare.text
+    admin_form = {**ADMIN, "Content-Type": "application/x-www-form-urlencoded"}
+    body = b'{"user": "carol", "tier": "free", "name": "k"}'
+    assert httpx.post(gateway.url + "/admin/keys", content=body, headers=admin_form).status_code == 201
+    for bad, message in [
+        (b"name=curl", "The request body is not valid JSON; it must be a JSON object."),
+        (b'["curl"]', "The request body must be a JSON object."),
+    ]:
+        refused = httpx.post(gateway.url + "/v1/keys", content=bad, headers=form)
+        assert refused.status_code == 400
+        error = refused.json()["error"]
+        assert (error["message"], error["type"], error["code"]) == (
+            message,
+            "invalid_request_error",
+            "invalid_json",
+        )
+
+
 def test_a_short_admin_key_stops_the_gateway_from_starting(simulator: ServerProcess, tmp_path: Path) -> None:
     """`maas serve` with a MAAS_ADMIN_KEY shorter than 32 characters exits with a whole-sentence message
     (and without echoing the key); a 32-character key starts."""

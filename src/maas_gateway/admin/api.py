@@ -126,6 +126,11 @@ def create_admin_app(components: "Components") -> FastAPI:
         first: dict[str, Any] = exc.errors()[0] if exc.errors() else {"loc": [], "msg": "invalid"}
         field = ".".join(str(part) for part in first["loc"][1:]) or "request"
         error = InvalidRequestError(f"The parameter `{field}` is invalid: {first['msg']}.", param=field)
+        if _not_an_object(first):
+            message = "The request body must be a JSON object."
+            if first.get("type") == "json_invalid":
+                message = "The request body is not valid JSON; it must be a JSON object."
+            error = InvalidRequestError(message, code="invalid_json")
         caller_of(request.scope).error = error.code
         return Response(error.body(), 400, media_type="application/json")
 
@@ -138,3 +143,9 @@ def create_admin_app(components: "Components") -> FastAPI:
         return Response(body, 404, media_type="application/json")
 
     return app
+
+
+def _not_an_object(error: dict[str, Any]) -> bool:
+    """The body as a whole is wrong: not JSON, or JSON but not an object (a list, a string, nothing)."""
+    location = tuple(error.get("loc", ()))
+    return location[:1] == ("body",) and (error.get("type") == "json_invalid" or len(location) == 1)

@@ -16,6 +16,7 @@ import orjson
 
 from maas_gateway.admin.api import create_admin_app
 from maas_gateway.admin.call_log import AdminCallLog
+from maas_gateway.admin.json_body import JsonBodyByDefault
 from maas_gateway.config import ConfigError, load_config
 from maas_gateway.config.schema import GatewayConfig
 from maas_gateway.errors import (
@@ -42,7 +43,8 @@ _GENERATION = frozenset(ENDPOINT_SCHEMAS)
 class GatewayApp:
     def __init__(self, config: GatewayConfig, config_path: Path | None = None) -> None:
         self.components: Components = build_components(config)
-        self.admin_app = AdminCallLog(create_admin_app(self.components), self.components.observers.access_log)
+        admin_app = JsonBodyByDefault(create_admin_app(self.components))
+        self.admin_app = AdminCallLog(admin_app, self.components.observers.access_log)
         self.config_path = config_path
         self.ready = False
         self._created = int(time.time())
