@@ -25,9 +25,12 @@ class FailureGate:
     def __init__(self, throttle: FailureThrottle, clock: Callable[[], float] = time.monotonic) -> None:
         self.throttle = throttle
         self._clock = clock
+        self._suspects = throttle.addresses
 
     def check(self, address: str) -> None:
         """Raise a 429 (with Retry-After) while ``address`` is throttled; call before any credential check."""
+        if address not in self._suspects:
+            return  # the common case: one dictionary lookup
         wait = self.throttle.retry_after(address, self._clock())
         if wait:
             raise AuthenticationThrottledError(

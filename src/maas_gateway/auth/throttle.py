@@ -13,6 +13,7 @@ one dictionary lookup per request.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 __all__ = ["FailureThrottle"]
@@ -38,6 +39,9 @@ class FailureThrottle:
         self._rate = burst / per  # attempts regained per second
         # Insertion order is recency of the last failure: the first entry is the one to forget first.
         self._buckets: dict[str, _Bucket] = {}
+        # The addresses with recent failures, read-only: ``address in addresses`` is all a clean
+        # request costs (no clock read, no call) before ``retry_after`` is worth asking.
+        self.addresses: Mapping[str, object] = self._buckets
         self.failures = 0  # failed authentications counted (a metric)
         self.throttled = 0  # attempts refused while throttled (a metric)
 

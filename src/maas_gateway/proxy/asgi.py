@@ -68,8 +68,8 @@ def is_identity_header(name: str) -> bool:
 
 def client_address(scope: Scope) -> str:
     """The peer's address as the server saw it (no proxy headers are trusted yet; docs/identity.md)."""
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
+    client: tuple[str, int] | None = scope.get("client")
+    return client[0] if client else "unknown"
 
 
 def request_header(scope: Scope, name: bytes) -> str | None:
