@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -215,3 +216,34 @@ def test_a_short_admin_key_stops_the_gateway_from_starting(simulator: ServerProc
             httpx.get(server.url + "/admin/users", headers={"Authorization": f"Bearer {ok}"}).status_code
             == 200
         )
+
+
+def test_a_reload_that_would_leave_a_short_admin_key_is_refused(
+    simulator: ServerProcess, tmp_path: Path
+) -> None:
+    """With a short MAAS_ADMIN_KEY behind a configured digest, a reload that drops the digest is refused
+    whole: the log says why, the old admin key keeps working and the new models do not appear."""
+    config = _config(simulator)
+    config["server"] = {"port": free_port()}
+    path = tmp_path / "maas.yaml"
+    path.write_text(yaml.safe_dump(config), "utf-8")
+    server = ServerProcess(
+        maas("serve", "--config", str(path)),
+        config["server"]["port"],
+        tmp_path / "gateway.log",
+        env={"MAAS_ADMIN_KEY": "too-short"},
+    )
+    with server:
+        del config["admin"]
+        config["models"][0]["name"] = "renamed-model"
+        path.write_text(yaml.safe_dump(config), "utf-8")
+        assert server.process is not None
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "Reload refused" not in server.log():
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.05)
+        assert "MAAS_ADMIN_KEY is 9 characters long" in server.log()
+        assert httpx.get(server.url + "/admin/users", headers=ADMIN).status_code == 200
+        models = httpx.get(server.url + "/v1/models", headers={"Authorization": "Bearer premiumuser1_key"})
+        assert "renamed-model" not in models.text

@@ -33,10 +33,11 @@ class FailureGate:
             return  # the common case: one dictionary lookup
         wait = self.throttle.retry_after(address, self._clock())
         if wait:
+            seconds = math.ceil(wait)
             raise AuthenticationThrottledError(
                 "Too many failed authentications came from your address; "
-                f"try again in {math.ceil(wait)} seconds.",
-                retry_after_seconds=math.ceil(wait),
+                f"try again in {seconds} second{'' if seconds == 1 else 's'}.",
+                retry_after_seconds=seconds,
             )
 
     def failed(self, address: str) -> None:

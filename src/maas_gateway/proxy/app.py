@@ -56,10 +56,10 @@ class GatewayApp:
             return
         try:
             config = load_config(self.config_path)
+            restart = self.components.reconfigure(config)
         except ConfigError as exc:
             logger.error("Reload refused; the running configuration stays in force. %s", exc)
             return
-        restart = self.components.reconfigure(config)
         logger.info("Reloaded %s: models, keys, tiers and limits are in force.", self.config_path)
         if restart:
             logger.warning("Changes to %s take effect only after a restart.", ", ".join(restart))

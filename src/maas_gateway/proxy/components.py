@@ -169,6 +169,7 @@ class Components:
         the objects they started with). Settings bound to open resources (server address, timeouts,
         limit storage, database) need a restart; the returned list names those that changed.
         """
+        admin = AdminGuard.from_config(config.admin)  # may refuse (ConfigError) before anything changes
         applied_live = {"access_log", "max_body_bytes"}
         needs_restart = [
             name
@@ -193,7 +194,7 @@ class Components:
             self.limiter.rules = RuleBook(config.tiers, config.users)
         self.observers.pricing = {m.name: m.pricing for m in config.models if m.pricing is not None}
         self.observers.access_log.enabled = config.server.access_log
-        self.admin = AdminGuard.from_config(config.admin)
+        self.admin = admin
         self.config = config
         return needs_restart
 
