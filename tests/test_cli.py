@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from maas_gateway import __version__
+from maas_gateway.admin.guard import MIN_ADMIN_KEY_LENGTH
 from maas_gateway.cli.banner import print_banner
 from maas_gateway.cli.main import serve, sim, up
 from maas_gateway.config import demo_config, demo_config_text
@@ -141,6 +142,19 @@ def test_up_banner_lists_addresses_and_demo_keys(up_server: tuple[ServerProcess,
     for key in demo_config().api_keys:
         assert key.key is not None
         assert re.search(rf"{key.user}\W+{key.tier}\W+{key.key.get_secret_value()}", log), key.user
+
+
+def test_up_prints_a_working_admin_key_of_at_least_32_characters(
+    up_server: tuple[ServerProcess, int],
+) -> None:
+    """`maas up` generates a one-off admin key long enough for the gateway's minimum, and it works."""
+    server, _ = up_server
+    match = re.search(r"admin API key \(this run only\): (\S+)", server.log())
+    assert match is not None
+    key = match.group(1)
+    assert len(key) >= MIN_ADMIN_KEY_LENGTH
+    response = httpx.get(f"{server.url}/admin/users", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    assert response.status_code == 200
 
 
 def test_up_curl_example_is_ready_to_paste(up_server: tuple[ServerProcess, int]) -> None:

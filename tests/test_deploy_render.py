@@ -96,7 +96,7 @@ def test_baseline_is_the_gateway_stack_and_the_simulator(rendered: Renderer) -> 
     )
     assert {o["metadata"].get("namespace") for k, o in objects.items() if k[0] != "Namespace"} == {"maas"}
     assert objects[("Secret", "maas-secrets")]["stringData"] == {
-        "admin-key": "change-me-admin-key",
+        "admin-key": "change-me-public-placeholder-admin-key",
         "database-password": "change-me-database-password",
     }
 

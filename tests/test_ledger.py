@@ -20,7 +20,7 @@ from tests.support.load import mixed_load
 from tests.support.postgres_server import create_database, drop_database
 from tests.support.processes import ServerProcess, maas
 
-ADMIN_KEY = "test-admin-key-0123456789"
+ADMIN_KEY = "test-admin-key-0123456789-abcdefghijkl"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 USERS = {
     "freeuser1": "freeuser1_key",

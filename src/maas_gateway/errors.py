@@ -11,6 +11,7 @@ import orjson
 
 __all__ = [
     "AuthenticationError",
+    "AuthenticationThrottledError",
     "BackendError",
     "BackendTimeoutError",
     "BackendUnavailableError",
@@ -118,6 +119,12 @@ class RateLimitError(GatewayError):
 
     def headers(self) -> dict[str, str]:
         return {**self.extra_headers, "retry-after": str(self.retry_after_seconds)}
+
+
+class AuthenticationThrottledError(RateLimitError):
+    """Too many failed authentications from one client address: refused before any credential check."""
+
+    code = "too_many_failed_authentications"
 
 
 class InternalError(GatewayError):

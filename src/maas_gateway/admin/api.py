@@ -7,23 +7,34 @@ validation; the model endpoints stay plain ASGI. Errors keep OpenAI's shape.
 # No `from __future__ import annotations` here: FastAPI must see the dependency closures
 # (Depends(caller)) in the annotations as objects, not as strings naming locals.
 
+import logging
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from maas_gateway.admin.call_log import caller_of
 from maas_gateway.admin.keys_api import keys_router
 from maas_gateway.admin.usage import rows_to_csv, usage_query
 from maas_gateway.admin.users_api import users_router
 from maas_gateway.auth import Identity, parse_authorization
 from maas_gateway.auth.oidc import looks_like_jwt
-from maas_gateway.errors import GatewayError, InvalidRequestError, PermissionDeniedError, error_body
+from maas_gateway.errors import (
+    AuthenticationError,
+    GatewayError,
+    InvalidRequestError,
+    PermissionDeniedError,
+    error_body,
+)
+from maas_gateway.proxy.asgi import client_address
 
 if TYPE_CHECKING:
     from maas_gateway.proxy.components import Components
 
 __all__ = ["create_admin_app"]
+
+logger = logging.getLogger("maas_gateway.admin")
 
 Since = Annotated[str | None, Query(description="Start, inclusive: Unix seconds or ISO 8601 (UTC).")]
 Until = Annotated[str | None, Query(description="End, exclusive: Unix seconds or ISO 8601 (UTC).")]
@@ -40,20 +51,34 @@ def create_admin_app(components: "Components") -> FastAPI:
         redoc_url=None,
     )
 
-    async def caller(authorization: Annotated[str | None, Header()] = None) -> Identity:
-        return await components.pipeline.authenticator.authenticate(parse_authorization(authorization))
+    # `authorization` is declared for the OpenAPI document; `identify` reads it from the scope.
+    async def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Identity:
+        """The caller's API key or token, refused first while their address is throttled."""
+        identity = await components.pipeline.identify(request.scope)
+        caller_of(request.scope).accept(identity)
+        return identity
 
-    async def admin(authorization: Annotated[str | None, Header()] = None) -> None:
+    async def admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
         """The admin key, or a token of a user in one of the issuer's admin groups."""
+        address = client_address(request.scope)
+        failures = components.pipeline.failures
+        failures.check(address)  # before the credential: a throttled guesser learns nothing
         credential = parse_authorization(authorization)
-        if looks_like_jwt(credential) and not components.admin.matches(credential):
-            identity = await components.pipeline.authenticator.authenticate(credential)
-            if not identity.is_admin:
-                raise PermissionDeniedError(
-                    "This token's user is not in an admin group.", code="not_an_admin"
-                )
-            return
-        components.admin.check(credential)
+        try:
+            if looks_like_jwt(credential) and not components.admin.matches(credential):
+                identity = await components.pipeline.authenticator.authenticate(credential)
+                if not identity.is_admin:
+                    raise PermissionDeniedError(
+                        "This token's user is not in an admin group.", code="not_an_admin"
+                    )
+                caller_of(request.scope).accept(identity, admin=True)
+                return
+            components.admin.check(credential)
+        except AuthenticationError as error:
+            failures.failed(address)
+            logger.warning("A failed admin authentication from %s (%s).", address, error.code)
+            raise
+        caller_of(request.scope).accept_admin_key()
 
     async def flushed_usage(
         since: str | None, until: str | None, group_by: str | None, user: str | None, fmt: str
@@ -93,6 +118,7 @@ def create_admin_app(components: "Components") -> FastAPI:
 
     @app.exception_handler(GatewayError)
     async def gateway_error(request: Request, exc: GatewayError) -> Response:
+        caller_of(request.scope).error = exc.code
         return Response(exc.body(), exc.status_code, exc.headers(), media_type="application/json")
 
     @app.exception_handler(RequestValidationError)
@@ -100,13 +126,26 @@ def create_admin_app(components: "Components") -> FastAPI:
         first: dict[str, Any] = exc.errors()[0] if exc.errors() else {"loc": [], "msg": "invalid"}
         field = ".".join(str(part) for part in first["loc"][1:]) or "request"
         error = InvalidRequestError(f"The parameter `{field}` is invalid: {first['msg']}.", param=field)
+        if _not_an_object(first):
+            message = "The request body must be a JSON object."
+            if first.get("type") == "json_invalid":
+                message = "The request body is not valid JSON; it must be a JSON object."
+            error = InvalidRequestError(message, code="invalid_json")
+        caller_of(request.scope).error = error.code
         return Response(error.body(), 400, media_type="application/json")
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> Response:
+        caller_of(request.scope).error = "unknown_url"
         body = error_body(
             f"There is no endpoint at {request.url.path}.", "invalid_request_error", "unknown_url"
         )
         return Response(body, 404, media_type="application/json")
 
     return app
+
+
+def _not_an_object(error: dict[str, Any]) -> bool:
+    """The body as a whole is wrong: not JSON, or JSON but not an object (a list, a string, nothing)."""
+    location = tuple(error.get("loc", ()))
+    return location[:1] == ("body",) and (error.get("type") == "json_invalid" or len(location) == 1)

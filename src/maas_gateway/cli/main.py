@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from maas_gateway import __version__
-from maas_gateway.admin.guard import ADMIN_KEY_ENV
+from maas_gateway.admin.guard import ADMIN_KEY_ENV, AdminGuard
 from maas_gateway.cli import (
     config_commands,
     deploy_commands,
@@ -58,6 +58,14 @@ def _with_server(config: GatewayConfig, host: str | None, port: int | None) -> G
     return config.model_copy(update={"server": config.server.model_copy(update=changes)})
 
 
+def _check_admin_key(config: GatewayConfig) -> None:
+    """Refuse a too short MAAS_ADMIN_KEY before anything starts, with the message alone (exit 2)."""
+    try:
+        AdminGuard.from_config(config.admin)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
 @app.command()
 def serve(
     config: Annotated[Path, typer.Option("--config", "-c", help="The YAML configuration file.")],
@@ -80,6 +88,7 @@ def serve(
         loaded = _with_server(load_config(config), host, port)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
+    _check_admin_key(loaded)
     if pid_file is not None:
         pid_file.write_text(f"{os.getpid()}\n", "utf-8")
     try:
@@ -159,6 +168,7 @@ def up(
     if not admin_key:
         generated = secrets.token_urlsafe(24)
         os.environ[ADMIN_KEY_ENV] = generated
+    _check_admin_key(config)
     _run_gateway(config, log_level, simulator_port=sim_port, data_dir=str(data_dir), admin_key=generated)
 
 

@@ -29,6 +29,7 @@ from maas_gateway.config.settings import (
     MetricsSettings,
     OIDCIssuer,
     OIDCSettings,
+    SecuritySettings,
 )
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "ModelPricing",
     "OIDCIssuer",
     "OIDCSettings",
+    "SecuritySettings",
     "ServerSettings",
     "TierConfig",
     "UserConfig",
@@ -181,6 +183,7 @@ class GatewayConfig(Strict):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     oidc: OIDCSettings = Field(default_factory=OIDCSettings)
     keys: KeySettings = Field(default_factory=KeySettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:

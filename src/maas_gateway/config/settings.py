@@ -12,12 +12,14 @@ from maas_gateway.config.durations import Duration
 
 __all__ = [
     "AdminSettings",
+    "AuthFailureSettings",
     "DatabaseSettings",
     "KeySettings",
     "LimitsSettings",
     "MetricsSettings",
     "OIDCIssuer",
     "OIDCSettings",
+    "SecuritySettings",
 ]
 
 
@@ -183,3 +185,27 @@ class AdminSettings(Strict):
 class MetricsSettings(Strict):
     enabled: bool = True
     user_label: bool = Field(default=True, description="Label metrics by user; turn off for very many users.")
+
+
+class AuthFailureSettings(Strict):
+    """The failed-authentication throttle: a token bucket per client address (docs/identity.md)."""
+
+    burst: int = Field(
+        default=20,
+        ge=1,
+        description="Failed authentications one client address may make in a row before it gets 429.",
+    )
+    per: Duration = Field(
+        default=60.0,
+        description="Time in which a throttled address's allowance refills completely "
+        "(one more attempt every per/burst); also the longest a refusal lasts.",
+    )
+    max_addresses: int = Field(
+        default=100_000,
+        ge=1,
+        description="Addresses with recent failures remembered at most; the least recent are forgotten.",
+    )
+
+
+class SecuritySettings(Strict):
+    auth_failures: AuthFailureSettings = Field(default_factory=AuthFailureSettings)

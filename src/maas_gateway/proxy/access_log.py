@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -62,6 +62,10 @@ class AccessLog:
             "error": exchange.error_code,
             "latency_ms": round(exchange.latency_seconds * 1000, 3),
         }
+        self.write(line)
+
+    def write(self, line: dict[str, Any]) -> None:
+        """Buffer one line (the caller has checked ``enabled``); used for admin API calls too."""
         data = orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
         self._lines.append(data)
         self._size += len(data)

@@ -15,6 +15,8 @@ from pathlib import Path
 import orjson
 
 from maas_gateway.admin.api import create_admin_app
+from maas_gateway.admin.call_log import AdminCallLog
+from maas_gateway.admin.json_body import JsonBodyByDefault
 from maas_gateway.config import ConfigError, load_config
 from maas_gateway.config.schema import GatewayConfig
 from maas_gateway.errors import (
@@ -41,7 +43,8 @@ _GENERATION = frozenset(ENDPOINT_SCHEMAS)
 class GatewayApp:
     def __init__(self, config: GatewayConfig, config_path: Path | None = None) -> None:
         self.components: Components = build_components(config)
-        self.admin_app = create_admin_app(self.components)
+        admin_app = JsonBodyByDefault(create_admin_app(self.components))
+        self.admin_app = AdminCallLog(admin_app, self.components.observers.access_log)
         self.config_path = config_path
         self.ready = False
         self._created = int(time.time())
@@ -53,10 +56,10 @@ class GatewayApp:
             return
         try:
             config = load_config(self.config_path)
+            restart = self.components.reconfigure(config)
         except ConfigError as exc:
             logger.error("Reload refused; the running configuration stays in force. %s", exc)
             return
-        restart = self.components.reconfigure(config)
         logger.info("Reloaded %s: models, keys, tiers and limits are in force.", self.config_path)
         if restart:
             logger.warning("Changes to %s take effect only after a restart.", ", ".join(restart))

@@ -14,6 +14,7 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "client_address",
     "is_identity_header",
     "read_body",
     "request_header",
@@ -63,6 +64,12 @@ _IDENTITY_HEADERS = frozenset(
 
 def is_identity_header(name: str) -> bool:
     return name.startswith(IDENTITY_HEADER_PREFIX) or name in _IDENTITY_HEADERS
+
+
+def client_address(scope: Scope) -> str:
+    """The peer's address as the server saw it (no proxy headers are trusted yet; docs/identity.md)."""
+    client: tuple[str, int] | None = scope.get("client")
+    return client[0] if client else "unknown"
 
 
 def request_header(scope: Scope, name: bytes) -> str | None:

@@ -10,10 +10,12 @@ from pathlib import Path
 from maas_gateway.admin.guard import AdminGuard
 from maas_gateway.auth import Authenticator, InMemoryKeyStore, KeyRecord, OIDCVerifier
 from maas_gateway.auth.change_watcher import ChangeSignal, IdentityChangeWatcher
+from maas_gateway.auth.failure_gate import FailureGate
 from maas_gateway.auth.key_repository import IdentityChange, KeyRepository
 from maas_gateway.auth.key_service import KeyService
 from maas_gateway.auth.keys import LayeredKeyStore
 from maas_gateway.auth.memory_key_repository import InMemoryKeyRepository
+from maas_gateway.auth.throttle import FailureThrottle
 from maas_gateway.auth.user_directory import UserDirectory
 from maas_gateway.auth.user_policy import UserPolicy
 from maas_gateway.config.schema import DatabaseSettings, GatewayConfig, LimitsSettings
@@ -221,10 +223,11 @@ class Components:
         the objects they started with). Settings bound to open resources (server address, timeouts,
         limit storage, database) need a restart; the returned list names those that changed.
         """
+        admin = AdminGuard.from_config(config.admin)  # may refuse (ConfigError) before anything changes
         applied_live = {"access_log", "max_body_bytes"}
         needs_restart = [
             name
-            for name in ("limits", "database", "metrics", "keys")
+            for name in ("limits", "database", "metrics", "keys", "security")
             if getattr(self.config, name) != getattr(config, name)
         ]
         if self.config.server.model_dump(exclude=applied_live) != config.server.model_dump(
@@ -245,7 +248,7 @@ class Components:
             self.limiter.rules = RuleBook(config.tiers, config.users)
         self.observers.pricing = {m.name: m.pricing for m in config.models if m.pricing is not None}
         self.observers.access_log.enabled = config.server.access_log
-        self.admin = AdminGuard.from_config(config.admin)
+        self.admin = admin
         self.config = config
         return needs_restart
 
@@ -259,17 +262,21 @@ def build_components(config: GatewayConfig) -> Components:
     repository, signal = _key_repository(config, database)
     keys = KeyService(repository, config.keys)
     users = UserDirectory(repository, ttl=config.keys.cache_ttl)
+    throttle = config.security.auth_failures
+    failures = FailureThrottle(burst=throttle.burst, per=throttle.per, max_addresses=throttle.max_addresses)
     pipeline = Pipeline(
         authenticator=_authenticator(config, keys, users),
         router=router,
         transport=None,
         limiter=limiter,
         max_body_bytes=config.server.max_body_bytes,
+        failures=FailureGate(failures),
     )
     ledger = _ledger(config.database, database)
     metrics = GatewayMetrics(user_label=config.metrics.user_label) if config.metrics.enabled else None
     if metrics is not None:
         _watch(metrics, limiter, ledger)
+        _watch_failures(metrics, failures)
     observers = ExchangeObservers(
         AccessLog(config.server.access_log),
         metrics,
@@ -319,4 +326,19 @@ def _watch(metrics: GatewayMetrics, limiter: Limiter | None, ledger: LedgerWrite
     )
     metrics.watch(
         "gauge", "maas_ledger_records_buffered", "Usage records waiting in memory.", lambda: ledger.buffered
+    )
+
+
+def _watch_failures(metrics: GatewayMetrics, throttle: FailureThrottle) -> None:
+    metrics.watch(
+        "counter",
+        "maas_auth_failures",
+        "Rejected credentials (wrong, expired or revoked keys, invalid tokens, wrong admin key).",
+        lambda: throttle.failures,
+    )
+    metrics.watch(
+        "counter",
+        "maas_auth_throttled",
+        "Requests refused (429) because their address made too many failed authentications.",
+        lambda: throttle.throttled,
     )

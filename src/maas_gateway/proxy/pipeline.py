@@ -10,11 +10,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from maas_gateway.auth import Authenticator, parse_authorization
+from maas_gateway.auth.failure_gate import FailureGate
 from maas_gateway.auth.identity import Identity
 from maas_gateway.config.schema import ModelConfig
-from maas_gateway.errors import RateLimitError
+from maas_gateway.errors import AuthenticationError, RateLimitError
 from maas_gateway.limits import Admission, Limiter, TokenCharge, rate_limit_headers
-from maas_gateway.proxy.asgi import Receive, Scope, Send, read_body, request_header, send_response
+from maas_gateway.proxy.asgi import (
+    Receive,
+    Scope,
+    Send,
+    client_address,
+    read_body,
+    request_header,
+    send_response,
+)
 from maas_gateway.proxy.exchange import Exchange, Usage
 from maas_gateway.proxy.forward import end_stream, passthrough_headers, read_answer, relay_stream
 from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS, GenerationRequest, parse_body
@@ -37,10 +46,18 @@ class Pipeline:
     transport: UpstreamTransport | None
     limiter: Limiter | None
     max_body_bytes: int
+    failures: FailureGate
 
     async def identify(self, scope: Scope) -> Identity:
+        """The caller, unless their address is throttled for failed attempts (429, checked first)."""
+        address = client_address(scope)
+        self.failures.check(address)
         credential = parse_authorization(request_header(scope, b"authorization"))
-        return await self.authenticator.authenticate(credential)
+        try:
+            return await self.authenticator.authenticate(credential)
+        except AuthenticationError:
+            self.failures.failed(address)  # a presented credential was wrong: one attempt spent
+            raise
 
     async def generate(
         self,
