@@ -1,18 +1,60 @@
-"""Metrics name users, so they stay private: where the metrics listener listens."""
+"""Metrics name users, so they stay private: their own listener, the API port only for the admin, and one
+scrape that describes every worker of `maas serve --workers N`."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from maas_gateway.config import ConfigError, demo_config_text, parse_config
+from tests.conftest import GatewayFactory, gateway_config_file
+from tests.support.configs import demo_dict
+from tests.support.limits import chat, concurrent_statuses
+from tests.support.processes import GatewayProcess, ServerProcess, maas
+
+ADMIN_KEY = "metrics-test-admin-key"
+
+
+def _config(simulator: ServerProcess, **metrics: Any) -> dict[str, Any]:
+    config = demo_dict(simulator.url, limits=False)
+    config["metrics"] = metrics
+    return config
 
 
 def _demo() -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load(demo_config_text())
     return data
+
+
+def _scrape(gateway: GatewayProcess) -> httpx.Response:
+    """GET the metrics listener, waiting briefly for it: it may start a moment after the API port."""
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            return httpx.get(gateway.metrics_url + "/metrics", timeout=5)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _total(text: str, family: str) -> float:
+    for metric in text_string_to_metric_families(text):
+        if metric.name == family:
+            return sum(sample.value for sample in metric.samples if sample.name == family + "_total")
+    return 0.0
+
+
+def _error_code(response: httpx.Response) -> str:
+    return str(response.json()["error"]["code"])
 
 
 @pytest.mark.parametrize(
@@ -54,3 +96,109 @@ def test_metrics_listen_rejects_bad_addresses_with_a_sentence(listen: str, messa
     with pytest.raises(ConfigError) as raised:
         parse_config(data)
     assert "metrics.listen: " + message in str(raised.value)
+
+
+def test_metrics_leave_the_api_port_for_their_own_listener(
+    simulator: ServerProcess, gateway_factory: GatewayFactory
+) -> None:
+    """By default /metrics on the API port is 404 unknown_url, like any unknown URL, while /health and
+    /ready stay; the metrics listener serves the counts, and answers 404 (OpenAI shape) elsewhere and
+    405 to anything but GET."""
+    gateway = gateway_factory(_config(simulator))
+    assert chat(gateway.url, "premiumuser1_key", max_tokens=1).status_code == 200
+    hidden = httpx.get(gateway.url + "/metrics", timeout=5)
+    assert hidden.status_code == 404
+    assert _error_code(hidden) == "unknown_url"
+    assert "premiumuser1" not in hidden.text
+    assert httpx.get(gateway.url + "/health", timeout=5).status_code == 200
+    assert httpx.get(gateway.url + "/ready", timeout=5).status_code == 200
+
+    scraped = _scrape(gateway)
+    assert scraped.status_code == 200
+    assert scraped.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert _total(scraped.text, "authorized_calls") == 1
+    assert 'user="premiumuser1"' in scraped.text
+    elsewhere = httpx.get(gateway.metrics_url + "/v1/models", timeout=5)
+    assert elsewhere.status_code == 404
+    assert _error_code(elsewhere) == "unknown_url"
+    assert "only /metrics" in elsewhere.json()["error"]["message"]
+    posted = httpx.post(gateway.metrics_url + "/metrics", timeout=5)
+    assert posted.status_code == 405
+    assert posted.headers["allow"] == "GET"
+
+
+def test_metrics_on_the_api_port_need_the_admin_key(
+    simulator: ServerProcess, gateway_factory: GatewayFactory
+) -> None:
+    """With `metrics.on_api_port: true`, /metrics on the API port is 401 (OpenAI shape) without the admin
+    key or with a user's key, and 200 with the admin key; the metrics listener still serves them."""
+    env = {"MAAS_ADMIN_KEY": ADMIN_KEY}
+    gateway = gateway_factory(_config(simulator, on_api_port=True), env=env)
+    assert chat(gateway.url, "freeuser1_key", max_tokens=1).status_code == 200
+    for headers in ({}, {"Authorization": "Bearer premiumuser1_key"}, {"Authorization": "Basic abc"}):
+        refused = httpx.get(gateway.url + "/metrics", headers=headers, timeout=5)
+        assert refused.status_code == 401, headers
+        assert refused.json()["error"]["type"] == "authentication_error"
+        assert "freeuser1" not in refused.text
+    admitted = httpx.get(
+        gateway.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=5
+    )
+    assert admitted.status_code == 200
+    assert _total(admitted.text, "authorized_calls") == 1
+    assert _scrape(gateway).status_code == 200
+
+
+def test_metrics_on_the_api_port_are_closed_without_an_admin_key(
+    simulator: ServerProcess, gateway_factory: GatewayFactory
+) -> None:
+    """With `on_api_port: true` but no admin key configured, /metrics on the API port is 403
+    admin_disabled for everyone: it is never open by default."""
+    gateway = gateway_factory(_config(simulator, on_api_port=True), env={"MAAS_ADMIN_KEY": ""})
+    refused = httpx.get(gateway.url + "/metrics", headers={"Authorization": "Bearer anything"}, timeout=5)
+    assert refused.status_code == 403
+    assert _error_code(refused) == "admin_disabled"
+
+
+def test_one_scrape_counts_every_worker(simulator: ServerProcess, gateway_factory: GatewayFactory) -> None:
+    """With `--workers 2`, N requests through the API port make authorized_calls_total sum to exactly N in
+    each single scrape of the metrics listener, scrape after scrape; the ledger's counter, which workers
+    publish about once a second, reaches N too."""
+    requests = 40
+    gateway = gateway_factory(_config(simulator), "--workers", "2")
+    statuses = concurrent_statuses(gateway.url, ["premiumuser1_key", "freeuser1_key"] * (requests // 2))
+    assert statuses == [200] * requests
+    deadline = time.monotonic() + 10
+    while _total(_scrape(gateway).text, "authorized_calls") < requests:
+        assert time.monotonic() < deadline, _scrape(gateway).text
+        time.sleep(0.05)
+    for _ in range(8):
+        assert _total(_scrape(gateway).text, "authorized_calls") == requests
+    while _total(_scrape(gateway).text, "maas_ledger_records_written") < requests:
+        assert time.monotonic() < deadline + 5, _scrape(gateway).text
+        time.sleep(0.1)
+    assert _total(_scrape(gateway).text, "maas_ledger_records_written") == requests
+
+
+def test_a_taken_metrics_port_stops_the_start_with_a_sentence(
+    simulator: ServerProcess, tmp_path: Path
+) -> None:
+    """If the metrics address is taken, `maas serve` exits 2 naming the address, with no traceback."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        config = _config(simulator)
+        path, _port, metrics_port = gateway_config_file(config, tmp_path)
+        text = path.read_text("utf-8").replace(f"127.0.0.1:{metrics_port}", f"127.0.0.1:{taken}")
+        path.write_text(text, "utf-8")
+        for workers in ("1", "2"):
+            result = subprocess.run(
+                maas("serve", "--config", str(path), "--workers", workers),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert result.returncode == 2, result.stderr
+            assert f"The metrics listener cannot listen on 127.0.0.1:{taken}: " in result.stderr
+            assert "Traceback" not in result.stderr

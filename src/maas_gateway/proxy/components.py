@@ -18,6 +18,7 @@ from maas_gateway.limits import InMemoryLimitStorage, Limiter, LimitStorage, Rul
 from maas_gateway.limits.resilient import ResilientStorage
 from maas_gateway.metering import InMemoryLedgerStore, LedgerStore, LedgerWriter, Spool
 from maas_gateway.metrics import GatewayMetrics
+from maas_gateway.metrics.multiprocess import shared_directory
 from maas_gateway.proxy.access_log import AccessLog
 from maas_gateway.proxy.httptools_transport import HttptoolsTransport
 from maas_gateway.proxy.observers import ExchangeObservers
@@ -107,6 +108,7 @@ class Components:
     keys: KeyService
     database: Database | None
     _purger: asyncio.Task[None] | None = None
+    _publisher: asyncio.Task[None] | None = None
     _retired: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self) -> None:
@@ -119,6 +121,19 @@ class Components:
         )
         await self.ledger.start()
         self._purger = asyncio.create_task(self._purge_expired_keys(), name="key-purger")
+        if self.metrics is not None and self.metrics.shared_directory is not None:
+            self._publisher = asyncio.create_task(
+                self._publish_metrics(self.metrics), name="metrics-publisher"
+            )
+
+    async def _publish_metrics(self, metrics: GatewayMetrics) -> None:
+        """As one of several workers, copy the ledger's and limit storage's values where a scrape sees them.
+
+        Once a second: these are operational counters, and a second's delay costs nothing on the hot path.
+        """
+        while True:
+            await asyncio.sleep(1.0)
+            metrics.publish()
 
     async def _purge_expired_keys(self) -> None:
         while True:
@@ -135,9 +150,13 @@ class Components:
         self.observers.access_log.flush()
         if self._purger is not None:
             self._purger.cancel()
+        if self._publisher is not None:
+            self._publisher.cancel()
         try:
             await self.ledger.stop()
         finally:
+            if self.metrics is not None:
+                self.metrics.close()  # after the ledger's last flush, so its counts are published
             if self.pipeline.transport is not None:
                 await self.pipeline.transport.aclose()
             if self.limiter is not None:
@@ -211,7 +230,9 @@ def build_components(config: GatewayConfig) -> Components:
         max_body_bytes=config.server.max_body_bytes,
     )
     ledger = _ledger(config.database, database)
-    metrics = GatewayMetrics(user_label=config.metrics.user_label) if config.metrics.enabled else None
+    metrics = None
+    if config.metrics.enabled:
+        metrics = GatewayMetrics(user_label=config.metrics.user_label, shared_directory=shared_directory())
     if metrics is not None:
         _watch(metrics, limiter, ledger)
     observers = ExchangeObservers(
@@ -245,6 +266,7 @@ def _watch(metrics: GatewayMetrics, limiter: Limiter | None, ledger: LedgerWrite
             "maas_limit_storage_degraded",
             "1 while the limit storage is unreachable.",
             lambda: float(shared.degraded),
+            combine="max",  # with several workers: 1 while any of them is degraded
         )
     metrics.watch("counter", "maas_ledger_records_written", "Usage records stored.", lambda: ledger.written)
     metrics.watch("counter", "maas_ledger_write_failures", "Failed ledger flushes.", lambda: ledger.failures)
