@@ -3,6 +3,8 @@ scrape that describes every worker of `maas serve --workers N`."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -14,11 +16,12 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from maas_gateway.config import ConfigError, demo_config_text, parse_config
+from maas_gateway.cli.banner import print_banner
+from maas_gateway.config import ConfigError, demo_config, demo_config_text, parse_config
 from tests.conftest import GatewayFactory, gateway_config_file
 from tests.support.configs import demo_dict
 from tests.support.limits import chat, concurrent_statuses
-from tests.support.processes import GatewayProcess, ServerProcess, maas
+from tests.support.processes import GatewayProcess, ServerProcess, free_port, maas
 
 ADMIN_KEY = "metrics-test-admin-key"
 
@@ -202,3 +205,86 @@ def test_a_taken_metrics_port_stops_the_start_with_a_sentence(
             assert result.returncode == 2, result.stderr
             assert f"The metrics listener cannot listen on 127.0.0.1:{taken}: " in result.stderr
             assert "Traceback" not in result.stderr
+
+
+def _workers(gateway: GatewayProcess) -> list[int]:
+    """The worker processes of `maas serve --workers N` (the supervisor's spawned children)."""
+    assert gateway.process is not None
+    pid = gateway.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text("utf-8").split()
+    workers = []
+    for child in children:
+        command = Path(f"/proc/{child}/cmdline").read_bytes()
+        if b"spawn_main" in command and b"resource_tracker" not in command:
+            workers.append(int(child))
+    return workers
+
+
+def test_a_killed_workers_counts_still_count(
+    simulator: ServerProcess, gateway_factory: GatewayFactory
+) -> None:
+    """With `--workers 2`, a worker killed by SIGKILL (and replaced by the supervisor) leaves its counts
+    in the pod's totals, so counters never go back; its live gauges stop counting at the next scrape."""
+    gateway = gateway_factory(_config(simulator), "--workers", "2")
+    first = concurrent_statuses(gateway.url, ["premiumuser1_key"] * 20)
+    assert first == [200] * 20
+    deadline = time.monotonic() + 10
+    while _total(_scrape(gateway).text, "authorized_calls") < 20:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    workers = _workers(gateway)
+    assert len(workers) == 2, workers
+    os.kill(workers[0], signal.SIGKILL)
+    while workers[0] in _workers(gateway) or len(_workers(gateway)) < 2:
+        assert time.monotonic() < deadline + 10, gateway.log()
+        time.sleep(0.1)
+    assert _total(_scrape(gateway).text, "authorized_calls") == 20
+    assert f"Metrics: worker {workers[0]} is gone" in gateway.log()
+    second = concurrent_statuses(gateway.url, ["premiumuser1_key"] * 10)
+    assert second == [200] * 10
+    while _total(_scrape(gateway).text, "authorized_calls") < 30:
+        assert time.monotonic() < deadline + 20
+        time.sleep(0.05)
+    assert _total(_scrape(gateway).text, "authorized_calls") == 30
+
+
+def _ipv6_loopback_port() -> int:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+            return int(sock.getsockname()[1])
+    except OSError:
+        pytest.skip("This machine has no IPv6 loopback address.")
+
+
+def test_metrics_listen_on_ipv6_loopback(simulator: ServerProcess, tmp_path: Path) -> None:
+    """`metrics.listen: "[::1]:PORT"` serves /metrics on the IPv6 loopback address."""
+    port, api_port = _ipv6_loopback_port(), free_port()
+    config = _config(simulator, listen=f"[::1]:{port}")
+    config["server"]["port"] = api_port
+    path = tmp_path / "ipv6.yaml"
+    path.write_text(yaml.safe_dump(config), "utf-8")
+    with ServerProcess(maas("serve", "--config", str(path)), api_port, tmp_path / "ipv6.log"):
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                scraped = httpx.get(f"http://[::1]:{port}/metrics", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+    assert scraped.status_code == 200
+    assert "authorized_calls" in scraped.text
+
+
+def test_banner_shows_the_metrics_listener(capsys: pytest.CaptureFixture[str]) -> None:
+    """The `maas up` banner points at the metrics listener, reached on loopback for a wildcard bind, and
+    no longer at /metrics on the API port."""
+    config = demo_config()
+    config = config.model_copy(
+        update={"metrics": config.metrics.model_copy(update={"listen": "0.0.0.0:19464"})}
+    )
+    print_banner(config, 8001)
+    out = capsys.readouterr().out
+    assert "http://127.0.0.1:19464/metrics" in out
+    assert ":8000/metrics" not in out
