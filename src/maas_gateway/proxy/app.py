@@ -15,7 +15,6 @@ from pathlib import Path
 import orjson
 
 from maas_gateway.admin.api import create_admin_app
-from maas_gateway.auth import parse_authorization
 from maas_gateway.config import ConfigError, load_config
 from maas_gateway.config.schema import GatewayConfig
 from maas_gateway.errors import (
@@ -26,10 +25,9 @@ from maas_gateway.errors import (
     NotFoundError,
     ServiceUnavailableError,
 )
-from maas_gateway.proxy.asgi import Receive, Scope, Send, request_header, send_error, send_response
+from maas_gateway.proxy.asgi import Receive, Scope, Send, send_error, send_response
 from maas_gateway.proxy.components import Components, build_components
 from maas_gateway.proxy.exchange import Exchange, new_request_id
-from maas_gateway.proxy.metrics_endpoint import MetricsEndpoint
 from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS
 
 __all__ = ["GatewayApp"]
@@ -46,10 +44,6 @@ class GatewayApp:
         self.config_path = config_path
         self.ready = False
         self._created = int(time.time())
-        # /metrics names users: on this port only when configured, and then only for the admin.
-        self.metrics_endpoint: MetricsEndpoint | None = None
-        if self.components.metrics is not None and config.metrics.on_api_port:
-            self.metrics_endpoint = MetricsEndpoint(self.components.metrics.render, self._admin_only)
 
     def reload(self) -> None:
         """Re-read the configuration file and apply it (SIGHUP, `maas reload`); log what happened."""
@@ -103,8 +97,8 @@ class GatewayApp:
             else:
                 await send_error(send, ServiceUnavailableError("The gateway is not ready yet."))
             return
-        if path == "/metrics" and self.metrics_endpoint is not None:
-            await self.metrics_endpoint(scope, receive, send)
+        if path == "/metrics" and self.components.metrics_on_api_port is not None:
+            await self.components.metrics_on_api_port(scope, receive, send)  # admin only; else 404 below
             return
         if path.startswith(("/admin", "/v1/keys")) or path == "/v1/usage":
             await self.admin_app(scope, receive, send)
@@ -180,9 +174,6 @@ class GatewayApp:
             await send_error(send, _method_error(method, allowed))
             return
         await send_response(send, 200, body, content_type=content_type)
-
-    def _admin_only(self, scope: Scope) -> None:
-        self.components.admin.check(parse_authorization(request_header(scope, b"authorization")))
 
     async def _is_ready(self) -> bool:
         return self.ready and await self.components.healthy()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from maas_gateway.admin.guard import AdminGuard
 from maas_gateway.auth import Authenticator, InMemoryKeyStore, KeyRecord, OIDCVerifier
+from maas_gateway.auth.credentials import parse_authorization
 from maas_gateway.auth.key_repository import InMemoryKeyRepository
 from maas_gateway.auth.key_service import KeyService
 from maas_gateway.auth.keys import LayeredKeyStore
@@ -20,7 +21,9 @@ from maas_gateway.metering import InMemoryLedgerStore, LedgerStore, LedgerWriter
 from maas_gateway.metrics import GatewayMetrics
 from maas_gateway.metrics.multiprocess import shared_directory
 from maas_gateway.proxy.access_log import AccessLog
+from maas_gateway.proxy.asgi import Scope, request_header
 from maas_gateway.proxy.httptools_transport import HttptoolsTransport
+from maas_gateway.proxy.metrics_endpoint import MetricsEndpoint
 from maas_gateway.proxy.observers import ExchangeObservers
 from maas_gateway.proxy.pipeline import Pipeline
 from maas_gateway.proxy.upstream import AiohttpTransport
@@ -107,6 +110,8 @@ class Components:
     admin: AdminGuard
     keys: KeyService
     database: Database | None
+    # /metrics names users: on the API port only with metrics.on_api_port, and then only for the admin.
+    metrics_on_api_port: MetricsEndpoint | None = None
     _purger: asyncio.Task[None] | None = None
     _publisher: asyncio.Task[None] | None = None
     _retired: set[asyncio.Task[None]] = field(default_factory=set)
@@ -164,6 +169,13 @@ class Components:
             if self.database is not None:
                 await self.database.aclose()
             await self.pipeline.authenticator.aclose()
+
+    def admin_only(self, scope: Scope) -> None:
+        """Raise 401 (403 with no admin key set) unless the request carries the admin key.
+
+        ``self.admin`` is read per request, since a reload replaces it.
+        """
+        self.admin.check(parse_authorization(request_header(scope, b"authorization")))
 
     async def healthy(self) -> bool:
         return self.limiter is None or await self.limiter.storage.ping()
@@ -242,7 +254,12 @@ def build_components(config: GatewayConfig) -> Components:
         {m.name: m.pricing for m in config.models if m.pricing is not None},
     )
     admin = AdminGuard.from_config(config.admin)
-    return Components(config, router, pipeline, limiter, ledger, metrics, observers, admin, keys, database)
+    components = Components(
+        config, router, pipeline, limiter, ledger, metrics, observers, admin, keys, database
+    )
+    if metrics is not None and config.metrics.on_api_port:
+        components.metrics_on_api_port = MetricsEndpoint(metrics.render, components.admin_only)
+    return components
 
 
 def _watch(metrics: GatewayMetrics, limiter: Limiter | None, ledger: LedgerWriter) -> None:
