@@ -56,6 +56,7 @@ def gateway_config(backend: str, port: int, *, limits: bool, access_log: bool) -
         model["backends"] = [backend]
     data["server"].update({"host": "127.0.0.1", "port": port, "access_log": access_log})
     data["limits"]["enabled"] = limits
+    data["metrics"] = {"listen": f"127.0.0.1:{free_port()}"}  # never the default: another run may hold it
     data["tiers"]["bench"] = {
         "description": "Benchmark tier: enterprise-shaped limits that are never reached.",
         "limits": [

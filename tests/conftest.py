@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from tests.support.configs import demo_dict
-from tests.support.processes import ServerProcess, free_port, maas
+from tests.support.processes import GatewayProcess, ServerProcess, free_port, maas
 
-GatewayFactory = Callable[..., ServerProcess]
+GatewayFactory = Callable[..., GatewayProcess]
 _counter = itertools.count()
 
 
@@ -37,23 +37,39 @@ def fake_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
         yield server
 
 
-def _start_gateway(config: dict[str, Any], directory: Path) -> ServerProcess:
-    port = free_port()
-    config = {**config, "server": {**config.get("server", {}), "port": port}}
-    number = next(_counter)
-    path = directory / f"gateway-{number}.yaml"
+def gateway_config_file(config: dict[str, Any], directory: Path) -> tuple[Path, int, int]:
+    """Write ``config`` with free ports for the API and the metrics listener; return the file and ports.
+
+    Every gateway gets its own metrics port, so gateways started side by side never clash on the default.
+    """
+    port, metrics_port = free_port(), free_port()
+    config = {
+        **config,
+        "server": {**config.get("server", {}), "port": port},
+        "metrics": {**config.get("metrics", {}), "listen": f"127.0.0.1:{metrics_port}"},
+    }
+    path = directory / f"gateway-{next(_counter)}.yaml"
     path.write_text(yaml.safe_dump(config), "utf-8")
-    log = directory / f"gateway-{number}.log"
-    return ServerProcess(maas("serve", "--config", str(path)), port, log).start()
+    return path, port, metrics_port
+
+
+def _start_gateway(
+    config: dict[str, Any], directory: Path, *options: str, env: dict[str, str] | None = None
+) -> GatewayProcess:
+    path, port, metrics_port = gateway_config_file(config, directory)
+    log = path.with_suffix(".log")
+    command = maas("serve", "--config", str(path), *options)
+    return GatewayProcess(command, port, metrics_port, log, env=env).start()
 
 
 @pytest.fixture
 def gateway_factory(tmp_path: Path) -> Iterator[GatewayFactory]:
-    """Start gateways from configuration dicts; all are stopped when the test ends."""
-    started: list[ServerProcess] = []
+    """Start gateways from configuration dicts (and `maas serve` options such as --workers, and extra
+    environment variables); all are stopped when the test ends."""
+    started: list[GatewayProcess] = []
 
-    def factory(config: dict[str, Any]) -> ServerProcess:
-        server = _start_gateway(config, tmp_path)
+    def factory(config: dict[str, Any], *options: str, env: dict[str, str] | None = None) -> GatewayProcess:
+        server = _start_gateway(config, tmp_path, *options, env=env)
         started.append(server)
         return server
 
@@ -63,7 +79,7 @@ def gateway_factory(tmp_path: Path) -> Iterator[GatewayFactory]:
 
 
 @pytest.fixture(scope="module")
-def gateway(simulator: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def gateway(simulator: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     """The demo gateway in front of the session simulator, with limits off (core behaviour only)."""
     server = _start_gateway(demo_dict(simulator.url, limits=False), tmp_path_factory.mktemp("gw"))
     yield server

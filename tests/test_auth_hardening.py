@@ -187,6 +187,7 @@ def test_a_short_admin_key_stops_the_gateway_from_starting(simulator: ServerProc
     (and without echoing the key); a 32-character key starts."""
     config = demo_dict(simulator.url, limits=False)
     config["server"] = {"port": free_port()}
+    config["metrics"] = {"listen": f"127.0.0.1:{free_port()}"}
     path = tmp_path / "maas.yaml"
     path.write_text(yaml.safe_dump(config), "utf-8")
     short = "short-admin-key-31-characters.."
@@ -225,6 +226,7 @@ def test_a_reload_that_would_leave_a_short_admin_key_is_refused(
     whole: the log says why, the old admin key keeps working and the new models do not appear."""
     config = _config(simulator)
     config["server"] = {"port": free_port()}
+    config["metrics"] = {"listen": f"127.0.0.1:{free_port()}"}
     path = tmp_path / "maas.yaml"
     path.write_text(yaml.safe_dump(config), "utf-8")
     server = ServerProcess(

@@ -109,7 +109,7 @@ def up_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server
     """`maas up` on free ports and a wide terminal (banner unwrapped); yields it and the sim port."""
     port, sim_port = free_port(), free_port()
     log = tmp_path_factory.mktemp("up") / "up.log"
-    command = maas("up", "--port", str(port), "--sim-port", str(sim_port))
+    command = maas("up", "--port", str(port), "--sim-port", str(sim_port), "--metrics-port", str(free_port()))
     with ServerProcess(command, port, log, env=WIDE) as server:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

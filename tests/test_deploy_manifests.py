@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
+import yaml
 
 from maas_gateway.deploy import OVERLAYS, RenderOptions, manifests_root, render
 from maas_gateway.deploy.dashboard import METRICS, build_dashboard, dashboard_json
@@ -121,6 +122,8 @@ def test_every_gateway_configuration_assembles_and_names_its_models(
         assert config.limits.storage == "redis://maas-redis:6379/0"
         assert config.database.url == "postgresql+asyncpg://maas:test-password@maas-postgres:5432/maas"
         assert config.server.host == "0.0.0.0"
+        assert config.metrics.listen == "0.0.0.0:9464"
+        assert not config.metrics.on_api_port
 
 
 def _services(objects: Objects) -> dict[str, dict[str, Any]]:
@@ -192,6 +195,55 @@ def _check_pod(pod: dict[str, Any], objects: Objects) -> None:
             if ref and not ref.get("optional"):
                 secret = objects[("Secret", ref["name"])]
                 assert ref["key"] in {**secret.get("data", {}), **secret.get("stringData", {})}
+
+
+def _routed_paths(kind: str, spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """(match type, path) of every path a Route or HTTPRoute sends to a backend; no path means '/'."""
+    if kind == "Route":
+        return [("PathPrefix", spec.get("path", "/"))]  # the router matches a Route's path as a prefix
+    paths = []
+    for rule in spec["rules"]:
+        for match in rule.get("matches", [{}]):
+            path = match.get("path", {})
+            paths.append((path.get("type", "PathPrefix"), path.get("value", "/")))
+    return paths
+
+
+def test_no_route_publishes_metrics_or_the_whole_host(renderings: dict[str, Objects]) -> None:
+    """No Route or HTTPRoute matches `/` or `/metrics`: ingress reaches only /v1, the model path prefixes
+    and /portal. Metrics have their own container and Service port, which the ServiceMonitor scrapes
+    and no route targets."""
+    for objects in renderings.values():
+        for (kind, name), item in objects.items():
+            if kind not in ("Route", "HTTPRoute"):
+                continue
+            for match_type, path in _routed_paths(kind, item["spec"]):
+                assert path not in ("/", "/metrics"), f"{kind}/{name} routes {path}"
+                assert not "/metrics".startswith(path), f"{kind}/{name} routes {path}, which covers /metrics"
+                assert match_type in ("PathPrefix", "Exact"), f"{kind}/{name} matches by {match_type}"
+                assert path == "/v1" or path == "/portal" or path.strip("/") in _path_prefixes(objects)
+            if kind == "Route":
+                assert item["spec"]["port"]["targetPort"] == "http"
+            else:
+                ports = [ref["port"] for rule in item["spec"]["rules"] for ref in rule["backendRefs"]]
+                assert set(ports) == {8000}
+        gateway = objects[("Deployment", "maas-gateway")]["spec"]["template"]["spec"]["containers"][0]
+        assert {"name": "metrics", "containerPort": 9464, "protocol": "TCP"} in gateway["ports"]
+        service_ports = {p["name"]: p for p in objects[("Service", "maas-gateway")]["spec"]["ports"]}
+        assert service_ports["metrics"]["targetPort"] == "metrics"
+        monitor = objects.get(("ServiceMonitor", "maas-gateway"))
+        if monitor is not None:
+            assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+
+
+def _path_prefixes(objects: Objects) -> set[str]:
+    config = objects[("ConfigMap", "maas-gateway-config")]["data"]
+    prefixes = set()
+    for text in config.values():
+        for model in (yaml.safe_load(text) or {}).get("models", []):
+            if model.get("path_prefix"):
+                prefixes.add(model["path_prefix"])
+    return prefixes
 
 
 def test_gpu_models_force_usage_in_streams_with_the_origin_tuning(renderings: dict[str, Objects]) -> None:

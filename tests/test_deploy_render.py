@@ -163,9 +163,11 @@ def test_gpu_t4_retunes_only_qwen3(rendered: Renderer) -> None:
 
 def test_openshift_swaps_the_gateway_api_for_routes(rendered: Renderer) -> None:
     """--openshift replaces the Gateway and HTTPRoutes by Routes (targeting the gateway Service by port
-    name) and drops the fixed user ids of the StatefulSets; nothing else changes."""
+    name; the gateway's paths and the model prefixes share the maas-gateway subdomain) and drops the
+    fixed user ids of the StatefulSets; nothing else changes."""
     added, removed, changed = diff(rendered(BASELINE), rendered(RenderOptions(openshift=True)))
-    assert added == {("Route", "maas-gateway"), ("Route", "simulator")}
+    shared = {"maas-gateway", "maas-gateway-portal", "simulator-prefix", "simulator-embed-prefix"}
+    assert added == {("Route", name) for name in shared | {"simulator"}}
     assert removed == {("Gateway", "maas-ingress"), ("HTTPRoute", "simulator")}
     assert changed == {("StatefulSet", "maas-redis"), ("StatefulSet", "maas-postgres")}
     objects = rendered(RenderOptions(openshift=True))
@@ -174,6 +176,10 @@ def test_openshift_swaps_the_gateway_api_for_routes(rendered: Renderer) -> None:
     route = objects[("Route", "simulator")]["spec"]
     assert route["to"] == {"kind": "Service", "name": "maas-gateway", "weight": 100}
     assert route["port"] == {"targetPort": "http"}
+    assert route["path"] == "/v1"
+    paths = {objects[("Route", name)]["spec"]["path"] for name in shared}
+    assert paths == {"/v1", "/portal", "/simulator", "/simulator-embed"}
+    assert {objects[("Route", name)]["spec"]["subdomain"] for name in shared} == {"maas-gateway"}
 
 
 def test_no_metrics_removes_only_the_servicemonitor_and_dashboard(rendered: Renderer) -> None:

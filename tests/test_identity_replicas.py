@@ -17,12 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
-from tests.conftest import GatewayFactory
+from tests.conftest import GatewayFactory, gateway_config_file
 from tests.support.identity import ADMIN_HEADERS, admin_call, bearer, create_key, identity_config
 from tests.support.postgres_server import PrivatePostgres, create_database, drop_database
-from tests.support.processes import ServerProcess, free_port, maas
+from tests.support.processes import GatewayProcess, ServerProcess, maas
 from tests.support.redis_server import RedisServer
 
 
@@ -94,11 +93,9 @@ def test_a_revoked_key_stays_revoked_on_both_replicas(
 
 
 def _start_workers(config: dict[str, Any], tmp_path: Path, workers: int) -> ServerProcess:
-    port = free_port()
-    path = tmp_path / f"workers-{port}.yaml"
-    path.write_text(yaml.safe_dump({**config, "server": {"port": port}}), "utf-8")
+    path, port, metrics_port = gateway_config_file(config, tmp_path)
     command = maas("serve", "--config", str(path), "--workers", str(workers))
-    return ServerProcess(command, port, tmp_path / f"workers-{port}.log").start()
+    return GatewayProcess(command, port, metrics_port, path.with_suffix(".log")).start()
 
 
 async def _refused_after(urls: list[str], key: str, change: Any) -> float:

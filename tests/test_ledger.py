@@ -82,7 +82,9 @@ def test_metrics_match_the_ledger(
     """Prometheus counters per user, parsed with the Prometheus text parser, agree with the ledger."""
     gateway = gateway_factory(ledger_config(simulator.url, None, tmp_path / "spool"))
     mixed_load(gateway.url, USERS, per_user=12)
-    families = {f.name: f for f in text_string_to_metric_families(httpx.get(gateway.url + "/metrics").text)}
+    families = {
+        f.name: f for f in text_string_to_metric_families(httpx.get(gateway.metrics_url + "/metrics").text)
+    }
     rows = {row["user"]: row for row in _usage(gateway, group_by="user")}
 
     def total(family: str, user: str, **labels: str) -> float:

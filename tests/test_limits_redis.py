@@ -77,6 +77,7 @@ def test_workers_share_limits_through_redis(
     config = _config(simulator, redis_server.url)
     port = free_port()
     config["server"]["port"] = port
+    config["metrics"] = {"listen": f"127.0.0.1:{free_port()}"}
     path = tmp_path / "workers.yaml"
     path.write_text(yaml.safe_dump(config), "utf-8")
     wait_for_fresh_window()

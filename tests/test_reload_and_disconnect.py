@@ -29,6 +29,7 @@ def test_reload_applies_new_limits_and_keys_without_resetting_counters(
     config = demo_dict(simulator.url)
     port = free_port()
     config["server"]["port"] = port
+    config["metrics"] = {"listen": f"127.0.0.1:{free_port()}"}
     path, pid_file = tmp_path / "gateway.yaml", tmp_path / "gateway.pid"
     path.write_text(yaml.safe_dump(config), "utf-8")
     wait_for_fresh_window()

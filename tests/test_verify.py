@@ -25,7 +25,7 @@ def _verify(*args: str) -> subprocess.CompletedProcess[str]:
 def up(tmp_path: Path) -> Iterator[ServerProcess]:
     """`maas up` on free ports: the demo gateway and simulator exactly as a user starts them."""
     port, sim_port = free_port(), free_port()
-    command = maas("up", "--port", str(port), "--sim-port", str(sim_port))
+    command = maas("up", "--port", str(port), "--sim-port", str(sim_port), "--metrics-port", str(free_port()))
     with ServerProcess(command, port, tmp_path / "up.log") as server:
         yield server
 

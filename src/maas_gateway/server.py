@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import logging.config
 import signal
+import socket
+import threading
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
@@ -19,7 +21,16 @@ import uvloop
 
 from maas_gateway.http_protocol import CoalescingHttpToolsProtocol
 
-__all__ = ["LOGGING", "ServerSpec", "configure_logging", "run_servers", "run_workers"]
+__all__ = [
+    "LOGGING",
+    "BackgroundServer",
+    "ListenError",
+    "ServerSpec",
+    "bind",
+    "configure_logging",
+    "run_servers",
+    "run_workers",
+]
 
 LOGGING: dict[str, Any] = {
     "version": 1,
@@ -49,12 +60,44 @@ def configure_logging(level: str = "INFO") -> None:
     logging.config.dictConfig(config)
 
 
+class ListenError(Exception):
+    """An address cannot be listened on; the message says which and why."""
+
+
+def bind(host: str, port: int, what: str) -> socket.socket:
+    """A socket listening on ``host:port`` now, so a taken port stops the start with a clear sentence.
+
+    ``what`` names the listener in the message ("The metrics listener").
+    """
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        family, kind, protocol, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except OSError as exc:
+        raise ListenError(f"{what} cannot listen on {shown}: the host is unknown ({exc.strerror}).") from None
+    sock = socket.socket(family, kind, protocol)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"{what} cannot listen on {shown}: {exc.strerror}.") from None
+    return sock
+
+
 class ServerSpec:
-    def __init__(self, app: Any, host: str, port: int) -> None:
-        self.app, self.host, self.port = app, host, port
+    """An app and where it listens: a host and port that uvicorn binds, or a socket bound already."""
+
+    def __init__(self, app: Any, host: str, port: int, sock: socket.socket | None = None) -> None:
+        self.app, self.host, self.port, self.sock = app, host, port, sock
 
     def config(self) -> uvicorn.Config:
         return uvicorn.Config(self.app, host=self.host, port=self.port, **_UVICORN_SETTINGS)
+
+    def sockets(self) -> list[socket.socket] | None:
+        return None if self.sock is None else [self.sock]
 
 
 _UVICORN_SETTINGS: dict[str, Any] = {
@@ -100,6 +143,30 @@ def run_servers(specs: Sequence[ServerSpec], on_reload: Callable[[], None] | Non
             loop.add_signal_handler(sig, stop_all)
         if on_reload is not None:
             loop.add_signal_handler(signal.SIGHUP, on_reload)
-        await asyncio.gather(*(server.serve() for server in servers))
+        await asyncio.gather(
+            *(server.serve(spec.sockets()) for server, spec in zip(servers, specs, strict=True))
+        )
 
     uvloop.run(serve_all())
+
+
+class BackgroundServer:
+    """One server in a thread of its own, beside a main thread busy elsewhere (the --workers supervisor).
+
+    Signals stay with the main thread; ``stop`` ends the server gracefully and waits for the thread.
+    """
+
+    def __init__(self, spec: ServerSpec) -> None:
+        self._spec = spec
+        self._server = _SharedSignalServer(spec.config())
+        self._thread = threading.Thread(target=self._run, name="metrics-listener", daemon=True)
+
+    def _run(self) -> None:
+        uvloop.run(self._server.serve(self._spec.sockets()))
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout)

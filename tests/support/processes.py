@@ -11,10 +11,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import httpx
 
-__all__ = ["ServerProcess", "free_port", "maas"]
+__all__ = ["GatewayProcess", "ServerProcess", "free_port", "maas"]
 
 
 def free_port() -> int:
@@ -43,7 +44,7 @@ class ServerProcess:
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 20.0) -> ServerProcess:
+    def start(self, timeout: float = 20.0) -> Self:
         log = self.log_path.open("ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **(self.env or {})}
         self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -74,13 +75,29 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text("utf-8", errors="replace") if self.log_path.exists() else ""
 
-    def __enter__(self) -> ServerProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class GatewayProcess(ServerProcess):
+    """A gateway, which serves its metrics on a listener of its own (``metrics.listen``)."""
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        port: int,
+        metrics_port: int,
+        log_path: Path,
+        *,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(args, port, log_path, env=env)
+        self.metrics_url = f"http://127.0.0.1:{metrics_port}"
 
 
 def maas(*args: str) -> list[str]:

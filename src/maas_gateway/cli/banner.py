@@ -31,7 +31,9 @@ def print_banner(
     table.add_row("gateway (OpenAI API)", f"{url}/v1")
     table.add_row("simulator backend", f"http://127.0.0.1:{simulator_port}")
     table.add_row("models", ", ".join(m.name for m in config.models))
-    table.add_row("health / readiness / metrics", f"{url}/health  {url}/ready  {url}/metrics")
+    table.add_row("health / readiness", f"{url}/health  {url}/ready")
+    if config.metrics.enabled:
+        table.add_row("metrics (own listener)", f"{_metrics_url(config)}/metrics")
     if data_dir is not None:
         table.add_row("usage ledger and spool", data_dir)
     console.print(table)
@@ -63,3 +65,10 @@ def print_banner(
     console.print(sdk, markup=False)
     console.rule()
     console.print("Press Ctrl+C to stop.")
+
+
+def _metrics_url(config: GatewayConfig) -> str:
+    host, port = config.metrics.address
+    if host in ("0.0.0.0", "::"):  # a wildcard bind is reached on loopback
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -102,8 +102,10 @@ def serve(
 
 
 def _run_workers(config: GatewayConfig, path: Path, log_level: str, workers: int) -> None:
+    from maas_gateway.metrics.listener import listener_spec
+    from maas_gateway.metrics.multiprocess import render_directory, workers_directory
     from maas_gateway.proxy.factory import CONFIG_ENV, LOG_LEVEL_ENV
-    from maas_gateway.server import configure_logging, run_workers
+    from maas_gateway.server import BackgroundServer, ListenError, configure_logging, run_workers
 
     configure_logging(log_level)
     if config.limits.enabled and config.limits.storage == "memory":
@@ -115,12 +117,22 @@ def _run_workers(config: GatewayConfig, path: Path, log_level: str, workers: int
         )
     os.environ[CONFIG_ENV] = str(path.resolve())
     os.environ[LOG_LEVEL_ENV] = log_level
-    run_workers(
-        "maas_gateway.proxy.factory:app_from_environment",
-        config.server.host,
-        config.server.port,
-        workers,
-    )
+    factory = "maas_gateway.proxy.factory:app_from_environment"
+    if not config.metrics.enabled:
+        run_workers(factory, config.server.host, config.server.port, workers)
+        return
+    # The workers write their metrics to files in one directory; this supervisor alone listens for
+    # scrapes and merges them, so one scrape describes the whole pod.
+    with workers_directory() as directory:
+        try:
+            listener = BackgroundServer(listener_spec(config.metrics, lambda: render_directory(directory)))
+        except ListenError as exc:
+            raise _fail(str(exc)) from None
+        listener.start()
+        try:
+            run_workers(factory, config.server.host, config.server.port, workers)
+        finally:
+            listener.stop()
 
 
 @app.command()
@@ -149,6 +161,9 @@ def up(
     host: Annotated[str, typer.Option(help="Interface for the gateway.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port for the gateway.")] = 8000,
     sim_port: Annotated[int, typer.Option(help="Port for the built-in simulator.")] = 8001,
+    metrics_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port for Prometheus metrics, on 127.0.0.1.")
+    ] = 9464,
     data_dir: Annotated[Path, typer.Option(help="Where the usage ledger (SQLite) and spool live.")] = Path(
         "maas-data"
     ),
@@ -162,7 +177,8 @@ def up(
     database = config.database.model_copy(
         update={"url": f"sqlite+aiosqlite:///{data_dir / 'ledger.db'}", "spool_dir": str(data_dir / "spool")}
     )
-    config = config.model_copy(update={"models": models, "database": database})
+    metrics = config.metrics.model_copy(update={"listen": f"127.0.0.1:{metrics_port}"})
+    config = config.model_copy(update={"models": models, "database": database, "metrics": metrics})
     admin_key = os.environ.get(ADMIN_KEY_ENV)
     generated = None
     if not admin_key:
@@ -180,13 +196,19 @@ def _run_gateway(
     data_dir: str | None = None,
     admin_key: str | None = None,
 ) -> None:
+    from maas_gateway.metrics.listener import listener_spec
     from maas_gateway.proxy import GatewayApp
-    from maas_gateway.server import ServerSpec, configure_logging, run_servers
+    from maas_gateway.server import ListenError, ServerSpec, configure_logging, run_servers
     from maas_gateway.simulator import SimulatorSettings, create_simulator_app
 
     configure_logging(log_level)
     gateway = GatewayApp(config, config_path)
     specs = [ServerSpec(gateway, config.server.host, config.server.port)]
+    if gateway.components.metrics is not None:
+        try:
+            specs.append(listener_spec(config.metrics, gateway.components.metrics.render))
+        except ListenError as exc:
+            raise _fail(str(exc)) from None
     if simulator_port is not None:
         simulator = create_simulator_app(SimulatorSettings())
         specs.append(ServerSpec(simulator, "127.0.0.1", simulator_port))

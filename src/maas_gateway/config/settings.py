@@ -185,6 +185,29 @@ class AdminSettings(Strict):
 class MetricsSettings(Strict):
     enabled: bool = True
     user_label: bool = Field(default=True, description="Label metrics by user; turn off for very many users.")
+    listen: str = Field(
+        default="127.0.0.1:9464",
+        description="`host:port` of the metrics listener (`[::1]:9464` for IPv6); metrics name users, so "
+        "keep it off public networks.",
+    )
+    on_api_port: bool = Field(
+        default=False, description="Also serve /metrics on the API port, to the admin credential only."
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_address(cls, listen: str) -> str:
+        from maas_gateway.config.addresses import parse_listen_address
+
+        parse_listen_address(listen)
+        return listen
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The metrics listener's host and port."""
+        from maas_gateway.config.addresses import parse_listen_address
+
+        return parse_listen_address(self.listen)
 
 
 class AuthFailureSettings(Strict):

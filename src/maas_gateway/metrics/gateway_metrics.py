@@ -8,34 +8,21 @@ each series costs memory in the gateway and in Prometheus, roughly users x tiers
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+
+from maas_gateway.metrics.multiprocess import render_directory, retire_process
+from maas_gateway.metrics.watched import Combine, Kind, PublishedValues, ScrapeTimeValues
 
 __all__ = ["CONTENT_TYPE", "GatewayMetrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
-
-
-class _Gauges(Collector):
-    """Values read at scrape time from the parts that own them (limit storage, ledger writer)."""
-
-    def __init__(self) -> None:
-        self.sources: list[tuple[str, str, str, Callable[[], float]]] = []
-
-    def collect(self) -> Iterable[Metric]:
-        for kind, name, documentation, read in self.sources:
-            family: Metric
-            if kind == "counter":
-                family = CounterMetricFamily(name, documentation, value=read())
-            else:
-                family = GaugeMetricFamily(name, documentation, value=read())
-            yield family
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +37,14 @@ class _CallerSeries:
 
 
 class GatewayMetrics:
-    def __init__(self, *, user_label: bool = True) -> None:
+    """The gateway's metrics in one process, or in one worker of several (``shared_directory`` set).
+
+    With a shared directory prometheus_client keeps the values in files there (it was imported with
+    ``PROMETHEUS_MULTIPROC_DIR`` naming it), and ``render`` merges the files of every worker.
+    """
+
+    def __init__(self, *, user_label: bool = True, shared_directory: Path | None = None) -> None:
+        self.shared_directory = shared_directory
         self.registry = CollectorRegistry(auto_describe=True)
         self.user_label = user_label
         who = ["user", "tier", "model"] if user_label else ["tier", "model"]
@@ -98,10 +92,15 @@ class GatewayMetrics:
             ["model", "code"],
             registry=self.registry,
         )
-        self._gauges = _Gauges()
-        self.registry.register(self._gauges)
+        self._watched: ScrapeTimeValues | PublishedValues
+        if shared_directory is None:
+            self._watched = ScrapeTimeValues()
+            self.registry.register(self._watched)
+        else:
+            self._watched = PublishedValues(self.registry)
         self._callers: dict[tuple[str, str, str], _CallerSeries] = {}
         self._routes: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._first_token: dict[str, Any] = {}
 
     def record(
         self,
@@ -150,16 +149,43 @@ class GatewayMetrics:
         if admitted:
             route[1].observe(latency)
         if time_to_first_token is not None:
-            self.time_to_first_token.labels(model).observe(time_to_first_token)
+            first_token = self._first_token.get(model)
+            if first_token is None:
+                first_token = self._first_token[model] = self.time_to_first_token.labels(model)
+            first_token.observe(time_to_first_token)
         if backend_error is not None:
             self.backend_errors.labels(model, backend_error).inc()
 
-    def watch(self, kind: str, name: str, documentation: str, read: Callable[[], float]) -> None:
-        """Export a value owned elsewhere, read at each scrape (``kind`` is counter or gauge)."""
-        self._gauges.sources.append((kind, name, documentation, read))
+    def watch(
+        self,
+        kind: Kind,
+        name: str,
+        documentation: str,
+        read: Callable[[], float],
+        combine: Combine = "sum",
+    ) -> None:
+        """Export a value owned elsewhere (``kind`` is counter or gauge; see watched.py).
+
+        ``combine`` says how the gauges of several workers make the pod's value: their sum or maximum.
+        """
+        self._watched.add(kind, name, documentation, read, combine)
+
+    def publish(self) -> None:
+        """Copy the watched values where a scrape sees them (only workers need it; cheap, a few values)."""
+        self._watched.publish()
 
     def labels(self, user: str, tier: str, model: str) -> tuple[str, ...]:
         return (user, tier, model) if self.user_label else (tier, model)
 
+    def close(self) -> None:
+        """At a worker's end: publish its last values and stop counting its live gauges."""
+        if self.shared_directory is not None:
+            self.publish()
+            retire_process(os.getpid(), self.shared_directory)
+
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The Prometheus text of this process, or of every worker when there are several."""
+        if self.shared_directory is None:
+            return generate_latest(self.registry)
+        self.publish()
+        return render_directory(self.shared_directory)

@@ -27,7 +27,6 @@ from maas_gateway.errors import (
     NotFoundError,
     ServiceUnavailableError,
 )
-from maas_gateway.metrics import CONTENT_TYPE
 from maas_gateway.proxy.asgi import Receive, Scope, Send, send_error, send_response
 from maas_gateway.proxy.components import Components, build_components
 from maas_gateway.proxy.exchange import Exchange, new_request_id
@@ -101,9 +100,8 @@ class GatewayApp:
             else:
                 await send_error(send, ServiceUnavailableError("The gateway is not ready yet."))
             return
-        if path == "/metrics" and self.components.metrics is not None:
-            body = self.components.metrics.render()
-            await self._only(method, ("GET",), send, body, CONTENT_TYPE.encode())
+        if path == "/metrics" and self.components.metrics_on_api_port is not None:
+            await self.components.metrics_on_api_port(scope, receive, send)  # admin only; else 404 below
             return
         if path.startswith(("/admin", "/v1/keys")) or path == "/v1/usage":
             await self.admin_app(scope, receive, send)

@@ -10,6 +10,7 @@ from pathlib import Path
 from maas_gateway.admin.guard import AdminGuard
 from maas_gateway.auth import Authenticator, InMemoryKeyStore, KeyRecord, OIDCVerifier
 from maas_gateway.auth.change_watcher import ChangeSignal, IdentityChangeWatcher
+from maas_gateway.auth.credentials import parse_authorization
 from maas_gateway.auth.failure_gate import FailureGate
 from maas_gateway.auth.key_repository import IdentityChange, KeyRepository
 from maas_gateway.auth.key_service import KeyService
@@ -24,8 +25,11 @@ from maas_gateway.limits import InMemoryLimitStorage, Limiter, LimitStorage, Rul
 from maas_gateway.limits.resilient import ResilientStorage
 from maas_gateway.metering import InMemoryLedgerStore, LedgerStore, LedgerWriter, Spool
 from maas_gateway.metrics import GatewayMetrics
+from maas_gateway.metrics.multiprocess import shared_directory
 from maas_gateway.proxy.access_log import AccessLog
+from maas_gateway.proxy.asgi import Scope, request_header
 from maas_gateway.proxy.httptools_transport import HttptoolsTransport
+from maas_gateway.proxy.metrics_endpoint import MetricsEndpoint
 from maas_gateway.proxy.observers import ExchangeObservers
 from maas_gateway.proxy.pipeline import Pipeline
 from maas_gateway.proxy.upstream import AiohttpTransport
@@ -145,8 +149,11 @@ class Components:
     users: UserDirectory
     database: Database | None
     watcher: IdentityChangeWatcher | None = None
+    # /metrics names users: on the API port only with metrics.on_api_port, and then only for the admin.
+    metrics_on_api_port: MetricsEndpoint | None = None
     _purger: asyncio.Task[None] | None = None
     _watching: asyncio.Task[None] | None = None
+    _publisher: asyncio.Task[None] | None = None
     _retired: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self) -> None:
@@ -161,6 +168,10 @@ class Components:
         self._purger = asyncio.create_task(self._purge_expired_keys(), name="key-purger")
         if self.watcher is not None:
             self._watching = asyncio.create_task(self.watcher.run(), name="identity-changes")
+        if self.metrics is not None and self.metrics.shared_directory is not None:
+            self._publisher = asyncio.create_task(
+                self._publish_metrics(self.metrics), name="metrics-publisher"
+            )
 
     def forget_changed(self, change: IdentityChange) -> None:
         """What another process changed stops being trusted here (see ``IdentityChangeWatcher``)."""
@@ -171,6 +182,15 @@ class Components:
         else:
             self.keys.forget_unknown()
             self.users.forget(change.subject)
+
+    async def _publish_metrics(self, metrics: GatewayMetrics) -> None:
+        """As one of several workers, copy the ledger's and limit storage's values where a scrape sees them.
+
+        Once a second: these are operational counters, and a second's delay costs nothing on the hot path.
+        """
+        while True:
+            await asyncio.sleep(1.0)
+            metrics.publish()
 
     async def _purge_expired_keys(self) -> None:
         while True:
@@ -185,7 +205,7 @@ class Components:
 
     async def stop(self) -> None:
         self.observers.access_log.flush()
-        for task in (self._purger, self._watching):
+        for task in (self._purger, self._watching, self._publisher):
             if task is not None:
                 task.cancel()
         if self.watcher is not None:
@@ -194,6 +214,8 @@ class Components:
         try:
             await self.ledger.stop()
         finally:
+            if self.metrics is not None:
+                self.metrics.close()  # after the ledger's last flush, so its counts are published
             if self.pipeline.transport is not None:
                 await self.pipeline.transport.aclose()
             if self.limiter is not None:
@@ -201,6 +223,13 @@ class Components:
             if self.database is not None:
                 await self.database.aclose()
             await self.pipeline.authenticator.aclose()
+
+    def admin_only(self, scope: Scope) -> None:
+        """Raise 401 (403 with no admin key set) unless the request carries the admin key.
+
+        ``self.admin`` is read per request, since a reload replaces it.
+        """
+        self.admin.check(parse_authorization(request_header(scope, b"authorization")))
 
     async def healthy(self) -> bool:
         return self.limiter is None or await self.limiter.storage.ping()
@@ -273,7 +302,9 @@ def build_components(config: GatewayConfig) -> Components:
         failures=FailureGate(failures),
     )
     ledger = _ledger(config.database, database)
-    metrics = GatewayMetrics(user_label=config.metrics.user_label) if config.metrics.enabled else None
+    metrics = None
+    if config.metrics.enabled:
+        metrics = GatewayMetrics(user_label=config.metrics.user_label, shared_directory=shared_directory())
     if metrics is not None:
         _watch(metrics, limiter, ledger)
         _watch_failures(metrics, failures)
@@ -294,6 +325,8 @@ def build_components(config: GatewayConfig) -> Components:
             poll_interval=config.keys.change_poll_interval,
             signal=signal,
         )
+    if metrics is not None and config.metrics.on_api_port:
+        components.metrics_on_api_port = MetricsEndpoint(metrics.render, components.admin_only)
     return components
 
 
@@ -318,6 +351,7 @@ def _watch(metrics: GatewayMetrics, limiter: Limiter | None, ledger: LedgerWrite
             "maas_limit_storage_degraded",
             "1 while the limit storage is unreachable.",
             lambda: float(shared.degraded),
+            combine="max",  # with several workers: 1 while any of them is degraded
         )
     metrics.watch("counter", "maas_ledger_records_written", "Usage records stored.", lambda: ledger.written)
     metrics.watch("counter", "maas_ledger_write_failures", "Failed ledger flushes.", lambda: ledger.failures)
