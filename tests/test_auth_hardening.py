@@ -17,7 +17,7 @@ import yaml
 from tests.conftest import GatewayFactory
 from tests.support.configs import demo_dict
 from tests.support.limits import chat
-from tests.support.processes import ServerProcess, free_port, maas
+from tests.support.processes import GatewayProcess, ServerProcess, free_port, maas
 
 ADMIN_KEY = "hardening-admin-key-0123456789abcdef"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -36,8 +36,8 @@ def _wrong(number: int) -> str:
     return f"wrong-guess-{number:04d}-{'x' * 24}"
 
 
-def _metric(gateway: ServerProcess, name: str) -> float:
-    for line in httpx.get(gateway.url + "/metrics").text.splitlines():
+def _metric(gateway: GatewayProcess, name: str) -> float:
+    for line in httpx.get(gateway.metrics_url + "/metrics").text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} is not in /metrics")

@@ -23,7 +23,7 @@ from tests.support.configs import demo_dict
 from tests.support.limits import chat, concurrent_statuses
 from tests.support.processes import GatewayProcess, ServerProcess, free_port, maas
 
-ADMIN_KEY = "metrics-test-admin-key"
+ADMIN_KEY = "metrics-test-admin-key-0123456789abcdef"
 
 
 def _config(simulator: ServerProcess, **metrics: Any) -> dict[str, Any]:
