@@ -10,6 +10,8 @@ start. Endpoints:
 - ``POST /rotate`` ``{"keep_old": false}``: a new current key; the old one stays published only if kept.
 - ``POST /users`` ``{"username", "password", "claims"}``: a user for the password grant.
 - ``POST /publish-oct`` ``{"kid", "secret"}``: also publish a symmetric key (a misconfigured provider).
+- ``POST /hang`` ``{"seconds": 10}``: for that long, ``GET /jwks`` answers only when the time is up (a
+  hanging provider); ``0`` ends a hang early for requests that arrive afterwards.
 - ``GET /stats``: ``{"jwks_fetches", "discovery_fetches"}``.
 
 Run as ``python oidc_issuer.py PORT``.
@@ -17,6 +19,7 @@ Run as ``python oidc_issuer.py PORT``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import sys
 import time
@@ -39,6 +42,7 @@ class Issuer:
         self.users: dict[str, tuple[str, dict[str, Any]]] = {}
         self.jwks_fetches = 0
         self.discovery_fetches = 0
+        self.hang_until = 0.0  # monotonic time until which key requests are held
         self.rotate(keep_old=False)
 
     def rotate(self, keep_old: bool) -> str:
@@ -85,7 +89,14 @@ def create_app(issuer: Issuer) -> web.Application:
     @routes.get("/jwks")
     async def jwks(request: web.Request) -> web.Response:
         issuer.jwks_fetches += 1
+        await asyncio.sleep(max(0.0, issuer.hang_until - time.monotonic()))
         return web.json_response(issuer.jwks())
+
+    @routes.post("/hang")
+    async def hang(request: web.Request) -> web.Response:
+        data = await request.json()
+        issuer.hang_until = time.monotonic() + float(data["seconds"])
+        return web.json_response({})
 
     @routes.get("/stats")
     async def stats(request: web.Request) -> web.Response:

@@ -100,6 +100,10 @@ class TokenIssuer:
     def publish_oct(self, kid: str, secret: str) -> None:
         assert httpx.post(self.url + "/publish-oct", json={"kid": kid, "secret": secret}).status_code == 201
 
+    def hang(self, seconds: float) -> None:
+        """Make key requests, from now on for ``seconds``, wait until that time is up to be answered."""
+        assert httpx.post(self.url + "/hang", json={"seconds": seconds}).status_code == 200
+
     def jwks_fetches(self) -> int:
         return int(httpx.get(self.url + "/stats").json()["jwks_fetches"])
 
@@ -111,8 +115,9 @@ class TokenIssuer:
         return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def start_token_issuer(log_dir: Path) -> TokenIssuer:
-    port = free_port()
+def start_token_issuer(log_dir: Path, port: int | None = None) -> TokenIssuer:
+    """tests/support/oidc_issuer.py on ``port`` (a free one if not given), once it answers."""
+    port = port or free_port()
     script = str(Path(__file__).parent / "oidc_issuer.py")
     server = ServerProcess([sys.executable, script, str(port)], port, log_dir / f"issuer-{port}.log")
     return TokenIssuer(server.start())

@@ -1,10 +1,12 @@
-"""Each trusted issuer's signing keys: discovery, JWKS fetches, caching and a bounded refresh rate.
+"""Each trusted issuer's signing keys, refreshed in the background so a slow provider stalls no token.
 
-An issuer's keys are fetched on first use (discovery document, then ``jwks_uri``) and kept for
-``cache_ttl``. A token naming a key id that is not in the cache triggers a refresh, because issuers rotate
-their keys; refreshes of one issuer are at least ``min_refresh_interval`` apart, so tokens with made-up key
-ids cannot make the gateway hammer the identity provider, and concurrent refreshes share one fetch.
-Symmetric (``oct``) keys are never kept: only asymmetric signatures prove who issued a token.
+An issuer's keys are fetched on first use (discovery document, then ``jwks_uri``). Once older than
+``cache_ttl`` they are stale: tokens keep verifying with them at once while one background fetch replaces
+them, since an identity provider that hangs must not stall every request for ``http_timeout``. Only a
+token naming a key id the cache lacks (the issuer may have rotated its keys) waits for a fetch, and for at
+most ``unknown_kid_wait``. Fetches of one issuer never overlap, start at least ``min_refresh_interval``
+apart and back off after failures (``RefreshSchedule``). Failed fetches keep the old keys, but keys older
+than ``max_stale_age`` are no longer trusted. A failure is logged once, and so is the recovery.
 """
 
 from __future__ import annotations
@@ -14,88 +16,36 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import partial
+from typing import Literal
 
-import aiohttp
-import orjson
-from jwt import PyJWK
-from jwt.exceptions import PyJWTError
-
+from maas_gateway.auth.jwks_fetch import FetchError, KeyFetcher
+from maas_gateway.auth.jwks_schedule import RefreshSchedule
+from maas_gateway.auth.signing_keys import SigningKey, select_key
+from maas_gateway.config.durations import format_duration
 from maas_gateway.config.schema import OIDCIssuer, OIDCSettings
 from maas_gateway.errors import ServiceUnavailableError
 
-__all__ = ["JWKSCache", "SigningKey", "compatible", "select_key"]
+__all__ = ["JWKSCache"]
 
 logger = logging.getLogger("maas_gateway.auth")
 
-_MAX_DOCUMENT_BYTES = 1024 * 1024
-# Which key types (and curves) can verify which algorithms; HMAC is deliberately absent.
-_KEY_TYPES: dict[str, tuple[str, str | None]] = {
-    **dict.fromkeys(("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"), ("RSA", None)),
-    "ES256": ("EC", "P-256"),
-    "ES384": ("EC", "P-384"),
-    "ES512": ("EC", "P-521"),
-    "EdDSA": ("OKP", None),
-}
-
-
-@dataclass
-class SigningKey:
-    """One published public key, with the verifier objects built for it so far (one per algorithm)."""
-
-    kid: str | None
-    jwk: dict[str, Any]
-    _built: dict[str, PyJWK] = field(default_factory=dict)
-
-    def for_algorithm(self, alg: str) -> PyJWK:
-        built = self._built.get(alg)
-        if built is None:
-            built = self._built[alg] = PyJWK(self.jwk, algorithm=alg)
-        return built
-
-
-def compatible(jwk: dict[str, Any], alg: str) -> bool:
-    """Whether ``jwk`` can verify signatures made with ``alg`` (never true for HMAC or ``none``)."""
-    expected = _KEY_TYPES.get(alg)
-    if expected is None or jwk.get("use", "sig") != "sig":
-        return False
-    kty, crv = expected
-    if jwk.get("kty") != kty or (crv is not None and jwk.get("crv") != crv):
-        return False
-    return jwk.get("alg") in (None, alg)
-
-
-def select_key(keys: list[SigningKey], kid: str | None, alg: str) -> SigningKey | None:
-    """The key a token with header ``kid``/``alg`` must be verified with, or ``None``.
-
-    With a ``kid`` the key must carry that id; without one (some providers omit it) the issuer must
-    publish exactly one key that fits the algorithm.
-    """
-    if kid is not None:
-        return next((key for key in keys if key.kid == kid and compatible(key.jwk, alg)), None)
-    candidates = [key for key in keys if compatible(key.jwk, alg)]
-    return candidates[0] if len(candidates) == 1 else None
-
-
-_Outcome = Literal["fetched", "failed", "skipped"]
+_Fetched = Literal["fetched", "failed"]
+_Outcome = Literal["fetched", "failed", "skipped", "timeout"]
 
 
 @dataclass
 class _IssuerState:
+    schedule: RefreshSchedule
     keys: list[SigningKey] = field(default_factory=list)
     jwks_uri: str | None = None
-    fetched_at: float | None = None  # monotonic time of the last successful fetch
-    attempted_at: float | None = None  # of the last attempt, successful or not
-    error: str | None = None  # why the last attempt failed
-    inflight: asyncio.Task[str | None] | None = None
-
-
-class _FetchError(Exception):
-    """A fetch failed; the message is a sentence fragment naming what and why."""
+    error: str | None = None  # why the last fetch failed; None once one succeeds
+    inflight: asyncio.Task[_Fetched] | None = None
+    distrust_logged: bool = False
 
 
 class JWKSCache:
-    """Signing keys per issuer, fetched lazily with one ``aiohttp`` session (closed by ``aclose``)."""
+    """Signing keys per issuer; call ``aclose`` when done (it owns background fetches and an HTTP client)."""
 
     def __init__(
         self,
@@ -103,14 +53,18 @@ class JWKSCache:
         cache_ttl: float,
         min_refresh_interval: float,
         http_timeout: float,
+        unknown_kid_wait: float = 2.0,
+        max_stale_age: float = 86400.0,
         clock: Callable[[], float] = time.monotonic,
+        fetcher: KeyFetcher | None = None,
     ) -> None:
         self.cache_ttl = cache_ttl
         self.min_refresh_interval = min_refresh_interval
-        self.http_timeout = http_timeout
+        self.unknown_kid_wait = unknown_kid_wait
+        self.max_stale_age = max_stale_age
         self._clock = clock
+        self._fetcher = fetcher or KeyFetcher(http_timeout)
         self._states: dict[str, _IssuerState] = {}
-        self._session: aiohttp.ClientSession | None = None
 
     @classmethod
     def from_settings(cls, settings: OIDCSettings) -> JWKSCache:
@@ -118,149 +72,147 @@ class JWKSCache:
             cache_ttl=settings.jwks_cache_ttl,
             min_refresh_interval=settings.jwks_min_refresh_interval,
             http_timeout=settings.http_timeout,
+            unknown_kid_wait=settings.unknown_kid_wait,
+            max_stale_age=settings.jwks_max_stale_age,
         )
 
     async def key(self, issuer: OIDCIssuer, kid: str | None, alg: str) -> SigningKey | None:
         """The issuer's key for a token's ``kid`` and ``alg``; ``None`` if the issuer publishes none.
 
-        Raises ``ServiceUnavailableError`` when the keys are needed but cannot be fetched.
+        Raises ``ServiceUnavailableError`` naming the issuer when the key may exist but cannot be had:
+        no trusted keys were fetched in time, or the provider failed the fetch this token waited for.
         """
-        state = self._states.setdefault(issuer.issuer, _IssuerState())
-        outcome: _Outcome = "skipped"
-        if state.fetched_at is None or self._clock() - state.fetched_at >= self.cache_ttl:
-            outcome = await self._refresh(issuer, state)
-            if outcome != "fetched" and not state.keys:
-                raise _unavailable(state.error)  # stale keys, if any, serve while the provider is down
-        found = select_key(state.keys, kid, alg)
-        if found is not None:
-            return found
-        if outcome == "skipped":  # an unknown key id: the issuer may have rotated its keys since
-            outcome = await self._refresh(issuer, state)
-            if outcome == "fetched":
-                return select_key(state.keys, kid, alg)
-        if outcome == "failed":
-            raise _unavailable(state.error)
-        return None
+        state = self._state(issuer)
+        now = self._clock()
+        if state.schedule.trusted(now):
+            if state.schedule.stale(now):
+                self._start_fetch(issuer, state)  # the cached keys keep answering meanwhile
+            found = select_key(state.keys, kid, alg)
+            if found is not None:
+                return found
+        else:
+            self._note_distrust(issuer, state)
+        outcome = await self._await_fetch(issuer, state)
+        if outcome == "fetched":
+            return select_key(state.keys, kid, alg)
+        if not state.schedule.trusted(self._clock()):
+            raise self._unavailable(issuer, state, outcome)
+        if outcome != "timeout" and state.error is not None:
+            raise self._unavailable(issuer, state, outcome)  # the provider is down: the key may be new
+        return None  # a fetch is under way (and slow) or was made too recently to look again
 
     async def aclose(self) -> None:
         tasks = [state.inflight for state in self._states.values() if state.inflight is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._fetcher.aclose()
 
-    def _recently_attempted(self, state: _IssuerState) -> bool:
-        return (
-            state.attempted_at is not None and self._clock() - state.attempted_at < self.min_refresh_interval
+    def _state(self, issuer: OIDCIssuer) -> _IssuerState:
+        state = self._states.get(issuer.issuer)
+        if state is None:
+            schedule = RefreshSchedule(self.cache_ttl, self.min_refresh_interval, self.max_stale_age)
+            state = self._states[issuer.issuer] = _IssuerState(schedule)
+        return state
+
+    def _start_fetch(self, issuer: OIDCIssuer, state: _IssuerState) -> asyncio.Task[_Fetched] | None:
+        """The fetch under way, else a new one if the schedule allows it, else ``None``."""
+        if state.inflight is None:
+            now = self._clock()
+            if not state.schedule.may_fetch(now):
+                return None
+            state.schedule.started(now)
+            task = asyncio.get_running_loop().create_task(self._fetch(issuer, state))
+            task.add_done_callback(partial(_fetch_done, state))
+            state.inflight = task
+        return state.inflight
+
+    async def _await_fetch(self, issuer: OIDCIssuer, state: _IssuerState) -> _Outcome:
+        """Join or start a fetch and wait for it, at most ``unknown_kid_wait``; it goes on regardless."""
+        task = self._start_fetch(issuer, state)
+        if task is None:
+            return "skipped"
+        try:
+            # shield: a waiter giving up (or its client leaving) must not cancel the shared fetch.
+            return await asyncio.wait_for(asyncio.shield(task), self.unknown_kid_wait)
+        except TimeoutError:
+            return "timeout"
+
+    async def _fetch(self, issuer: OIDCIssuer, state: _IssuerState) -> _Fetched:
+        try:
+            # Discovery is redone on schedule and after failures, in case the jwks_uri moved.
+            if state.jwks_uri is None or state.error is not None or state.schedule.stale(self._clock()):
+                state.jwks_uri = await self._fetcher.discover(issuer)
+            keys = await self._fetcher.keys(state.jwks_uri)
+        except FetchError as exc:
+            self._failed(issuer, state, str(exc))
+            return "failed"
+        failures = state.schedule.failures
+        state.schedule.succeeded(self._clock())
+        state.keys, state.error, state.distrust_logged = keys, None, False
+        if failures:
+            logger.warning(
+                "The signing keys of %s can be fetched again after %d failed attempt(s); %d key(s) in use.",
+                issuer.issuer,
+                failures,
+                len(keys),
+            )
+        else:
+            logger.info("Fetched %d signing key(s) of %s.", len(keys), issuer.issuer)
+        return "fetched"
+
+    def _failed(self, issuer: OIDCIssuer, state: _IssuerState, reason: str) -> None:
+        now = self._clock()
+        state.schedule.failed(now)
+        first, state.error = state.error is None, reason
+        if not first:  # logged when the trouble began; the recovery is logged too
+            logger.debug("Fetching the signing keys of %s failed again: %s.", issuer.issuer, reason)
+        elif state.schedule.trusted(now):
+            logger.warning(
+                "Fetching the signing keys of %s failed: %s. Its %d cached key(s) stay in use until they are "
+                "%s old; fetches are retried with backoff, at least %gs apart.",
+                issuer.issuer,
+                reason,
+                len(state.keys),
+                format_duration(self.max_stale_age),
+                self.min_refresh_interval,
+            )
+        else:
+            logger.warning(
+                "Fetching the signing keys of %s failed: %s. Its tokens are refused (503) until a fetch "
+                "succeeds; fetches are retried every %gs.",
+                issuer.issuer,
+                reason,
+                self.min_refresh_interval,
+            )
+
+    def _note_distrust(self, issuer: OIDCIssuer, state: _IssuerState) -> None:
+        if state.keys and not state.distrust_logged:
+            state.distrust_logged = True
+            logger.error(
+                "The signing keys of %s are older than %s and no longer trusted; its tokens are refused "
+                "(503) until a fetch succeeds.",
+                issuer.issuer,
+                format_duration(self.max_stale_age),
+            )
+
+    def _unavailable(
+        self, issuer: OIDCIssuer, state: _IssuerState, outcome: _Outcome
+    ) -> ServiceUnavailableError:
+        if outcome == "timeout":
+            reason = f"it sent none within {self.unknown_kid_wait:g}s"
+        elif state.error is not None:
+            reason = state.error
+        else:
+            reason = f"the keys last fetched are older than {format_duration(self.max_stale_age)}"
+        return ServiceUnavailableError(
+            f"The identity provider's signing keys cannot be fetched (issuer {issuer.issuer}): {reason}. "
+            "Try again shortly.",
+            code="identity_provider_unavailable",
         )
 
-    async def _refresh(self, issuer: OIDCIssuer, state: _IssuerState) -> _Outcome:
-        """Fetch the keys unless fetched too recently; join a fetch already under way."""
-        if state.inflight is None:
-            if self._recently_attempted(state):
-                return "skipped"
-            state.attempted_at = self._clock()
-            state.inflight = asyncio.get_running_loop().create_task(self._fetch(issuer, state))
-            state.inflight.add_done_callback(lambda task: _fetch_done(state, task))
-        error = await asyncio.shield(state.inflight)
-        return "fetched" if error is None else "failed"
 
-    async def _fetch(self, issuer: OIDCIssuer, state: _IssuerState) -> str | None:
-        try:
-            expired = state.fetched_at is None or self._clock() - state.fetched_at >= self.cache_ttl
-            if state.jwks_uri is None or expired or state.error is not None:
-                state.jwks_uri = await self._jwks_uri(issuer)
-            document = await self._get_json(state.jwks_uri, "signing keys")
-            state.keys = _signing_keys(document, state.jwks_uri)
-        except _FetchError as exc:
-            state.error = str(exc)
-            logger.warning("Fetching the signing keys of %s failed: %s.", issuer.issuer, exc)
-            return state.error
-        state.fetched_at = self._clock()
-        state.error = None
-        logger.info("Fetched %d signing key(s) of %s.", len(state.keys), issuer.issuer)
-        return None
-
-    async def _jwks_uri(self, issuer: OIDCIssuer) -> str:
-        url = issuer.discovery_url or issuer.issuer.rstrip("/") + "/.well-known/openid-configuration"
-        document = await self._get_json(url, "discovery document")
-        if document.get("issuer") != issuer.issuer:
-            raise _FetchError(
-                f"the discovery document at {url} names the issuer {document.get('issuer')!r}, "
-                f"not {issuer.issuer!r}"
-            )
-        jwks_uri = document.get("jwks_uri")
-        if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("http://", "https://")):
-            raise _FetchError(f"the discovery document at {url} has no http(s) jwks_uri")
-        return jwks_uri
-
-    async def _get_json(self, url: str, what: str) -> dict[str, Any]:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.http_timeout))
-        try:
-            async with self._session.get(url, headers={"accept": "application/json"}) as response:
-                body = await response.content.read(_MAX_DOCUMENT_BYTES + 1)
-                status = response.status
-        except TimeoutError:
-            raise _FetchError(f"the {what} at {url} did not arrive within {self.http_timeout:g}s") from None
-        except aiohttp.ClientError as exc:
-            raise _FetchError(f"the {what} at {url} cannot be fetched ({type(exc).__name__})") from None
-        if status != 200:
-            raise _FetchError(f"the {what} at {url} answered HTTP {status}")
-        if len(body) > _MAX_DOCUMENT_BYTES:
-            raise _FetchError(f"the {what} at {url} is larger than 1 MiB")
-        try:
-            document = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise _FetchError(f"the {what} at {url} is not JSON") from None
-        if not isinstance(document, dict):
-            raise _FetchError(f"the {what} at {url} is not a JSON object")
-        return document
-
-
-def _fetch_done(state: _IssuerState, task: asyncio.Task[str | None]) -> None:
+def _fetch_done(state: _IssuerState, task: asyncio.Task[_Fetched]) -> None:
     state.inflight = None
     if not task.cancelled() and task.exception() is not None:
         logger.error("Fetching signing keys failed unexpectedly.", exc_info=task.exception())
-
-
-def _signing_keys(document: dict[str, Any], url: str) -> list[SigningKey]:
-    entries = document.get("keys")
-    if not isinstance(entries, list):
-        raise _FetchError(f"the key set at {url} has no 'keys' list")
-    keys = []
-    for entry in entries:
-        if not isinstance(entry, dict) or entry.get("kty") not in ("RSA", "EC", "OKP"):
-            continue  # symmetric or unknown key types never verify tokens here
-        kid = entry.get("kid")
-        key = SigningKey(kid if isinstance(kid, str) else None, entry)
-        algorithm = _default_algorithm(entry)
-        try:
-            if algorithm is None:
-                raise ValueError("no supported algorithm fits the key")
-            key.for_algorithm(algorithm)
-        except (PyJWTError, ValueError, TypeError):
-            logger.warning("Ignoring an unusable key (kid %r) published at %s.", key.kid, url)
-            continue
-        keys.append(key)
-    return keys
-
-
-def _default_algorithm(jwk: dict[str, Any]) -> str | None:
-    declared = jwk.get("alg")
-    if isinstance(declared, str):
-        return declared if declared in _KEY_TYPES else None
-    fitting = (
-        alg for alg, (kty, crv) in _KEY_TYPES.items() if kty == jwk["kty"] and crv in (None, jwk.get("crv"))
-    )
-    return next(fitting, None)
-
-
-def _unavailable(reason: str | None) -> ServiceUnavailableError:
-    detail = f": {reason}" if reason else ""
-    return ServiceUnavailableError(
-        f"The identity provider's signing keys cannot be fetched{detail}. Try again shortly.",
-        code="identity_provider_unavailable",
-    )

@@ -140,11 +140,30 @@ class OIDCIssuer(Strict):
 class OIDCSettings(Strict):
     issuers: list[OIDCIssuer] = Field(default_factory=list)
     clock_skew: Duration = Field(default=30.0, description="Tolerance for exp/nbf/iat.")
-    jwks_cache_ttl: Duration = Field(default=300.0, description="How long fetched signing keys are kept.")
-    jwks_min_refresh_interval: Duration = Field(
-        default=10.0, description="Least time between two fetches of one issuer's keys (unknown kid)."
+    jwks_cache_ttl: Duration = Field(
+        default=300.0,
+        description="Age at which signing keys are refreshed in the background; tokens keep using them.",
     )
-    http_timeout: Duration = 5.0
+    jwks_min_refresh_interval: Duration = Field(
+        default=10.0, description="Least time between two fetches of one issuer's keys."
+    )
+    jwks_max_stale_age: Duration = Field(
+        default=86400.0,
+        description="While fetches fail, cached signing keys are trusted up to this age, then refused (503).",
+    )
+    unknown_kid_wait: Duration = Field(
+        default=2.0,
+        description="Longest a token with a key id not in the cache waits for the issuer's keys.",
+    )
+    http_timeout: Duration = Field(
+        default=5.0, description="Longest one discovery document or key set may take to arrive."
+    )
+
+    @model_validator(mode="after")
+    def _stale_age_covers_ttl(self) -> OIDCSettings:
+        if self.jwks_max_stale_age < self.jwks_cache_ttl:
+            raise ValueError("jwks_max_stale_age cannot be shorter than jwks_cache_ttl")
+        return self
 
 
 class KeySettings(Strict):
