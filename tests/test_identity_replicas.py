@@ -20,19 +20,16 @@ import pytest
 
 from tests.conftest import GatewayFactory, gateway_config_file
 from tests.support.identity import ADMIN_HEADERS, admin_call, bearer, create_key, identity_config
-from tests.support.postgres_server import PrivatePostgres, create_database, drop_database
+from tests.support.postgres_server import PrivatePostgres, create_database, drop_database, throwaway_database
 from tests.support.processes import GatewayProcess, ServerProcess, maas
 from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'maas.db'}"
-        return
-    url = create_database()
-    yield url
-    drop_database(url)
+    """A real, empty database: a SQLite file, or a throwaway PostgreSQL database."""
+    with throwaway_database(request.param, tmp_path) as url:
+        yield url
 
 
 @dataclass

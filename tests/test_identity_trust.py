@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import GatewayFactory
-from tests.support.identity import admin_call, bearer, create_key, identity_config
+from tests.support.identity import admin_call, assert_error, bearer, create_key, identity_config
 from tests.support.limits import chat
 from tests.support.oidc_provider import CLIENT_ID, TokenIssuer, start_token_issuer
 from tests.support.processes import ServerProcess
@@ -60,26 +60,18 @@ def _own(gateway: ServerProcess, credential: str, method: str, path: str = "", *
     )
 
 
-def _error(response: httpx.Response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    assert error["message"].endswith("."), "error messages are whole sentences"
-    return str(error["message"])
-
-
 def test_an_ephemeral_restricted_key_cannot_mint_a_stronger_key(gateway: ServerProcess) -> None:
     """A 10-minute ephemeral key limited to one model may create no key at all (403 saying why)."""
     ephemeral = create_key(
         gateway, "mallory", "premium", ephemeral=True, expiresIn="10m", models=["simulator-model"]
     )
-    message = _error(
+    message = assert_error(
         _own(gateway, ephemeral["key"], "POST", json={"name": "x"}), 403, "ephemeral_key_cannot_create"
     )
     assert "ephemeral" in message
     unrestricted = create_key(gateway, "mallory", "premium")
     rotated = _own(gateway, ephemeral["key"], "POST", f"/{unrestricted['id']}/rotate", json={})
-    _error(rotated, 403, "ephemeral_key_cannot_create")
+    assert_error(rotated, 403, "ephemeral_key_cannot_create")
     listed = admin_call(gateway, "GET", "/admin/keys", params={"user": "mallory"}).json()
     assert listed["total"] == 2, "nothing was created"
 
@@ -93,12 +85,12 @@ def test_a_restricted_key_creates_keys_no_stronger_than_itself(gateway: ServerPr
     assert child.json()["models"] == ["simulator-model"]
     assert child.json()["expires_at"] <= creator["expires_at"] + 0.001
     wider = _own(gateway, creator["key"], "POST", json={"name": "x", "models": ["simulator-embed"]})
-    assert "allow-list" in _error(wider, 403, "model_not_allowed")
+    assert "allow-list" in assert_error(wider, 403, "model_not_allowed")
     longer = _own(gateway, creator["key"], "POST", json={"name": "x", "expiresIn": "30d"})
-    assert "outlive" in _error(longer, 403, "key_outlives_creator")
+    assert "outlive" in assert_error(longer, 403, "key_outlives_creator")
     stronger = create_key(gateway, "mallory", "premium")
     rotate = _own(gateway, creator["key"], "POST", f"/{stronger['id']}/rotate", json={})
-    _error(rotate, 403, "key_stronger_than_creator")
+    assert_error(rotate, 403, "key_stronger_than_creator")
     assert chat(gateway.url, child.json()["key"], model="simulator-embed").status_code == 403
 
 
@@ -111,7 +103,7 @@ def test_a_token_creates_keys_within_the_tier_rules(gateway: ServerProcess, issu
     assert created.json()["user"] == "idp:tara"
     assert created.json()["expires_at"] > time.time() + 29 * 86400
     too_long = _own(gateway, token, "POST", json={"name": "x", "expiresIn": "365d"})
-    _error(too_long, 400, "lifetime_too_long")
+    assert_error(too_long, 400, "lifetime_too_long")
 
 
 def test_disabling_and_moving_apply_to_configuration_keys_and_tokens(
@@ -125,14 +117,14 @@ def test_disabling_and_moving_apply_to_configuration_keys_and_tokens(
     assert (moved.json()["tier"], moved.json()["source"]) == ("enterprise", "config")
     assert chat(gateway.url, "freeuser2_key", max_tokens=1).headers["x-ratelimit-limit-requests"] == "100"
     admin_call(gateway, "PATCH", "/admin/users/freeuser2", json={"disabled": True})
-    _error(chat(gateway.url, "freeuser2_key", max_tokens=1), 401, "user_disabled")
+    assert_error(chat(gateway.url, "freeuser2_key", max_tokens=1), 401, "user_disabled")
     admin_call(gateway, "PATCH", "/admin/users/freeuser2", json={"disabled": False, "tier": None})
     assert chat(gateway.url, "freeuser2_key", max_tokens=1).headers["x-ratelimit-limit-requests"] == "5"
 
     token = _token(issuer, "dave", "free-users")
     assert chat(gateway.url, token, max_tokens=1).status_code == 200
     unknown = admin_call(gateway, "PATCH", "/admin/users/idp:nobody", json={"disabled": True})
-    assert "first token" in _error(unknown, 404, "user_not_found")
+    assert "first token" in assert_error(unknown, 404, "user_not_found")
     deadline = time.monotonic() + 5
     while admin_call(gateway, "GET", "/admin/users/idp:dave").status_code != 200:
         assert time.monotonic() < deadline, "a token's user gets a row"
@@ -140,7 +132,7 @@ def test_disabling_and_moving_apply_to_configuration_keys_and_tokens(
     admin_call(gateway, "PATCH", "/admin/users/idp:dave", json={"tier": "enterprise"})
     assert chat(gateway.url, token, max_tokens=1).headers["x-ratelimit-limit-requests"] == "100"
     admin_call(gateway, "PATCH", "/admin/users/idp:dave", json={"disabled": True})
-    _error(chat(gateway.url, token, max_tokens=1), 401, "user_disabled")
+    assert_error(chat(gateway.url, token, max_tokens=1), 401, "user_disabled")
 
 
 def test_a_rejected_admin_key_creation_writes_nothing(gateway: ServerProcess) -> None:
@@ -164,7 +156,7 @@ def test_a_rejected_admin_key_creation_writes_nothing(gateway: ServerProcess) ->
     conflict = admin_call(
         gateway, "POST", "/admin/keys", json={"user": "newbie", "tier": "premium", "name": "k"}
     )
-    assert "'free', not 'premium'" in _error(conflict, 409, "conflict")
+    assert "'free', not 'premium'" in assert_error(conflict, 409, "conflict")
     reserved = admin_call(
         gateway, "POST", "/admin/keys", json={"user": "other:eve", "tier": "free", "name": "k"}
     )
@@ -228,7 +220,7 @@ def test_an_admin_key_for_a_configured_user_follows_the_configuration(gateway: S
     conflict = admin_call(
         gateway, "POST", "/admin/keys", json={"user": "freeuser1", "tier": "premium", "name": "k"}
     )
-    assert "'free', not 'premium'" in _error(conflict, 409, "conflict")
+    assert "'free', not 'premium'" in assert_error(conflict, 409, "conflict")
     created = admin_call(gateway, "POST", "/admin/keys", json={"user": "freeuser1", "name": "k"})
     assert created.status_code == 201, created.text
     assert chat(gateway.url, created.json()["key"], max_tokens=1).headers["x-ratelimit-limit-requests"] == "5"

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import GatewayFactory
 from tests.support.configs import demo_dict
 from tests.support.load import mixed_load
-from tests.support.postgres_server import create_database, drop_database
+from tests.support.postgres_server import throwaway_database
 from tests.support.processes import ServerProcess, maas
 
 ADMIN_KEY = "test-admin-key-0123456789-abcdefghijkl"
@@ -40,12 +40,8 @@ def ledger_config(backend: str, database_url: str | None, spool: Path, **databas
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A real, empty ledger database: a SQLite file, or a throwaway PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
-        return
-    url = create_database()
-    yield url
-    drop_database(url)
+    with throwaway_database(request.param, tmp_path) as url:
+        yield url
 
 
 def _usage(gateway: ServerProcess, **params: str) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from openai import OpenAI
 
 from tests.conftest import GatewayFactory, _start_gateway
 from tests.support.configs import demo_dict
+from tests.support.identity import assert_error
 from tests.support.oidc_provider import (
     CLIENT_ID,
     TokenIssuer,
@@ -58,14 +59,6 @@ def _chat(gateway: ServerProcess, token: str) -> httpx.Response:
 
 def _models(gateway: ServerProcess, token: str) -> httpx.Response:
     return httpx.get(gateway.url + "/v1/models", headers={"Authorization": f"Bearer {token}"}, timeout=10)
-
-
-def _error(response: httpx.Response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    assert error["message"].endswith("."), "error messages are whole sentences"
-    return str(error["message"])
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +129,7 @@ def test_openai_sdk_uses_a_token_as_api_key(oidc_gateway: ServerProcess, provide
 def test_api_keys_still_work_next_to_tokens(oidc_gateway: ServerProcess) -> None:
     """Configuring OIDC leaves API keys as they were."""
     assert _chat(oidc_gateway, "freeuser1_key").status_code == 200
-    _error(_chat(oidc_gateway, "not_a_key"), 401, "invalid_api_key")
+    assert_error(_chat(oidc_gateway, "not_a_key"), 401, "invalid_api_key")
 
 
 Forge = Callable[[TokenIssuer], str]
@@ -192,7 +185,7 @@ def test_bad_tokens_are_401_naming_the_failed_check(
 ) -> None:
     """Expired, early, misdirected, foreign, altered, unsigned, HMAC-confused or unknown-key tokens are
     refused with 401, a code for the failed check and a sentence saying what is wrong."""
-    assert fragment in _error(_chat(oidc_gateway, forge(issuer)), 401, code)
+    assert fragment in assert_error(_chat(oidc_gateway, forge(issuer)), 401, code)
 
 
 def test_clock_skew_is_tolerated(oidc_gateway: ServerProcess, issuer: TokenIssuer) -> None:
@@ -203,7 +196,7 @@ def test_clock_skew_is_tolerated(oidc_gateway: ServerProcess, issuer: TokenIssue
 
 def test_user_in_no_mapped_group_is_403(oidc_gateway: ServerProcess, issuer: TokenIssuer) -> None:
     """A valid token of a user in no mapped group is refused with 403 saying why."""
-    message = _error(_chat(oidc_gateway, issuer.mint(_claims(issuer, "staff"))), 403, "no_tier")
+    message = assert_error(_chat(oidc_gateway, issuer.mint(_claims(issuer, "staff"))), 403, "no_tier")
     assert "no group that maps to a tier" in message
 
 
@@ -249,16 +242,16 @@ def test_key_rotation_refreshes_keys_at_a_bounded_rate(
         assert issuer.jwks_fetches() == 1
         issuer.rotate()
         new = issuer.mint(claims)
-        _error(_models(gateway, new), 401, "unknown_key")  # keys were fetched less than 3 s ago
+        assert_error(_models(gateway, new), 401, "unknown_key")  # keys were fetched less than 3 s ago
         for number in range(10):
-            _error(_models(gateway, issuer.mint(claims, kid=f"made-up-{number}")), 401, "unknown_key")
+            assert_error(_models(gateway, issuer.mint(claims, kid=f"made-up-{number}")), 401, "unknown_key")
         assert issuer.jwks_fetches() == 1, "refreshes within the interval must not reach the provider"
         time.sleep(3.2)
         with ThreadPoolExecutor(8) as pool:
             statuses = list(pool.map(lambda _: _models(gateway, new).status_code, range(8)))
         assert statuses == [200] * 8
         assert issuer.jwks_fetches() == 2, "concurrent refreshes share one fetch"
-        _error(_models(gateway, old), 401, "unknown_key")  # the old key is no longer published
+        assert_error(_models(gateway, old), 401, "unknown_key")  # the old key is no longer published
         assert issuer.jwks_fetches() == 2
     finally:
         issuer.server.stop()
@@ -272,13 +265,13 @@ def test_unreachable_provider_is_503(
     gateway = gateway_factory(_config(simulator.url, [_issuer(down)], http_timeout="2s"))
     token = issuer.mint({**_claims(issuer, "free-users"), "iss": down})
     for _ in range(2):
-        message = _error(_chat(gateway, token), 503, "identity_provider_unavailable")
+        message = assert_error(_chat(gateway, token), 503, "identity_provider_unavailable")
         assert message.startswith("The identity provider's signing keys cannot be fetched")
 
 
 def test_tokens_are_refused_without_oidc(gateway: ServerProcess, issuer: TokenIssuer) -> None:
     """A gateway with no issuer configured says tokens are not accepted."""
-    message = _error(_chat(gateway, issuer.mint(_claims(issuer))), 401, "tokens_not_accepted")
+    message = assert_error(_chat(gateway, issuer.mint(_claims(issuer))), 401, "tokens_not_accepted")
     assert message == "Tokens are not accepted: no OIDC issuer is configured."
 
 

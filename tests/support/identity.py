@@ -11,7 +11,15 @@ import httpx
 from tests.support.configs import demo_dict
 from tests.support.processes import ServerProcess
 
-__all__ = ["ADMIN_HEADERS", "ADMIN_KEY", "admin_call", "bearer", "create_key", "identity_config"]
+__all__ = [
+    "ADMIN_HEADERS",
+    "ADMIN_KEY",
+    "admin_call",
+    "assert_error",
+    "bearer",
+    "create_key",
+    "identity_config",
+]
 
 ADMIN_KEY = "identity-test-admin-key-0123456789abcdef"
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -44,3 +52,12 @@ def create_key(gateway: ServerProcess, user: str, tier: str = "unlimited", **bod
     )
     assert answer.status_code == 201, answer.text
     return dict(answer.json())
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> str:
+    """Check an OpenAI-shaped error (status, code, a whole-sentence message); return the message."""
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code, error
+    assert error["message"].endswith("."), "error messages are whole sentences"
+    return str(error["message"])

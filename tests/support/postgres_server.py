@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -22,7 +23,7 @@ import pytest
 
 from tests.support.processes import free_port
 
-__all__ = ["PrivatePostgres", "create_database", "drop_database", "unavailable"]
+__all__ = ["PrivatePostgres", "create_database", "drop_database", "throwaway_database", "unavailable"]
 
 SERVER_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -51,6 +52,20 @@ def create_database(dsn: str = SERVER_DSN) -> str:
         unavailable(f"PostgreSQL is not reachable at {dsn} ({exc}).")
     base = dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     return f"{base}/{name}"
+
+
+@contextlib.contextmanager
+def throwaway_database(kind: str, directory: Path) -> Iterator[str]:
+    """An empty database's SQLAlchemy URL: a SQLite file in ``directory``, or a PostgreSQL database that
+    is dropped afterwards (``kind`` is ``sqlite`` or ``postgresql``)."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{directory / 'maas.db'}"
+        return
+    url = create_database()
+    try:
+        yield url
+    finally:
+        drop_database(url)
 
 
 def drop_database(url: str, dsn: str = SERVER_DSN) -> None:
