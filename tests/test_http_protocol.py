@@ -132,3 +132,54 @@ def test_a_real_server_answers_keep_alive_requests_and_streams() -> None:
                 assert await stream.aread() == b"late"
 
     asyncio.run(_with_server(scenario))
+
+
+_WRITES: list[bytes] = []  # every write of the counting transport below, in order
+
+
+class _CountingTransport:
+    """Wraps the real socket transport and records each write, to count system calls per answer."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+
+    def write(self, data: bytes) -> None:
+        _WRITES.append(data)
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._transport, name)
+
+
+class _CountingProtocol(CoalescingHttpToolsProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(_CountingTransport(transport))  # type: ignore[arg-type]  # a stand-in
+
+
+def test_the_installed_uvicorn_still_sends_head_and_body_in_one_write() -> None:
+    """Guards the private uvicorn class we subclass: through the installed uvicorn, each plain answer
+    leaves in exactly one socket write (an upgrade that changes how uvicorn writes fails here)."""
+    _WRITES.clear()
+
+    async def main() -> None:
+        port = free_port()
+        config = uvicorn.Config(
+            _app, host="127.0.0.1", port=port, http=_CountingProtocol, log_config=None, lifespan="off"
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        try:
+            while not server.started:  # noqa: ASYNC110 - uvicorn.Server offers a flag, not an event
+                await asyncio.sleep(0.01)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                for _ in range(3):
+                    assert (await client.get("/")).content == b"ok"
+        finally:
+            server.should_exit = True
+            await task
+
+    asyncio.run(main())
+    answers = [data for data in _WRITES if data.startswith(b"HTTP/1.1 200")]
+    assert len(answers) == 3
+    assert all(data.endswith(b"\r\n\r\nok") for data in answers), answers
+    assert len(_WRITES) == 3

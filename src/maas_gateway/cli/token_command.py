@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import base64
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Annotated, Any
 
+import httpx
 import typer
 
 __all__ = ["token"]
@@ -113,19 +112,13 @@ def _fetch(url: str, body: bytes | None, headers: dict[str, str], timeout: float
     """
     if not url.startswith(("http://", "https://")):
         raise _Failure(f"{url} is not an http:// or https:// URL.")
-    request = urllib.request.Request(url, body, headers, method="GET" if body is None else "POST")  # noqa: S310
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310  # scheme checked above
-            status, raw = int(response.status), response.read()
-    except urllib.error.HTTPError as exc:
-        try:
-            status, raw = exc.code, exc.read()
-        finally:
-            exc.close()
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise _Failure(f"Cannot reach the identity provider at {url}: {reason}.") from None
+        response = httpx.request(
+            "GET" if body is None else "POST", url, content=body, headers=headers, timeout=timeout
+        )
+    except httpx.HTTPError as exc:
+        raise _Failure(f"Cannot reach the identity provider at {url}: {exc or type(exc).__name__}.") from None
     try:
-        return status, json.loads(raw)
+        return response.status_code, json.loads(response.content)
     except ValueError:
-        return status, None
+        return response.status_code, None

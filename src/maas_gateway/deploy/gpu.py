@@ -225,10 +225,19 @@ def load_nodes_file(path: Path) -> list[dict[str, Any]]:
 
 
 def fetch_nodes(kubeconfig: str | None = None, context: str | None = None) -> list[dict[str, Any]]:
-    """The cluster's nodes, read with the kubeconfig (or the in-cluster service account)."""
-    import urllib3
-    from kubernetes import client, config
-    from kubernetes.config.config_exception import ConfigException
+    """The cluster's nodes, read with the kubeconfig (or the in-cluster service account).
+
+    The ``kubernetes`` client is an optional extra (``maas-gateway[deploy]``): only this command needs it.
+    """
+    try:
+        import urllib3
+        from kubernetes import client, config
+        from kubernetes.config.config_exception import ConfigException
+    except ImportError:
+        raise GpuCheckError(
+            "Reading nodes from a cluster needs the Kubernetes client: pip install 'maas-gateway[deploy]'. "
+            "Or analyse a saved list with --from-file (kubectl get nodes -o json > nodes.json)."
+        ) from None
 
     configuration = client.Configuration()
     try:

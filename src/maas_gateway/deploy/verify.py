@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import aiohttp
+import httpx
 
 __all__ = ["DEMO_KEYS", "RATE_LIMIT_HEADERS", "Check", "VerifyOptions", "run", "run_checks"]
 
@@ -84,7 +84,7 @@ class _Unreachable(Exception):
 
 
 class _Client:
-    def __init__(self, session: aiohttp.ClientSession, options: VerifyOptions) -> None:
+    def __init__(self, session: httpx.AsyncClient, options: VerifyOptions) -> None:
         self.session = session
         self.base = options.url.rstrip("/").removesuffix("/v1")
         self.host = options.host
@@ -94,12 +94,11 @@ class _Client:
         if key is not None:
             headers["Authorization"] = f"Bearer {key}"
         try:
-            async with self.session.request(method, self.base + path, json=body, headers=headers) as response:
-                text = await response.text()
-                lowered = {name.lower(): value for name, value in response.headers.items()}
-                return _Reply(response.status, lowered, _json(text))
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            response = await self.session.request(method, self.base + path, json=body, headers=headers)
+        except httpx.HTTPError as exc:
             raise _Unreachable(f"{method} {self.base}{path} failed: {exc or type(exc).__name__}") from None
+        lowered = {name.lower(): value for name, value in response.headers.items()}
+        return _Reply(response.status_code, lowered, _json(response.text))
 
     async def chat(self, key: str | None, model: str, max_tokens: int, prompt: str = "Hello") -> _Reply:
         body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens}
@@ -115,9 +114,9 @@ def _json(text: str) -> Any:
 
 async def run_checks(options: VerifyOptions) -> list[Check]:
     """Run every check against ``options.url`` and return them in order."""
-    timeout = aiohttp.ClientTimeout(total=options.timeout)
     checks: list[Check] = []
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    # No proxy variables: the gateway under test is named by address, as curl would reach it.
+    async with httpx.AsyncClient(timeout=options.timeout, trust_env=False) as session:
         try:
             await _run(_Client(session, options), options, checks)
         except _Unreachable as exc:
