@@ -11,7 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from maas_gateway.database import Database
 from maas_gateway.metering.records import UsageRecord
-from maas_gateway.metering.store import UsageQuery, UsageRow
+from maas_gateway.metering.store import UsageQuery, UsageRow, report_order
 from maas_gateway.metering.tables import usage_records
 
 __all__ = ["SqlLedgerStore"]
@@ -39,8 +39,8 @@ class SqlLedgerStore:
             "tier": usage_records.c.tier,
             "model": usage_records.c.model,
             "endpoint": usage_records.c.endpoint,
-            # Integer division in both SQLite and PostgreSQL: whole days and hours since the epoch.
-            "day": (usage_records.c.hour / 24) * 86400,
+            # Floor division: SQLAlchemy 2's "/" is true division (it grouped by fractions of days).
+            "day": (usage_records.c.hour // 24) * 86400,
             "hour": usage_records.c.hour * 3600,
         }
         groups = [columns[name].label(f"g_{name}") for name in query.group_by]
@@ -59,15 +59,17 @@ class SqlLedgerStore:
         if query.user is not None:
             statement = statement.where(usage_records.c.user == query.user)
         if groups:
-            statement = statement.group_by(*groups).order_by(*groups)
+            statement = statement.group_by(*groups)
         async with self.database.engine.connect() as connection:
             result = await connection.execute(statement)
             rows = result.all()
         width = len(groups)
-        return [
+        report = [
             UsageRow.of(dict(zip(query.group_by, (_plain(v) for v in row[:width]), strict=True)), row[width:])
             for row in rows
         ]
+        # Sorted here rather than by the database, whose collation and NULL order differ between engines.
+        return sorted(report, key=report_order)
 
     async def aclose(self) -> None:
         return None  # the database is shared; its owner closes it

@@ -6,13 +6,14 @@ spool after a crash, never counts a request twice.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from maas_gateway.metering.records import UsageRecord
 
-__all__ = ["GROUPS", "Group", "InMemoryLedgerStore", "LedgerStore", "UsageQuery", "UsageRow"]
+__all__ = ["GROUPS", "Group", "InMemoryLedgerStore", "LedgerStore", "UsageQuery", "UsageRow", "report_order"]
 
 Group = Literal["user", "tier", "model", "endpoint", "day", "hour"]
 GROUPS: tuple[Group, ...] = ("user", "tier", "model", "endpoint", "day", "hour")
@@ -56,6 +57,11 @@ class UsageRow:
         }
 
 
+def report_order(row: UsageRow) -> tuple[tuple[bool, str | int], ...]:
+    """The order of a report's rows, the same on every store: by each group in turn, missing values last."""
+    return tuple((value is None, value if value is not None else "") for value in row.groups.values())
+
+
 class LedgerStore(Protocol):
     async def start(self) -> None:
         """Connect (and migrate, where configured)."""
@@ -75,17 +81,25 @@ class InMemoryLedgerStore:
     (``since`` and ``until`` round out to whole hours).
 
     Records are folded into hourly sums per user, tier, model and endpoint as they arrive, so memory
-    grows with the number of such combinations, not with the number of requests.
+    grows with the number of such combinations, not with the number of requests. Idempotency is kept for
+    the last ``remembered`` request ids: enough for the retries and replays that happen within minutes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, remembered: int = 100_000) -> None:
         self._buckets: dict[tuple[int, str, str, str | None, str], list[float]] = {}
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._remembered = remembered
 
     async def start(self) -> None:
         return None
 
     async def write(self, records: Sequence[UsageRecord]) -> None:
         for record in records:
+            if record.request_id in self._seen:
+                continue
+            self._seen[record.request_id] = None
+            if len(self._seen) > self._remembered:
+                self._seen.popitem(last=False)
             key = (record.hour, record.user, record.tier, record.model, record.endpoint)
             sums = self._buckets.setdefault(key, [0, 0, 0, 0, 0, 0, 0.0])
             sums[0] += 1
@@ -117,7 +131,7 @@ class InMemoryLedgerStore:
         rows = [
             UsageRow.of(dict(zip(query.group_by, key, strict=True)), sums) for key, sums in totals.items()
         ]
-        return sorted(rows, key=lambda row: tuple(str(v) for v in row.groups.values()))
+        return sorted(rows, key=report_order)
 
     async def aclose(self) -> None:
         return None
