@@ -159,7 +159,7 @@ class LedgerWriter:
                         "The usage ledger cannot write (%s: %s); records go to the spool every %.0f ms "
                         "until it writes again.",
                         type(exc).__name__,
-                        exc or "timeout",
+                        _first_line(exc),
                         self.spool_commit_interval * 1000,
                     )
                 await self.commit()  # the records in memory at the failure go to disk now
@@ -215,3 +215,8 @@ class LedgerWriter:
             len(self._buffer),
             self.dropped,
         )
+
+
+def _first_line(exc: Exception) -> str:
+    """A driver's message without the SQL and parameters SQLAlchemy appends (they name users)."""
+    return str(exc).strip().split("\n", 1)[0] or "timeout"
