@@ -112,11 +112,15 @@ class LedgerWriter:
             await self.flush()
 
     async def _commit_loop(self) -> None:
+        # A fixed cadence: the interval runs from one commit's start to the next, so the fsync's own
+        # time does not widen what a crash can lose.
+        loop = asyncio.get_running_loop()
         while not self._closing:
             await self._watch.wait()
-            await asyncio.sleep(self.spool_commit_interval)
+            started = loop.time()
             if self.outage.spooling():
                 await self.commit()
+            await asyncio.sleep(max(0.0, self.spool_commit_interval - (loop.time() - started)))
 
     async def commit(self) -> None:
         """Group commit: append every buffered record (and a stalled flush's batch) to the spool in one
