@@ -78,7 +78,7 @@ def test_custom_resources_validate_against_their_crd_schemas(renderings: dict[st
 @pytest.mark.parametrize(
     ("key", "path", "bad"),
     [
-        (("Deployment", "maas-gateway"), ["spec", "template", "spec", "replica"], 3),
+        (("StatefulSet", "maas-gateway"), ["spec", "template", "spec", "replica"], 3),
         (("StatefulSet", "maas-redis"), ["spec", "replicas"], "one"),
         (
             ("InferenceService", "qwen3-0-6b-instruct"),
@@ -227,7 +227,7 @@ def test_no_route_publishes_metrics_or_the_whole_host(renderings: dict[str, Obje
             else:
                 ports = [ref["port"] for rule in item["spec"]["rules"] for ref in rule["backendRefs"]]
                 assert set(ports) == {8000}
-        gateway = objects[("Deployment", "maas-gateway")]["spec"]["template"]["spec"]["containers"][0]
+        gateway = objects[("StatefulSet", "maas-gateway")]["spec"]["template"]["spec"]["containers"][0]
         assert {"name": "metrics", "containerPort": 9464, "protocol": "TCP"} in gateway["ports"]
         service_ports = {p["name"]: p for p in objects[("Service", "maas-gateway")]["spec"]["ports"]}
         assert service_ports["metrics"]["targetPort"] == "metrics"
@@ -272,3 +272,30 @@ def test_dashboard_file_is_generated_from_the_metric_names() -> None:
     for path in ROOT.rglob("*.yaml"):
         text = path.read_text("utf-8")
         assert not any(metric in text for metric in METRICS.values()), path
+
+
+def test_every_gateway_replica_spools_to_a_persistent_volume_of_its_own(
+    renderings: dict[str, Objects],
+) -> None:
+    """In every choice the gateway is a StatefulSet whose spool (the assembled configuration's
+    database.spool_dir) is on a volume claimed per replica and kept on scale-down and deletion, never an
+    emptyDir that dies with the pod; its pods run as a fixed user with fsGroup (but for OpenShift, whose
+    SCC assigns both) so the volume is writable."""
+    for name, objects in renderings.items():
+        gateway = objects[("StatefulSet", "maas-gateway")]["spec"]
+        pod = gateway["template"]["spec"]
+        assert "spool" not in {volume["name"] for volume in pod["volumes"]}, name
+        claims = {claim["metadata"]["name"]: claim["spec"] for claim in gateway["volumeClaimTemplates"]}
+        assert claims["spool"]["accessModes"] == ["ReadWriteOnce"]
+        assert gateway["persistentVolumeClaimRetentionPolicy"] == {
+            "whenScaled": "Retain",
+            "whenDeleted": "Retain",
+        }
+        mounts = {mount["name"]: mount["mountPath"] for mount in pod["containers"][0]["volumeMounts"]}
+        parts = objects[("ConfigMap", "maas-gateway-config")]["data"]
+        spool_dir = yaml.safe_load(parts["60-database.yaml"])["database"]["spool_dir"]
+        assert spool_dir.startswith(mounts["spool"] + "/"), name
+        if "openshift" in name:
+            assert "fsGroup" not in pod["securityContext"]
+        else:
+            assert pod["securityContext"]["fsGroup"] == 10001

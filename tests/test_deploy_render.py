@@ -74,7 +74,7 @@ def test_baseline_is_the_gateway_stack_and_the_simulator(rendered: Renderer) -> 
     objects = rendered(BASELINE)
     for expected in [
         ("Namespace", "maas"),
-        ("Deployment", "maas-gateway"),
+        ("StatefulSet", "maas-gateway"),
         ("Service", "maas-gateway"),
         ("PodDisruptionBudget", "maas-gateway"),
         ("HorizontalPodAutoscaler", "maas-gateway"),
@@ -88,7 +88,7 @@ def test_baseline_is_the_gateway_stack_and_the_simulator(rendered: Renderer) -> 
         ("ConfigMap", "maas-gateway-dashboard"),
     ]:
         assert expected in objects
-    gateway = objects[("Deployment", "maas-gateway")]
+    gateway = objects[("StatefulSet", "maas-gateway")]
     assert gateway["spec"]["replicas"] == 3
     assert (
         gateway["spec"]["template"]["spec"]["containers"][0]["image"]
@@ -169,7 +169,11 @@ def test_openshift_swaps_the_gateway_api_for_routes(rendered: Renderer) -> None:
     shared = {"maas-gateway", "maas-gateway-portal", "simulator-prefix", "simulator-embed-prefix"}
     assert added == {("Route", name) for name in shared | {"simulator"}}
     assert removed == {("Gateway", "maas-ingress"), ("HTTPRoute", "simulator")}
-    assert changed == {("StatefulSet", "maas-redis"), ("StatefulSet", "maas-postgres")}
+    assert changed == {
+        ("StatefulSet", "maas-gateway"),
+        ("StatefulSet", "maas-redis"),
+        ("StatefulSet", "maas-postgres"),
+    }
     objects = rendered(RenderOptions(openshift=True))
     for key in changed:
         assert "runAsUser" not in objects[key]["spec"]["template"]["spec"]["securityContext"]
@@ -191,15 +195,15 @@ def test_no_metrics_removes_only_the_servicemonitor_and_dashboard(rendered: Rend
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
 
 
-def test_replicas_changes_only_the_deployment_and_autoscaler(rendered: Renderer) -> None:
-    """--replicas N sets the gateway Deployment's replicas and the HPA's minimum (raising its maximum
+def test_replicas_changes_only_the_gateway_and_autoscaler(rendered: Renderer) -> None:
+    """--replicas N sets the gateway StatefulSet's replicas and the HPA's minimum (raising its maximum
     when N exceeds it)."""
     for count, most in ((5, 10), (12, 12)):
         after = rendered(RenderOptions(replicas=count))
         added, removed, changed = diff(rendered(BASELINE), after)
         assert (added, removed) == (set(), set())
-        assert changed == {("Deployment", "maas-gateway"), ("HorizontalPodAutoscaler", "maas-gateway")}
-        assert after[("Deployment", "maas-gateway")]["spec"]["replicas"] == count
+        assert changed == {("StatefulSet", "maas-gateway"), ("HorizontalPodAutoscaler", "maas-gateway")}
+        assert after[("StatefulSet", "maas-gateway")]["spec"]["replicas"] == count
         hpa = after[("HorizontalPodAutoscaler", "maas-gateway")]["spec"]
         assert (hpa["minReplicas"], hpa["maxReplicas"]) == (count, most)
 
@@ -223,7 +227,7 @@ def test_image_replaces_every_gateway_image_and_nothing_else(rendered: Renderer)
     before, after = rendered(BASELINE), rendered(RenderOptions(image=image))
     added, removed, changed = diff(before, after)
     assert (added, removed) == (set(), set())
-    assert changed == {("Deployment", "maas-gateway"), ("Deployment", "maas-simulator")}
+    assert changed == {("StatefulSet", "maas-gateway"), ("Deployment", "maas-simulator")}
     for key in changed:
         pod = after[key]["spec"]["template"]["spec"]
         assert {c["image"] for c in pod["containers"] + pod.get("initContainers", [])} == {image}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +12,7 @@ from typing import Any
 import httpx
 import orjson
 
-__all__ = ["Seen", "mixed_load"]
+__all__ = ["Load", "Seen", "mixed_load"]
 
 
 @dataclass
@@ -80,3 +82,39 @@ def mixed_load(url: str, users: dict[str, str], per_user: int, concurrency: int 
 
     asyncio.run(run())
     return seen
+
+
+class Load:
+    """Clients in threads sending chat requests until stopped; remembers every answered request id."""
+
+    def __init__(self, url: str, threads: int = 4) -> None:
+        self.url = url
+        self.answered: set[str] = set()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self) -> None:
+        body = {"model": "simulator-model", "max_tokens": 2, "messages": [{"role": "user", "content": "hi"}]}
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            while not self._stop.is_set():
+                try:
+                    response = client.post(
+                        "/v1/chat/completions",
+                        json=body,
+                        headers={"Authorization": "Bearer enterpriseuser1_key"},
+                    )
+                except httpx.HTTPError:
+                    time.sleep(0.01)
+                    continue
+                if response.status_code == 200:
+                    self.answered.add(response.headers["x-request-id"])
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(15)

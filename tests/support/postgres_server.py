@@ -12,8 +12,10 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,7 +118,39 @@ class PrivatePostgres:
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
+    def kill(self) -> None:
+        """SIGKILL the server and its backends, as a crashed node would leave it: no shutdown, no
+        goodbye to clients. The next ``start`` runs crash recovery."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        backends = [
+            int(entry.name)
+            for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and _stat(entry)[1:] == (postmaster,)
+        ]
+        for pid in (postmaster, *backends):  # the postmaster first, so it restarts nothing
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        # A zombie (state Z) is dead, whether or not anyone reaps it.
+        while any(_stat(Path(f"/proc/{pid}"))[0] not in (None, "Z") for pid in (postmaster, *backends)):
+            if time.monotonic() > deadline:
+                raise RuntimeError("PostgreSQL processes outlived SIGKILL by 10 s.")
+            time.sleep(0.02)
+        # An unreaped zombie still answers kill(pid, 0), which the next postmaster takes for a live one.
+        # Its lock files (the data directory's and the socket's) are left as a crash leaves them.
+        for lock in (self.data / "postmaster.pid", *self.root.glob(".s.PGSQL.*")):
+            lock.unlink(missing_ok=True)
+
     def remove(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
             self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _stat(process: Path) -> tuple[str | None, int | None]:
+    """A process's state letter and parent pid; (None, None) once it is gone."""
+    try:
+        fields = (process / "stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, IndexError):
+        return None, None
+    return fields[0], int(fields[1])

@@ -63,10 +63,22 @@ class DatabaseSettings(Strict):
     flush_interval: Duration = Field(default=1.0, description="Longest a usage record waits in memory.")
     batch_size: int = Field(default=500, ge=1, le=10_000)
     max_buffer_records: int = Field(
-        default=100_000, ge=100, description="Records held in memory while the database is down."
+        default=100_000,
+        ge=100,
+        description="Records held in memory while neither the database nor the spool takes them (a full "
+        "disk); past it the oldest are dropped and counted in maas_ledger_records_dropped.",
     )
     spool_dir: str = Field(
-        default="./maas-data/spool", description="Where records go once the memory buffer is full."
+        default="./maas-data/spool",
+        description="Where records go while the database is unreachable; replayed once it answers, and "
+        "at start. Keep it on a persistent volume.",
+    )
+    spool_commit_interval: Duration = Field(
+        default=0.02,
+        gt=0,
+        le=1.0,
+        description="While the database is unreachable, records are appended to the spool (one write, one "
+        "fsync) this often: a crash during an outage loses at most this interval's records.",
     )
     pool_size: int = Field(default=5, ge=1)
 

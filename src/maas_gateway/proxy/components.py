@@ -122,6 +122,7 @@ def _ledger(settings: DatabaseSettings, database: Database | None) -> LedgerWrit
         flush_interval=settings.flush_interval,
         batch_size=settings.batch_size,
         max_buffer=settings.max_buffer_records,
+        spool_commit_interval=settings.spool_commit_interval,
     )
 
 
@@ -357,6 +358,12 @@ def _watch(metrics: GatewayMetrics, limiter: Limiter | None, ledger: LedgerWrite
     metrics.watch("counter", "maas_ledger_write_failures", "Failed ledger flushes.", lambda: ledger.failures)
     metrics.watch(
         "counter", "maas_ledger_records_spooled", "Usage records spooled to disk.", lambda: ledger.spooled
+    )
+    metrics.watch(
+        "counter",
+        "maas_ledger_records_dropped",
+        "Usage records dropped because neither the database nor the spool took them.",
+        lambda: ledger.dropped,
     )
     metrics.watch(
         "gauge", "maas_ledger_records_buffered", "Usage records waiting in memory.", lambda: ledger.buffered
