@@ -6,7 +6,7 @@ order and makes sure every admitted request is settled exactly once, whatever ha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from maas_gateway.auth import Authenticator, parse_authorization
@@ -19,13 +19,13 @@ from maas_gateway.proxy.asgi import (
     Receive,
     Scope,
     Send,
-    client_address,
     read_body,
     request_header,
     send_response,
 )
 from maas_gateway.proxy.exchange import Exchange, Usage
 from maas_gateway.proxy.forward import end_stream, passthrough_headers, read_answer, relay_stream
+from maas_gateway.proxy.forwarded import NO_TRUSTED_PROXIES, TrustedProxies, client_address
 from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS, GenerationRequest, parse_body
 from maas_gateway.proxy.upstream import UpstreamRequest, UpstreamTransport
 from maas_gateway.proxy.upstream_request import upstream_body, upstream_headers
@@ -47,10 +47,15 @@ class Pipeline:
     limiter: Limiter | None
     max_body_bytes: int
     failures: FailureGate
+    trusted_proxies: TrustedProxies = field(default=NO_TRUSTED_PROXIES)
+
+    def address(self, scope: Scope) -> str:
+        """The client's address, believing X-Forwarded-For from trusted proxies only (proxy/forwarded.py)."""
+        return client_address(scope, self.trusted_proxies)
 
     async def identify(self, scope: Scope) -> Identity:
         """The caller, unless their address is throttled for failed attempts (429, checked first)."""
-        address = client_address(scope)
+        address = self.address(scope)
         self.failures.check(address)
         credential = parse_authorization(request_header(scope, b"authorization"))
         try:
@@ -123,7 +128,7 @@ class Pipeline:
     ) -> None:
         assert self.transport is not None, "the transport is created at startup"
         url = self.router.next_backend(model) + exchange.endpoint
-        headers = upstream_headers(scope, identity, model.name, exchange.request_id)
+        headers = upstream_headers(scope, identity, model.name, exchange.request_id, self.trusted_proxies)
         response = await self.transport.send(UpstreamRequest("POST", url, headers, body))
         try:
             own = [(b"x-request-id", exchange.request_id.encode())]
