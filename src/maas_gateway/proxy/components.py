@@ -224,6 +224,7 @@ class Components:
             if self.database is not None:
                 await self.database.aclose()
             await self.pipeline.authenticator.aclose()
+            self.pipeline.bodies.close()
 
     def admin_only(self, scope: Scope) -> None:
         """Raise 401 (403 with no admin key set) unless the request carries the admin key.
