@@ -19,9 +19,10 @@ Everything here runs before the application sees a request, on the event loop, f
 
 Every answer is in the OpenAI error shape with ``connection: close``, written only where a response is
 possible: never in the middle of another response on the same connection, which is closed instead.
-After an answer the connection is half-closed and what the client still sends is read and dropped for
-up to ``LINGER`` seconds before it is closed: closing a socket with unread data resets the connection,
-and the client would lose the answer it has not read yet (nginx's lingering close).
+After an answer the connection is half-closed and what the client still sends is read and dropped (up to
+``DRAIN_BYTES``, then reading stops) for up to ``LINGER`` seconds before it is closed: closing a socket
+with unread data resets the connection, and the client would lose the answer it has not read yet
+(nginx's lingering close).
 Timers are armed only when a read leaves a head or a body incomplete, so a request that arrives in one
 read costs no timer at all.
 """
@@ -42,9 +43,10 @@ from maas_gateway.edge_limits import EdgeConfig, EdgeLimits
 from maas_gateway.errors import error_body
 from maas_gateway.http_protocol import CoalescingHttpToolsProtocol
 
-__all__ = ["LINGER", "EdgeHttpToolsProtocol", "edge_response"]
+__all__ = ["DRAIN_BYTES", "LINGER", "EdgeHttpToolsProtocol", "edge_response"]
 
 LINGER = 2.0
+DRAIN_BYTES = 256 * 1024  # an attacker still sending after its 431 costs this much reading, no more
 
 _DEFAULT_LIMITS = EdgeLimits()
 logger = logging.getLogger("maas_gateway.edge")
@@ -112,6 +114,7 @@ class EdgeHttpToolsProtocol(CoalescingHttpToolsProtocol):
         self._over_capacity = False
         self._refused = False  # answered (or closed) by the edge: nothing more is parsed
         self._ignoring = False  # refused or over capacity: one flag for the hot path to test
+        self._drained = 0  # bytes read and dropped after a refusal
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -129,7 +132,11 @@ class EdgeHttpToolsProtocol(CoalescingHttpToolsProtocol):
         if self._ignoring:
             if not self._refused:
                 self._refuse_over_capacity()
-            return  # after an answer, or while lingering: dropped unread
+                return
+            self._drained += len(data)  # after an answer, while lingering: dropped
+            if self._drained > DRAIN_BYTES and not self.transport.is_closing():
+                self.transport.pause_reading()
+            return
         if self._in_head:
             self._head_bytes += len(data)
             if self._head_bytes > self._max_head_bytes:
