@@ -1,8 +1,8 @@
 """Running ASGI apps under uvicorn with the settings the hot path wants.
 
 uvloop and httptools are chosen explicitly (see docs/decisions.md), httptools in a subclass that sends
-a response's head and body together (http_protocol.py); uvicorn's own access log is off
-because the gateway writes a structured one.
+a response's head and body together (http_protocol.py) and enforces the edge limits (edge_protocol.py);
+uvicorn's own access log is off because the gateway writes a structured one.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from typing import Any
 
 import uvicorn
 import uvloop
+from uvicorn.supervisors import Multiprocess
 
-from maas_gateway.http_protocol import CoalescingHttpToolsProtocol
+from maas_gateway.edge_limits import EdgeConfig, EdgeLimits
+from maas_gateway.edge_protocol import EdgeHttpToolsProtocol
 
 __all__ = [
     "LOGGING",
@@ -88,13 +90,24 @@ def bind(host: str, port: int, what: str) -> socket.socket:
 
 
 class ServerSpec:
-    """An app and where it listens: a host and port that uvicorn binds, or a socket bound already."""
+    """An app and where it listens: a host and port that uvicorn binds, or a socket bound already.
 
-    def __init__(self, app: Any, host: str, port: int, sock: socket.socket | None = None) -> None:
+    ``limits`` are the edge limits of its connections (the defaults unless given).
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        host: str,
+        port: int,
+        sock: socket.socket | None = None,
+        limits: EdgeLimits | None = None,
+    ) -> None:
         self.app, self.host, self.port, self.sock = app, host, port, sock
+        self.limits = limits or EdgeLimits()
 
     def config(self) -> uvicorn.Config:
-        return uvicorn.Config(self.app, host=self.host, port=self.port, **_UVICORN_SETTINGS)
+        return EdgeConfig(self.app, host=self.host, port=self.port, edge=self.limits, **_UVICORN_SETTINGS)
 
     def sockets(self) -> list[socket.socket] | None:
         return None if self.sock is None else [self.sock]
@@ -102,7 +115,8 @@ class ServerSpec:
 
 _UVICORN_SETTINGS: dict[str, Any] = {
     "loop": "uvloop",
-    "http": CoalescingHttpToolsProtocol,  # httptools, one send() for head and body
+    "http": EdgeHttpToolsProtocol,  # httptools, one send() for head and body, edge limits
+    "ws": "none",  # the gateway serves no WebSocket; an Upgrade must not bypass the edge limits
     "lifespan": "on",
     "access_log": False,
     "proxy_headers": False,  # the gateway does not use the client address; skip the middleware
@@ -113,9 +127,17 @@ _UVICORN_SETTINGS: dict[str, Any] = {
 }
 
 
-def run_workers(factory: str, host: str, port: int, workers: int) -> None:
-    """Serve ``factory`` (an import string) in ``workers`` processes sharing one listening socket."""
-    uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, **_UVICORN_SETTINGS)
+def run_workers(factory: str, host: str, port: int, workers: int, limits: EdgeLimits) -> None:
+    """Serve ``factory`` (an import string) in ``workers`` processes sharing one listening socket.
+
+    This is ``uvicorn.run`` for workers, with a configuration that carries the edge limits (pickled into
+    each worker).
+    """
+    config = EdgeConfig(
+        factory, factory=True, host=host, port=port, workers=workers, edge=limits, **_UVICORN_SETTINGS
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 
 class _SharedSignalServer(uvicorn.Server):

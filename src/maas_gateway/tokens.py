@@ -6,9 +6,10 @@ uses this only when a backend reports no ``usage``, and the simulator uses it to
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CHARS_PER_TOKEN", "estimate_tokens", "prompt_text"]
+__all__ = ["CHARS_PER_TOKEN", "PromptSize", "estimate_tokens", "prompt_size", "prompt_text"]
 
 CHARS_PER_TOKEN = 4
 
@@ -46,3 +47,23 @@ def _collect(value: Any, parts: list[str]) -> None:
                 parts.append("tok ")  # a pre-tokenised prompt: one token per id
             elif isinstance(item, list):
                 _collect(item, parts)
+
+
+@dataclass(frozen=True, slots=True)
+class PromptSize:
+    """What bounds and estimates a prompt's tokens: its characters, UTF-8 bytes and chat messages."""
+
+    chars: int
+    utf8_bytes: int
+    messages: int
+
+    @property
+    def estimated_tokens(self) -> int:
+        return -(-self.chars // CHARS_PER_TOKEN)
+
+
+def prompt_size(body: dict[str, Any]) -> PromptSize:
+    text = prompt_text(body)
+    messages = body.get("messages")
+    count = len(messages) if isinstance(messages, list) else 1
+    return PromptSize(len(text), len(text.encode("utf-8")), count)

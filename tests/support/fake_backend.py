@@ -121,7 +121,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 def main() -> None:
-    app = web.Application()
+    app = web.Application(client_max_size=64 * 1024 * 1024)  # big-body tests send 10 MB
     app.router.add_get("/health", health)
     app.router.add_get("/record/last", last)
     app.router.add_get("/counts", counts)

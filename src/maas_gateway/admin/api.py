@@ -27,7 +27,6 @@ from maas_gateway.errors import (
     PermissionDeniedError,
     error_body,
 )
-from maas_gateway.proxy.asgi import client_address
 
 if TYPE_CHECKING:
     from maas_gateway.proxy.components import Components
@@ -60,7 +59,7 @@ def create_admin_app(components: "Components") -> FastAPI:
 
     async def admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
         """The admin key, or a token of a user in one of the issuer's admin groups."""
-        address = client_address(request.scope)
+        address = components.pipeline.address(request.scope)
         failures = components.pipeline.failures
         failures.check(address)  # before the credential: a throttled guesser learns nothing
         credential = parse_authorization(authorization)

@@ -9,6 +9,7 @@ the path without its query string.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +17,9 @@ from starlette.types import ASGIApp, Message
 
 from maas_gateway.auth.identity import Identity
 from maas_gateway.proxy.access_log import AccessLog
-from maas_gateway.proxy.asgi import Receive, Scope, Send, client_address
+from maas_gateway.proxy.asgi import Receive, Scope, Send
 from maas_gateway.proxy.exchange import new_request_id
+from maas_gateway.proxy.forwarded import client_address
 
 __all__ = ["AdminCall", "AdminCallLog", "caller_of", "loggable_path"]
 
@@ -66,15 +68,18 @@ def loggable_path(path: str) -> str:
 class AdminCallLog:
     """Wraps the admin app: an ``x-request-id`` on every answer and a line in the access log."""
 
-    def __init__(self, app: ASGIApp, access_log: AccessLog) -> None:
+    def __init__(
+        self, app: ASGIApp, access_log: AccessLog, address: Callable[[Scope], str] = client_address
+    ) -> None:
         self.app = app
         self.access_log = access_log
+        self.address = address  # the client's address, trusting the same proxies as the throttle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        call = AdminCall(new_request_id(), client_address(scope))
+        call = AdminCall(new_request_id(), self.address(scope))
         scope[_SCOPE_KEY] = call
         started = time.perf_counter()
 

@@ -102,6 +102,7 @@ def serve(
 
 
 def _run_workers(config: GatewayConfig, path: Path, log_level: str, workers: int) -> None:
+    from maas_gateway.edge_limits import EdgeLimits
     from maas_gateway.metrics.listener import listener_spec
     from maas_gateway.metrics.multiprocess import render_directory, workers_directory
     from maas_gateway.proxy.factory import CONFIG_ENV, LOG_LEVEL_ENV
@@ -118,8 +119,9 @@ def _run_workers(config: GatewayConfig, path: Path, log_level: str, workers: int
     os.environ[CONFIG_ENV] = str(path.resolve())
     os.environ[LOG_LEVEL_ENV] = log_level
     factory = "maas_gateway.proxy.factory:app_from_environment"
+    limits = EdgeLimits.of(config.server)
     if not config.metrics.enabled:
-        run_workers(factory, config.server.host, config.server.port, workers)
+        run_workers(factory, config.server.host, config.server.port, workers, limits)
         return
     # The workers write their metrics to files in one directory; this supervisor alone listens for
     # scrapes and merges them, so one scrape describes the whole pod.
@@ -130,7 +132,7 @@ def _run_workers(config: GatewayConfig, path: Path, log_level: str, workers: int
             raise _fail(str(exc)) from None
         listener.start()
         try:
-            run_workers(factory, config.server.host, config.server.port, workers)
+            run_workers(factory, config.server.host, config.server.port, workers, limits)
         finally:
             listener.stop()
 
@@ -196,6 +198,7 @@ def _run_gateway(
     data_dir: str | None = None,
     admin_key: str | None = None,
 ) -> None:
+    from maas_gateway.edge_limits import EdgeLimits
     from maas_gateway.metrics.listener import listener_spec
     from maas_gateway.proxy import GatewayApp
     from maas_gateway.server import ListenError, ServerSpec, configure_logging, run_servers
@@ -203,7 +206,8 @@ def _run_gateway(
 
     configure_logging(log_level)
     gateway = GatewayApp(config, config_path)
-    specs = [ServerSpec(gateway, config.server.host, config.server.port)]
+    limits = EdgeLimits.of(config.server)
+    specs = [ServerSpec(gateway, config.server.host, config.server.port, limits=limits)]
     if gateway.components.metrics is not None:
         try:
             specs.append(listener_spec(config.metrics, gateway.components.metrics.render))

@@ -21,6 +21,7 @@ from pydantic import (
 
 from maas_gateway.config.base import Strict
 from maas_gateway.config.durations import Duration
+from maas_gateway.config.server_settings import ServerSettings
 from maas_gateway.config.settings import (
     AdminSettings,
     DatabaseSettings,
@@ -55,19 +56,6 @@ __all__ = [
 LimitUnit = Literal["requests", "tokens", "prompt_tokens", "completion_tokens"]
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
-
-
-class ServerSettings(Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
-    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    upstream_connect_timeout: Duration = 5.0
-    upstream_read_timeout: Duration = 300.0
-    upstream_max_connections: int = Field(default=1000, ge=1)
-    upstream_client: Literal["httptools", "aiohttp"] = Field(
-        default="httptools", description="The backend HTTP client: the lean default, or aiohttp."
-    )
-    access_log: bool = True
 
 
 class ModelPricing(Strict):

@@ -43,7 +43,8 @@ class GatewayApp:
     def __init__(self, config: GatewayConfig, config_path: Path | None = None) -> None:
         self.components: Components = build_components(config)
         admin_app = JsonBodyByDefault(create_admin_app(self.components))
-        self.admin_app = AdminCallLog(admin_app, self.components.observers.access_log)
+        pipeline = self.components.pipeline
+        self.admin_app = AdminCallLog(admin_app, self.components.observers.access_log, pipeline.address)
         self.config_path = config_path
         self.ready = False
         self._created = int(time.time())

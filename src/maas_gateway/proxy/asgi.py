@@ -1,4 +1,4 @@
-"""Thin ASGI plumbing: reading a bounded body, sending whole responses, and header filters."""
+"""Thin ASGI plumbing: reading a bounded body, sending whole responses, request headers."""
 
 from __future__ import annotations
 
@@ -10,12 +10,9 @@ from maas_gateway.errors import GatewayError, InvalidRequestError, PayloadTooLar
 
 __all__ = [
     "HOP_BY_HOP",
-    "IDENTITY_HEADER_PREFIX",
     "Receive",
     "Scope",
     "Send",
-    "client_address",
-    "is_identity_header",
     "read_body",
     "request_header",
     "send_error",
@@ -43,33 +40,6 @@ HOP_BY_HOP = frozenset(
         "expect",  # the gateway has read the whole body before it forwards anything
     }
 )
-IDENTITY_HEADER_PREFIX = "x-maas-"
-# Headers some backends trust as the caller's identity: only the gateway may set them.
-_IDENTITY_HEADERS = frozenset(
-    {
-        "x-forwarded-user",
-        "x-forwarded-email",
-        "x-forwarded-groups",
-        "x-auth-request-user",
-        "x-auth-request-email",
-        "x-auth-request-groups",
-        "x-remote-user",
-        "x-remote-group",
-        "x-user",
-        "x-user-id",
-        "x-tier",
-    }
-)
-
-
-def is_identity_header(name: str) -> bool:
-    return name.startswith(IDENTITY_HEADER_PREFIX) or name in _IDENTITY_HEADERS
-
-
-def client_address(scope: Scope) -> str:
-    """The peer's address as the server saw it (no proxy headers are trusted yet; docs/identity.md)."""
-    client: tuple[str, int] | None = scope.get("client")
-    return client[0] if client else "unknown"
 
 
 def request_header(scope: Scope, name: bytes) -> str | None:

@@ -28,6 +28,7 @@ from maas_gateway.metrics import GatewayMetrics
 from maas_gateway.metrics.multiprocess import shared_directory
 from maas_gateway.proxy.access_log import AccessLog
 from maas_gateway.proxy.asgi import Scope, request_header
+from maas_gateway.proxy.forwarded import TrustedProxies
 from maas_gateway.proxy.httptools_transport import HttptoolsTransport
 from maas_gateway.proxy.metrics_endpoint import MetricsEndpoint
 from maas_gateway.proxy.observers import ExchangeObservers
@@ -224,6 +225,7 @@ class Components:
             if self.database is not None:
                 await self.database.aclose()
             await self.pipeline.authenticator.aclose()
+            self.pipeline.bodies.close()
 
     def admin_only(self, scope: Scope) -> None:
         """Raise 401 (403 with no admin key set) unless the request carries the admin key.
@@ -254,7 +256,7 @@ class Components:
         limit storage, database) need a restart; the returned list names those that changed.
         """
         admin = AdminGuard.from_config(config.admin)  # may refuse (ConfigError) before anything changes
-        applied_live = {"access_log", "max_body_bytes"}
+        applied_live = {"access_log", "max_body_bytes", "trusted_proxies"}
         needs_restart = [
             name
             for name in ("limits", "database", "metrics", "keys", "security")
@@ -274,6 +276,7 @@ class Components:
             self.pipeline.authenticator = _authenticator(config, self.keys, self.users)
             self._retire(previous)
         self.pipeline.max_body_bytes = config.server.max_body_bytes
+        self.pipeline.trusted_proxies = TrustedProxies(config.server.trusted_proxies)
         if self.limiter is not None:
             self.limiter.rules = RuleBook(config.tiers, config.users)
         self.observers.pricing = {m.name: m.pricing for m in config.models if m.pricing is not None}
@@ -301,6 +304,7 @@ def build_components(config: GatewayConfig) -> Components:
         limiter=limiter,
         max_body_bytes=config.server.max_body_bytes,
         failures=FailureGate(failures),
+        trusted_proxies=TrustedProxies(config.server.trusted_proxies),
     )
     ledger = _ledger(config.database, database)
     metrics = None

@@ -6,8 +6,7 @@ order and makes sure every admitted request is settled exactly once, whatever ha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 from maas_gateway.auth import Authenticator, parse_authorization
 from maas_gateway.auth.failure_gate import FailureGate
@@ -19,18 +18,18 @@ from maas_gateway.proxy.asgi import (
     Receive,
     Scope,
     Send,
-    client_address,
     read_body,
     request_header,
     send_response,
 )
+from maas_gateway.proxy.body_parser import BodyParser, ParsedBody
 from maas_gateway.proxy.exchange import Exchange, Usage
 from maas_gateway.proxy.forward import end_stream, passthrough_headers, read_answer, relay_stream
-from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS, GenerationRequest, parse_body
+from maas_gateway.proxy.forwarded import NO_TRUSTED_PROXIES, TrustedProxies, client_address
+from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS, GenerationRequest
 from maas_gateway.proxy.upstream import UpstreamRequest, UpstreamTransport
-from maas_gateway.proxy.upstream_request import upstream_body, upstream_headers
+from maas_gateway.proxy.upstream_request import upstream_headers
 from maas_gateway.routing import Router
-from maas_gateway.tokens import estimate_tokens, prompt_text
 
 __all__ = ["Pipeline"]
 
@@ -47,10 +46,16 @@ class Pipeline:
     limiter: Limiter | None
     max_body_bytes: int
     failures: FailureGate
+    trusted_proxies: TrustedProxies = field(default=NO_TRUSTED_PROXIES)
+    bodies: BodyParser = field(default_factory=BodyParser)
+
+    def address(self, scope: Scope) -> str:
+        """The client's address, believing X-Forwarded-For from trusted proxies only (proxy/forwarded.py)."""
+        return client_address(scope, self.trusted_proxies)
 
     async def identify(self, scope: Scope) -> Identity:
         """The caller, unless their address is throttled for failed attempts (429, checked first)."""
-        address = client_address(scope)
+        address = self.address(scope)
         self.failures.check(address)
         credential = parse_authorization(request_header(scope, b"authorization"))
         try:
@@ -72,7 +77,8 @@ class Pipeline:
         identity = await self.identify(scope)
         exchange.identity = identity
         raw = await read_body(scope, receive, self.max_body_bytes)
-        data, request = parse_body(raw, ENDPOINT_SCHEMAS[api_path])
+        parsed = await self.bodies.parse(raw, ENDPOINT_SCHEMAS[api_path])
+        data, request = parsed.data, parsed.request
         model = self.router.resolve(
             host=request_header(scope, b"host"), prefix=prefix, requested=request.model
         )
@@ -88,7 +94,7 @@ class Pipeline:
             if budget is not None and request.output_cap is None and api_path != "/v1/embeddings":
                 data["max_tokens"] = budget  # the reservation only holds if the backend stops there
                 edited = True
-            worst = _worst_case(data, request, budget, model)
+            worst = _worst_case(parsed, request, budget, model)
             try:
                 admission = await self.limiter.admit(
                     identity.user, identity.tier, model.name, worst_case=worst
@@ -97,10 +103,10 @@ class Pipeline:
                 exchange.rate_limited = True
                 raise
         exchange.admitted = True
-        body = upstream_body(raw, data, model.upstream_model, stream, changed=edited)
+        body = await self.bodies.upstream_body(raw, data, model.upstream_model, stream, changed=edited)
         try:
             await self._forward(
-                scope, receive, send, exchange, identity, model, body, data, request, admission
+                scope, receive, send, exchange, identity, model, body, parsed, request, admission
             )
         finally:
             if exchange.usage is None and admission is not None and admission.reserved is not None:
@@ -117,13 +123,13 @@ class Pipeline:
         identity: Identity,
         model: ModelConfig,
         body: bytes,
-        data: dict[str, Any],
+        parsed: ParsedBody,
         request: GenerationRequest,
         admission: Admission | None,
     ) -> None:
         assert self.transport is not None, "the transport is created at startup"
         url = self.router.next_backend(model) + exchange.endpoint
-        headers = upstream_headers(scope, identity, model.name, exchange.request_id)
+        headers = upstream_headers(scope, identity, model.name, exchange.request_id, self.trusted_proxies)
         response = await self.transport.send(UpstreamRequest("POST", url, headers, body))
         try:
             own = [(b"x-request-id", exchange.request_id.encode())]
@@ -149,7 +155,7 @@ class Pipeline:
                 if result.first_event_at is not None:
                     exchange.time_to_first_token = result.first_event_at - exchange.started
                 usage = result.usage or Usage(
-                    _prompt_estimate(data),
+                    parsed.prompt().estimated_tokens,
                     max(result.generated_chunks, -(-result.generated_chars // 4)),
                     estimated=True,
                 )
@@ -160,7 +166,7 @@ class Pipeline:
                 return
             answer = await read_answer(response)
             usage = answer.usage or Usage(
-                _prompt_estimate(data), -(-answer.output_chars // 4), estimated=True
+                parsed.prompt().estimated_tokens, -(-answer.output_chars // 4), estimated=True
             )
             values = await self._charge(exchange, admission, model, usage)
             limit_headers = _encode(self._headers(admission, values, exchange.charged_tokens))
@@ -192,12 +198,8 @@ def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(name.encode(), value.encode()) for name, value in headers]
 
 
-def _prompt_estimate(data: dict[str, Any]) -> int:
-    return estimate_tokens(prompt_text(data))
-
-
 def _worst_case(
-    data: dict[str, Any], request: GenerationRequest, budget: int | None, model: ModelConfig
+    parsed: ParsedBody, request: GenerationRequest, budget: int | None, model: ModelConfig
 ) -> TokenCharge | None:
     """An upper bound on what a request can cost, for tiers that reserve before forwarding.
 
@@ -206,10 +208,7 @@ def _worst_case(
     """
     if budget is None:
         return None
-    text = prompt_text(data)
-    messages = data.get("messages")
-    count = len(messages) if isinstance(messages, list) else 1
-    prompt = len(text.encode("utf-8")) + _TEMPLATE_TOKENS_PER_REQUEST
-    prompt += _TEMPLATE_TOKENS_PER_MESSAGE * count
-    output = request.output_cap or data.get("max_tokens") or 0
+    size = parsed.prompt()
+    prompt = size.utf8_bytes + _TEMPLATE_TOKENS_PER_REQUEST + _TEMPLATE_TOKENS_PER_MESSAGE * size.messages
+    output = request.output_cap or parsed.data.get("max_tokens") or 0
     return TokenCharge.of(prompt, int(output), model.token_multiplier)

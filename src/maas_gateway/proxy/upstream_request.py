@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 
 from maas_gateway.auth.identity import Identity
-from maas_gateway.proxy.asgi import HOP_BY_HOP, Scope, is_identity_header
+from maas_gateway.proxy.asgi import Scope
+from maas_gateway.proxy.forwarded import TrustedProxies, forwarding_headers
+from maas_gateway.proxy.header_names import HeaderRole, header_role
 
-__all__ = ["upstream_body", "upstream_headers"]
+__all__ = ["identity_value", "upstream_body", "upstream_headers"]
 
-_NEVER_FORWARDED = HOP_BY_HOP | {"authorization", "cookie", "x-request-id", "content-type"}
+KEEP, FORWARDING, HOST = HeaderRole.KEEP, HeaderRole.FORWARDING, HeaderRole.HOST
+# quote() never encodes letters, digits and "_.-~"; these are added. "%" and "+" are not among them, so
+# the encoding is injective and form decoders (+ as space) cannot merge two values either.
+_IDENTITY_SAFE = ":@/"
 
 
 def upstream_body(
@@ -34,24 +40,39 @@ def upstream_body(
     return orjson.dumps(data) if changed else raw
 
 
-def upstream_headers(scope: Scope, identity: Identity, model: str, request_id: str) -> list[tuple[str, str]]:
-    """Client headers minus credentials and forged identity, plus the identity the gateway vouches for."""
+def upstream_headers(
+    scope: Scope, identity: Identity, model: str, request_id: str, trusted: TrustedProxies
+) -> list[tuple[str, str]]:
+    """Client headers minus credentials, framing and forged identity (by canonical name), plus forwarding
+    headers set from the connection and the identity the gateway vouches for."""
     headers: list[tuple[str, str]] = []
+    forwarding: list[tuple[str, str]] = []
+    host = None
     for raw_name, raw_value in scope["headers"]:
-        name = raw_name.decode("latin-1").lower()
-        if name in _NEVER_FORWARDED or is_identity_header(name):
-            continue
-        headers.append((name, raw_value.decode("latin-1")))
+        role, name = header_role(raw_name)
+        if role is KEEP:
+            headers.append((name, raw_value.decode("latin-1")))
+        elif role is FORWARDING:
+            forwarding.append((name, raw_value.decode("latin-1")))
+        elif role is HOST:
+            host = raw_value.decode("latin-1")
+    headers += forwarding_headers(scope, trusted, forwarding, host)
     headers += [
         ("content-type", "application/json"),
         ("x-request-id", request_id),
-        ("x-maas-user", _header_safe(identity.user)),
-        ("x-maas-tier", _header_safe(identity.tier)),
+        ("x-maas-user", identity_value(identity.user)),
+        ("x-maas-tier", identity_value(identity.tier)),
         ("x-maas-key-id", identity.key_id),
-        ("x-maas-model", _header_safe(model)),
+        ("x-maas-model", identity_value(model)),
     ]
     return headers
 
 
-def _header_safe(value: str) -> str:
-    return value if value.isascii() and value.isprintable() else quote(value, safe="")
+@lru_cache(maxsize=4096)
+def identity_value(value: str) -> str:
+    """``value`` percent-encoded (its UTF-8 bytes) except for ``A-Z a-z 0-9 - . _ ~ : @ /``.
+
+    ``%`` itself is encoded, so no two values share an encoding: ``ü`` is ``%C3%BC`` and the name
+    ``%C3%BC`` is ``%25C3%25BC``. Backends decode with any standard percent-decoder (docs/identity.md).
+    """
+    return quote(value, safe=_IDENTITY_SAFE)
