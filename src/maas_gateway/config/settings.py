@@ -46,7 +46,7 @@ class LimitsSettings(Strict):
         if url != "memory" and not url.startswith(("redis://", "rediss://", "redis+cluster://", "unix://")):
             raise ValueError("must be `memory` or a redis://, rediss://, redis+cluster:// or unix:// URL")
         if url.startswith(("redis://", "rediss://", "unix://")):
-            from maas_gateway.limits.redis_connection import url_problem
+            from maas_gateway.redis_urls import url_problem
 
             if problem := url_problem(url):
                 raise ValueError(problem)

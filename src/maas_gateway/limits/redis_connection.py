@@ -29,7 +29,9 @@ import hiredis
 from redis.asyncio.connection import SSLConnection, parse_url
 from redis.exceptions import NoScriptError, ResponseError
 
-__all__ = ["RedisConnection", "url_problem"]
+from maas_gateway.redis_urls import CERT_REQUIREMENTS, url_problem
+
+__all__ = ["RedisConnection"]
 
 
 class _RespProtocol(asyncio.Protocol):
@@ -196,34 +198,12 @@ class RedisConnection:
             self._protocol = None
 
 
-_TLS_OPTIONS = {"ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname"}
-_PLAIN_OPTIONS = {"host", "port", "db", "username", "password", "path", "connection_class"}
-
-
-_CERT_REQUIREMENTS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
-
-
-def url_problem(url: str) -> str | None:
-    """What is wrong with a Redis URL's options for this connection, or ``None`` (checked at load)."""
-    options: dict[str, Any] = dict(parse_url(url))
-    tls = options.get("connection_class") is SSLConnection
-    unknown = sorted(set(options) - _PLAIN_OPTIONS - (_TLS_OPTIONS if tls else set()))
-    if unknown:
-        return f"has options the limiter does not support: {', '.join(unknown)}"
-    requirement = str(options.get("ssl_cert_reqs", "required")).lower()
-    if requirement not in _CERT_REQUIREMENTS:
-        return f"ssl_cert_reqs must be none, optional or required, not {requirement!r}"
-    if requirement == "none" and options.get("ssl_check_hostname"):
-        return "ssl_check_hostname cannot be true when ssl_cert_reqs is none"
-    return None
-
-
 def _tls_context(options: dict[str, Any]) -> ssl.SSLContext:
     """A TLS context from a rediss:// URL's query (``ssl_ca_certs=...&ssl_cert_reqs=none`` ...)."""
     context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
     if options.get("ssl_certfile"):
         context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
-    requirement = _CERT_REQUIREMENTS[str(options.get("ssl_cert_reqs", "required")).lower()]
+    requirement = CERT_REQUIREMENTS[str(options.get("ssl_cert_reqs", "required")).lower()]
     check_hostname = options.get("ssl_check_hostname")
     # check_hostname first: ssl refuses CERT_NONE while it is on.
     context.check_hostname = requirement != ssl.CERT_NONE if check_hostname is None else bool(check_hostname)
