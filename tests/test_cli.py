@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
 import time
@@ -216,3 +217,58 @@ def test_sim_rejects_bad_options(options: list[str], message: str) -> None:
     result = _run("sim", "--port", str(free_port()), *options)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_up_on_a_busy_port_stops_with_one_line(tmp_path: Path) -> None:
+    """`maas up` on a port that is taken prints one line naming the port and what to do, before any
+    banner, key or traceback."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            maas(
+                "up",
+                "--port",
+                str(port),
+                "--sim-port",
+                str(free_port()),
+                "--metrics-port",
+                str(free_port()),
+                "--data-dir",
+                str(tmp_path),
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode != 0
+    output = (result.stdout + result.stderr).strip()
+    assert output == (
+        f"The gateway cannot listen on 127.0.0.1:{port}: Address already in use. "
+        "Stop what uses the port, or choose another (--port, --sim-port)."
+    )
+
+
+def test_each_uvicorn_start_up_line_is_logged_once(tmp_path: Path) -> None:
+    """`maas up` runs three servers in one process; uvicorn's start-up and shutdown lines appear once."""
+    port = free_port()
+    command = maas(
+        "up",
+        "--port",
+        str(port),
+        "--sim-port",
+        str(free_port()),
+        "--metrics-port",
+        str(free_port()),
+        "--data-dir",
+        str(tmp_path),
+    )
+    with ServerProcess(command, port, tmp_path / "up.log"):
+        pass
+    log = (tmp_path / "up.log").read_text()
+    for line in ("Started server process", "Application startup complete.", "Application shutdown complete."):
+        assert log.count(line) == 1, log

@@ -27,6 +27,7 @@ __all__ = [
     "LOGGING",
     "BackgroundServer",
     "ListenError",
+    "OncePerProcess",
     "ServerSpec",
     "bind",
     "configure_logging",
@@ -34,22 +35,62 @@ __all__ = [
     "run_workers",
 ]
 
+
+class OncePerProcess(logging.Filter):
+    """Lets uvicorn's start-up lines through once per process, though every server of it says them.
+
+    ``maas up`` runs the gateway, the metrics listener and the simulator in one process; each of uvicorn's
+    servers logs "Started server process", "Application startup complete." and their shutdown
+    counterparts, which said three times read like three starts.
+    """
+
+    _REPEATED = (
+        "Started server process",
+        "Waiting for application startup",
+        "Application startup complete",
+        "Shutting down",
+        "Waiting for application shutdown",
+        "Application shutdown complete",
+        "Finished server process",
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if not message.startswith(self._REPEATED):
+            return True
+        if message in self._seen:
+            return False
+        self._seen.add(message)
+        return True
+
+
 LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
     },
+    "filters": {"once": {"()": OncePerProcess}},
     "handlers": {
         "stderr": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
             "stream": "ext://sys.stderr",
         },
+        "uvicorn": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "stream": "ext://sys.stderr",
+            "filters": ["once"],
+        },
     },
     "loggers": {
         "maas_gateway": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-        "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "uvicorn": {"handlers": ["uvicorn"], "level": "INFO", "propagate": False},
         "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
     },
 }

@@ -201,13 +201,22 @@ def _run_gateway(
     from maas_gateway.edge_limits import EdgeLimits
     from maas_gateway.metrics.listener import listener_spec
     from maas_gateway.proxy import GatewayApp
-    from maas_gateway.server import ListenError, ServerSpec, configure_logging, run_servers
+    from maas_gateway.server import ListenError, ServerSpec, bind, configure_logging, run_servers
     from maas_gateway.simulator import SimulatorSettings, create_simulator_app
 
     configure_logging(log_level)
+    host, port = config.server.host, config.server.port
+    # Every port is taken before anything starts or prints, so a busy one stops the start with one line.
+    try:
+        gateway_socket = bind(host, port, "The gateway")
+        simulator_socket = None
+        if simulator_port is not None:
+            simulator_socket = bind("127.0.0.1", simulator_port, "The built-in simulator")
+    except ListenError as exc:
+        raise _fail(f"{exc} Stop what uses the port, or choose another (--port, --sim-port).") from None
     gateway = GatewayApp(config, config_path)
     limits = EdgeLimits.of(config.server)
-    specs = [ServerSpec(gateway, config.server.host, config.server.port, limits=limits)]
+    specs = [ServerSpec(gateway, host, port, sock=gateway_socket, limits=limits)]
     if gateway.components.metrics is not None:
         try:
             specs.append(listener_spec(config.metrics, gateway.components.metrics.render))
@@ -215,7 +224,7 @@ def _run_gateway(
             raise _fail(str(exc)) from None
     if simulator_port is not None:
         simulator = create_simulator_app(SimulatorSettings())
-        specs.append(ServerSpec(simulator, "127.0.0.1", simulator_port))
+        specs.append(ServerSpec(simulator, "127.0.0.1", simulator_port, sock=simulator_socket))
         print_banner(config, simulator_port, data_dir=data_dir, admin_key=admin_key)
     run_servers(specs, on_reload=gateway.reload)
 
