@@ -222,8 +222,6 @@ def test_sim_rejects_bad_options(options: list[str], message: str) -> None:
 def test_up_on_a_busy_port_stops_with_one_line(tmp_path: Path) -> None:
     """`maas up` on a port that is taken prints one line naming the port and what to do, before any
     banner, key or traceback."""
-    import socket
-
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
