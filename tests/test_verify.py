@@ -56,6 +56,19 @@ def test_verify_passes_against_maas_up(up: ServerProcess) -> None:
     assert "SKIP" not in out
 
 
+def test_verify_run_again_within_the_window_recognises_the_spent_quota(up: ServerProcess) -> None:
+    """A second run right after the first finds the free and premium keys refused at once; it says their
+    quota was spent by an earlier run, counts those 429s as limits reached, and fails nothing."""
+    assert _verify("--url", up.url).returncode == 0
+    again = _verify("--url", up.url)
+    out = again.stdout
+    assert again.returncode == 0, out + again.stderr
+    assert "FAIL" not in out
+    assert "this window's quota is already spent" in out
+    assert "429 (request limit) at once with the free key, whose quota an earlier run spent" in out
+    assert "429 (token limit) at once with the premium key, whose quota an earlier run spent" in out
+
+
 def test_verify_fails_with_a_clear_line_when_limits_are_off(
     simulator: ServerProcess, gateway_factory: GatewayFactory
 ) -> None:

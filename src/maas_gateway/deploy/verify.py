@@ -139,27 +139,58 @@ async def _run(client: _Client, options: VerifyOptions, checks: list[Check]) -> 
         detail = "401" if ok else f"{reply.status} instead of 401: the gateway lets unknown callers in."
         checks.append(Check(name, "pass" if ok else "fail", detail))
     answered: list[tuple[str, str, _Reply]] = []
+    spent: list[tuple[str, str, _Reply]] = []  # refused at once: an earlier run spent the window's quota
     for label, key in options.keys:
         reply = await client.chat(key, model, max_tokens=1)
         if reply.status == 200:
             answered.append((label, key, reply))
             checks.append(Check(f"200 with {label}", "pass", f"{model} answered."))
+        elif reply.status == 429 and "retry-after" in reply.headers:
+            spent.append((label, key, reply))
+            detail = (
+                f"429: this window's quota is already spent (an earlier run?); Retry-After "
+                f"{reply.headers['retry-after']}s. The limit checks below count it."
+            )
+            checks.append(Check(f"200 with {label}", "skip", detail))
         else:
             checks.append(
                 Check(f"200 with {label}", "fail", f"{reply.status} instead of 200: {reply.message()}")
             )
-    if not answered:
-        return
-    checks.append(_headers_check(answered))
-    chosen = min(answered, key=lambda item: _limit(item[2], "requests"))
-    checks.append(await _request_limit_check(client, options, model, chosen[0], chosen[1], chosen[2]))
-    others = [item for item in answered if item is not chosen]
-    if not others:
-        detail = "Give a second key to check token limits: the first one has spent its requests."
-        checks.append(Check("token limit reached", "skip", detail))
-        return
-    label, key, reply = min(others, key=lambda item: _limit(item[2], "tokens"))
-    checks.append(await _token_limit_check(client, options, model, label, key, reply))
+    if answered:
+        checks.append(_headers_check(answered))
+    checks += await _limit_checks(client, options, model, answered, spent)
+
+
+async def _limit_checks(
+    client: _Client,
+    options: VerifyOptions,
+    model: str,
+    answered: list[tuple[str, str, _Reply]],
+    spent: list[tuple[str, str, _Reply]],
+) -> list[Check]:
+    """The request and token limit checks; a key already refused counts as a limit reached."""
+    checks = []
+    for kind, name in (("requests", "request limit reached"), ("tokens", "token limit reached")):
+        done = next((item for item in spent if item[2].limit_kind() == kind), None)
+        if done is not None:
+            checks.append(
+                _refusal(name, done[2], f"at once with {done[0]}, whose quota an earlier run spent")
+            )
+    if len(checks) == 2 or not answered:
+        return checks
+    reached = {check.name for check in checks}
+    if "request limit reached" not in reached:
+        chosen = min(answered, key=lambda item: _limit(item[2], "requests"))
+        checks.insert(0, await _request_limit_check(client, options, model, *chosen))
+        answered = [item for item in answered if item is not chosen]
+    if "token limit reached" not in reached:
+        if not answered:
+            detail = "Give a second key to check token limits: the first one has spent its requests."
+            checks.append(Check("token limit reached", "skip", detail))
+            return checks
+        label, key, reply = min(answered, key=lambda item: _limit(item[2], "tokens"))
+        checks.append(await _token_limit_check(client, options, model, label, key, reply))
+    return checks
 
 
 def _limit(reply: _Reply, kind: str) -> float:
