@@ -8,8 +8,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 import pytest
 
-from maas_gateway.proxy.httptools_transport import HttptoolsTransport
-from maas_gateway.proxy.upstream import AiohttpTransport, UpstreamRequest, UpstreamTransport
+from maas_gateway.upstream import AiohttpTransport, HttptoolsTransport, UpstreamRequest, UpstreamTransport
 from tests.support.processes import ServerProcess
 
 CHAT = orjson.dumps({"model": "simulator-model", "messages": [{"role": "user", "content": "Hi"}]})

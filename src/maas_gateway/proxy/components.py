@@ -28,12 +28,11 @@ from maas_gateway.metrics import GatewayMetrics
 from maas_gateway.metrics.multiprocess import shared_directory
 from maas_gateway.proxy.access_log import AccessLog
 from maas_gateway.proxy.asgi import Scope, request_header
-from maas_gateway.proxy.httptools_transport import HttptoolsTransport
 from maas_gateway.proxy.metrics_endpoint import MetricsEndpoint
 from maas_gateway.proxy.observers import ExchangeObservers
 from maas_gateway.proxy.pipeline import Pipeline
-from maas_gateway.proxy.upstream import AiohttpTransport
 from maas_gateway.routing import Router
+from maas_gateway.upstream import AiohttpTransport, HttptoolsTransport
 
 __all__ = ["Components", "build_components", "key_records"]
 

@@ -27,10 +27,10 @@ from maas_gateway.proxy.asgi import (
 from maas_gateway.proxy.exchange import Exchange, Usage
 from maas_gateway.proxy.forward import end_stream, passthrough_headers, read_answer, relay_stream
 from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS, GenerationRequest, parse_body
-from maas_gateway.proxy.upstream import UpstreamRequest, UpstreamTransport
 from maas_gateway.proxy.upstream_request import upstream_body, upstream_headers
 from maas_gateway.routing import Router
 from maas_gateway.tokens import estimate_tokens, prompt_text
+from maas_gateway.upstream import UpstreamRequest, UpstreamTransport
 
 __all__ = ["Pipeline"]
 

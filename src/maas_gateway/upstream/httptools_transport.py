@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator, Sequence
 from urllib.parse import urlsplit
 
 from maas_gateway.errors import BackendUnavailableError
-from maas_gateway.proxy.backend_connection import BackendConnection, Origin
-from maas_gateway.proxy.upstream import UpstreamRequest, UpstreamResponse
+from maas_gateway.upstream.backend_connection import BackendConnection, Origin
+from maas_gateway.upstream.base import UpstreamRequest, UpstreamResponse
 
 __all__ = ["HttptoolsTransport"]
 

@@ -1,0 +1,24 @@
+"""The upstream client: how the gateway talks to model backends.
+
+One interface (``base``), the real implementation (``httptools_transport``, one connection in
+``backend_connection``), and the exceptions every implementation maps its failures to.
+"""
+
+from maas_gateway.errors import BackendTimeoutError, BackendUnavailableError
+from maas_gateway.upstream.base import (
+    AiohttpTransport,
+    UpstreamRequest,
+    UpstreamResponse,
+    UpstreamTransport,
+)
+from maas_gateway.upstream.httptools_transport import HttptoolsTransport
+
+__all__ = [
+    "AiohttpTransport",
+    "BackendTimeoutError",
+    "BackendUnavailableError",
+    "HttptoolsTransport",
+    "UpstreamRequest",
+    "UpstreamResponse",
+    "UpstreamTransport",
+]
