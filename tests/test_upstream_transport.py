@@ -8,17 +8,14 @@ from collections.abc import Awaitable, Callable
 import orjson
 import pytest
 
-from maas_gateway.upstream import AiohttpTransport, HttptoolsTransport, UpstreamRequest, UpstreamTransport
+from maas_gateway.upstream import HttptoolsTransport, UpstreamRequest, UpstreamTransport
 from tests.support.processes import ServerProcess
 
 CHAT = orjson.dumps({"model": "simulator-model", "messages": [{"role": "user", "content": "Hi"}]})
 STREAM = orjson.dumps(
     {"model": "simulator-model", "messages": [{"role": "user", "content": "Hi"}], "stream": True}
 )
-TRANSPORTS: dict[str, type[HttptoolsTransport] | type[AiohttpTransport]] = {
-    "httptools": HttptoolsTransport,
-    "aiohttp": AiohttpTransport,
-}
+TRANSPORTS: dict[str, type[HttptoolsTransport]] = {"httptools": HttptoolsTransport}
 
 
 def _request(simulator: ServerProcess, body: bytes) -> UpstreamRequest:

@@ -8,8 +8,9 @@ checked here so a bad file fails at load time with a message naming the field.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     AnyHttpUrl,
@@ -54,6 +55,7 @@ __all__ = [
 
 LimitUnit = Literal["requests", "tokens", "prompt_tokens", "completion_tokens"]
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
+logger = logging.getLogger("maas_gateway")
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
 
@@ -64,10 +66,23 @@ class ServerSettings(Strict):
     upstream_connect_timeout: Duration = 5.0
     upstream_read_timeout: Duration = 300.0
     upstream_max_connections: int = Field(default=1000, ge=1)
-    upstream_client: Literal["httptools", "aiohttp"] = Field(
-        default="httptools", description="The backend HTTP client: the lean default, or aiohttp."
-    )
     access_log: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_settings(cls, data: Any) -> Any:
+        """``upstream_client`` chose between two backend clients; one is left, so the setting is ignored.
+
+        Accepted with a warning rather than refused: a file written for an earlier version still starts,
+        and whichever value it names, the backends receive the same requests.
+        """
+        if isinstance(data, dict) and "upstream_client" in data:
+            logger.warning(
+                "The setting server.upstream_client was removed and is ignored: the gateway always uses "
+                "its own HTTP client for backends. Delete it from the configuration file."
+            )
+            data = {name: value for name, value in data.items() if name != "upstream_client"}
+        return data
 
 
 class ModelPricing(Strict):

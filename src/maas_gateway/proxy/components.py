@@ -32,7 +32,7 @@ from maas_gateway.proxy.metrics_endpoint import MetricsEndpoint
 from maas_gateway.proxy.observers import ExchangeObservers
 from maas_gateway.proxy.pipeline import Pipeline
 from maas_gateway.routing import Router
-from maas_gateway.upstream import AiohttpTransport, HttptoolsTransport
+from maas_gateway.upstream import HttptoolsTransport
 
 __all__ = ["Components", "build_components", "key_records"]
 
@@ -157,8 +157,7 @@ class Components:
 
     async def start(self) -> None:
         server = self.config.server
-        client = HttptoolsTransport if server.upstream_client == "httptools" else AiohttpTransport
-        self.pipeline.transport = client(
+        self.pipeline.transport = HttptoolsTransport(
             connect_timeout=server.upstream_connect_timeout,
             read_timeout=server.upstream_read_timeout,
             max_connections=server.upstream_max_connections,

@@ -6,7 +6,6 @@ One interface (``base``), the real implementation (``httptools_transport``, one 
 
 from maas_gateway.errors import BackendTimeoutError, BackendUnavailableError
 from maas_gateway.upstream.base import (
-    AiohttpTransport,
     UpstreamRequest,
     UpstreamResponse,
     UpstreamTransport,
@@ -14,7 +13,6 @@ from maas_gateway.upstream.base import (
 from maas_gateway.upstream.httptools_transport import HttptoolsTransport
 
 __all__ = [
-    "AiohttpTransport",
     "BackendTimeoutError",
     "BackendUnavailableError",
     "HttptoolsTransport",

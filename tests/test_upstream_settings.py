@@ -1,0 +1,31 @@
+"""The configuration of the upstream client: removed settings, backend URLs, TLS files, idle timeout."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import pytest
+import yaml
+
+from maas_gateway.config import demo_config_text, parse_config
+
+
+def _demo() -> dict[str, Any]:
+    data: dict[str, Any] = copy.deepcopy(yaml.safe_load(demo_config_text()))
+    return data
+
+
+@pytest.mark.parametrize("client", ["httptools", "aiohttp"])
+def test_the_removed_upstream_client_setting_is_ignored_with_a_warning(
+    client: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file written for an earlier version still loads; the log says the setting is gone."""
+    data = _demo()
+    data["server"]["upstream_client"] = client
+    with caplog.at_level(logging.WARNING, logger="maas_gateway"):
+        config = parse_config(data)
+    assert "upstream_client" not in config.server.model_dump()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("server.upstream_client was removed and is ignored" in w for w in warnings), warnings
