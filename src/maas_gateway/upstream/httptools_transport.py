@@ -1,12 +1,12 @@
 """A lean HTTP/1.1 client for backends: asyncio protocols, llhttp parsing (httptools), keep-alive pools.
 
 The upstream client runs twice per request on the gateway's hot path, and aiohttp's general-purpose client
-costs about 240 µs of CPU per request on this project's test machine where this one costs far less
-(bench/README.md); parsing is left to httptools (llhttp, the parser of Node.js and uvicorn). It speaks
+cost about 240 µs of CPU per request on this project's test machine where this one costs far less
+(docs/decisions.md); parsing is left to httptools (llhttp, the parser of Node.js and uvicorn). It speaks
 only what backends need: one request per connection at a time, Content-Length request bodies, any
-response framing (length, chunked, close), streaming, timeouts. This module is the pool of keep-alive
-connections per backend origin; one connection is ``backend_connection.BackendConnection``, where
-failures are mapped, at the edge, to the gateway's 502/504 errors.
+response framing (length, chunked, close), streaming, timeouts, TLS. This module is the pool of
+keep-alive connections per backend origin; one connection is ``backend_connection.BackendConnection``,
+where failures are mapped, at the edge, to the gateway's 502/504 errors.
 """
 
 from __future__ import annotations
@@ -14,17 +14,20 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterator, Sequence
-from urllib.parse import urlsplit
 
 from maas_gateway.errors import BackendUnavailableError
-from maas_gateway.upstream.backend_connection import BackendConnection, Origin
+from maas_gateway.upstream.backend_connection import BackendConnection, BackendExchange
 from maas_gateway.upstream.base import UpstreamRequest, UpstreamResponse
+from maas_gateway.upstream.target import Origin, Target, parse_target
 
 __all__ = ["HttptoolsTransport"]
 
 
 class _Response:
-    def __init__(self, exchange: BackendConnection, transport: HttptoolsTransport) -> None:
+    def __init__(
+        self, connection: BackendConnection, exchange: BackendExchange, transport: HttptoolsTransport
+    ) -> None:
+        self._connection = connection
         self._exchange = exchange
         self._owner = transport
         self.status = exchange.status
@@ -34,7 +37,7 @@ class _Response:
     async def read(self) -> bytes:
         parts = []
         try:
-            while (chunk := await self._exchange.next_chunk()) is not None:
+            while (chunk := await self._connection.next_chunk(self._exchange)) is not None:
                 parts.append(chunk)
         finally:
             self._release()
@@ -42,7 +45,7 @@ class _Response:
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         try:
-            while (chunk := await self._exchange.next_chunk()) is not None:
+            while (chunk := await self._connection.next_chunk(self._exchange)) is not None:
                 yield chunk
         finally:
             self._release()
@@ -51,13 +54,13 @@ class _Response:
         if self._released:
             return  # the connection may already carry another request: never touch it again
         if not self._exchange.complete:
-            self._exchange.fail(BackendUnavailableError("The request was abandoned."))
+            self._connection.fail(BackendUnavailableError("The request was abandoned."))
         self._release()
 
     def _release(self) -> None:
         if not self._released:
             self._released = True
-            self._owner._give_back(self._exchange)
+            self._owner._give_back(self._connection)
 
 
 class HttptoolsTransport:
@@ -68,46 +71,44 @@ class HttptoolsTransport:
         self.read_timeout = read_timeout
         self._idle: dict[Origin, list[BackendConnection]] = {}
         self._slots = asyncio.Semaphore(max_connections)
-        self._targets: dict[str, tuple[Origin, str]] = {}
+        self._targets: dict[str, Target] = {}
         self._ssl: ssl.SSLContext | None = None
 
-    def _target(self, url: str) -> tuple[Origin, str]:
+    def _target(self, url: str) -> Target:
         target = self._targets.get(url)
         if target is None:
-            parts = urlsplit(url)
-            scheme = parts.scheme or "http"
-            port = parts.port or (443 if scheme == "https" else 80)
-            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            target = ((scheme, parts.hostname or "localhost", port), path)
+            target = parse_target(url)
             if len(self._targets) < 10_000:
                 self._targets[url] = target
         return target
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
-        origin, path = self._target(request.url)
-        scheme, host, port = origin
-        default = 443 if scheme == "https" else 80
-        lines = [f"{request.method} {path} HTTP/1.1\r\nhost: {host if port == default else f'{host}:{port}'}"]
+        target = self._target(request.url)
+        lines = [f"{request.method} {target.path} HTTP/1.1\r\nhost: {target.host_header}"]
         lines += [f"{name}: {value}" for name, value in request.headers]
+        if target.authorization is not None:
+            lines.append(f"authorization: {target.authorization}")
         lines.append(f"content-length: {len(request.body)}\r\n\r\n")
         data = "\r\n".join(lines).encode("latin-1") + request.body
         await self._slots.acquire()
         try:
-            exchange = await self._exchange(origin, data)
+            connection, exchange = await self._start(target.origin, data)
         except BaseException:
             self._slots.release()
             raise
-        return _Response(exchange, self)
+        return _Response(connection, exchange, self)
 
-    async def _exchange(self, origin: Origin, data: bytes) -> BackendConnection:
+    async def _start(self, origin: Origin, data: bytes) -> tuple[BackendConnection, BackendExchange]:
         idle = self._idle.get(origin)
         while idle:
-            exchange = idle.pop()
-            if exchange.lost or exchange.transport is None or exchange.transport.is_closing():
+            connection = idle.pop()
+            if not connection.usable():
+                connection.close()
                 continue
+            exchange = connection.start(data, self.read_timeout)
             try:
-                await self._head(exchange, data)
-                return exchange
+                await self._head(connection, exchange)
+                return connection, exchange
             except BackendUnavailableError:
                 if exchange.got_bytes:
                     raise
@@ -115,15 +116,17 @@ class HttptoolsTransport:
                 # once, on a new connection (not on every idle one: a request that crashes the
                 # backend must not be sent again and again).
                 break
-        exchange = await self._connect(origin)
-        await self._head(exchange, data)
-        return exchange
+        connection = await self._connect(origin)
+        exchange = connection.start(data, self.read_timeout)
+        await self._head(connection, exchange)
+        return connection, exchange
 
-    async def _head(self, exchange: BackendConnection, data: bytes) -> None:
+    @staticmethod
+    async def _head(connection: BackendConnection, exchange: BackendExchange) -> None:
         try:
-            await exchange.start(data, self.read_timeout)
+            await exchange.head
         except asyncio.CancelledError:
-            exchange.fail(BackendUnavailableError("The request was abandoned."))  # close, not pool
+            connection.fail(BackendUnavailableError("The request was abandoned."))  # close, not pool
             raise
 
     async def _connect(self, origin: Origin) -> BackendConnection:
@@ -134,23 +137,20 @@ class HttptoolsTransport:
             context = self._ssl = self._ssl or ssl.create_default_context()
         try:
             async with asyncio.timeout(self.connect_timeout):
-                _, exchange = await loop.create_connection(
+                _, connection = await loop.create_connection(
                     lambda: BackendConnection(origin), host, port, ssl=context
                 )
         except (OSError, TimeoutError):
             raise BackendUnavailableError("The model backend cannot be reached.") from None
-        return exchange
+        return connection
 
-    def _give_back(self, exchange: BackendConnection) -> None:
+    def _give_back(self, connection: BackendConnection) -> None:
         self._slots.release()
-        if exchange.reusable():
-            self._idle.setdefault(exchange.origin, []).append(exchange)
-        elif exchange.transport is not None:
-            exchange.transport.close()
+        if connection.release():
+            self._idle.setdefault(connection.origin, []).append(connection)
 
     async def aclose(self) -> None:
         for idle in self._idle.values():
-            for exchange in idle:
-                if exchange.transport is not None:
-                    exchange.transport.close()
+            for connection in idle:
+                connection.close()
         self._idle.clear()
