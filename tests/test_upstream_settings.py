@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from maas_gateway.config import demo_config_text, parse_config
+from maas_gateway.upstream.target import parse_target
 
 
 def _demo() -> dict[str, Any]:
@@ -29,3 +30,14 @@ def test_the_removed_upstream_client_setting_is_ignored_with_a_warning(
     assert "upstream_client" not in config.server.model_dump()
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("server.upstream_client was removed and is ignored" in w for w in warnings), warnings
+
+
+def test_a_backend_password_is_never_shown_where_the_configuration_is() -> None:
+    """``GET /admin/models`` dumps the models; a password in a backend URL comes out as ``***``."""
+    data = _demo()
+    data["models"][0]["backends"] = ["https://model-user:s3cret@vllm.example:8443/base"]
+    config = parse_config(data)
+    shown = config.models[0].model_dump(mode="json")["backends"]
+    assert shown == ["https://model-user:***@vllm.example:8443/base"]
+    assert config.models[0].backend_urls == ["https://model-user:s3cret@vllm.example:8443/base"]
+    assert "s3cret" not in repr(parse_target(config.models[0].backend_urls[0]))

@@ -6,8 +6,9 @@ Every transport uses this, so the real one and the in-memory one send a backend 
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 __all__ = ["Origin", "Target", "parse_target"]
 
@@ -33,7 +34,11 @@ def parse_target(url: str) -> Target:
     default_port = 443 if scheme == "https" else 80
     port = parts.port or default_port
     host = parts.hostname or "localhost"
-    host_header = host if port == default_port else f"{host}:{port}"
+    named = f"[{host}]" if ":" in host else host
+    host_header = named if port == default_port else f"{named}:{port}"
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     authorization = None
+    if parts.username is not None or parts.password is not None:
+        credentials = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+        authorization = "Basic " + base64.b64encode(credentials.encode("utf-8")).decode("ascii")
     return Target((scheme, host, port), path, host_header, authorization)
