@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from maas_gateway.config import demo_config_text, parse_config
+from maas_gateway.config import ConfigError, demo_config_text, parse_config
 from maas_gateway.upstream.target import parse_target
 
 
@@ -41,3 +41,26 @@ def test_a_backend_password_is_never_shown_where_the_configuration_is() -> None:
     assert shown == ["https://model-user:***@vllm.example:8443/base"]
     assert config.models[0].backend_urls == ["https://model-user:s3cret@vllm.example:8443/base"]
     assert "s3cret" not in repr(parse_target(config.models[0].backend_urls[0]))
+
+
+def test_upstream_tls_and_idle_settings_load() -> None:
+    data = _demo()
+    data["server"].update(
+        {
+            "upstream_idle_timeout": "90s",
+            "upstream_ca_bundle": "/etc/pki/service-ca.crt",
+            "upstream_client_cert": "/etc/maas/tls/tls.crt",
+            "upstream_client_key": "/etc/maas/tls/tls.key",
+        }
+    )
+    server = parse_config(data).server
+    assert server.upstream_idle_timeout == 90
+    assert server.upstream_ca_bundle == "/etc/pki/service-ca.crt"
+    assert parse_config(_demo()).server.upstream_idle_timeout == 60
+
+
+def test_a_client_key_without_its_certificate_is_refused() -> None:
+    data = _demo()
+    data["server"]["upstream_client_key"] = "/etc/maas/tls/tls.key"
+    with pytest.raises(ConfigError, match="upstream_client_cert`, which is not set"):
+        parse_config(data)

@@ -67,6 +67,18 @@ class ServerSettings(Strict):
     upstream_connect_timeout: Duration = 5.0
     upstream_read_timeout: Duration = 300.0
     upstream_max_connections: int = Field(default=1000, ge=1)
+    upstream_idle_timeout: Duration = Field(
+        default=60.0, description="A backend connection unused this long is closed."
+    )
+    upstream_ca_bundle: str | None = Field(
+        default=None, description="PEM file of CAs trusted for https backends, besides the system's."
+    )
+    upstream_client_cert: str | None = Field(
+        default=None, description="PEM certificate presented to https backends that ask for one."
+    )
+    upstream_client_key: str | None = Field(
+        default=None, description="PEM key of `upstream_client_cert`, if it is not in that file."
+    )
     access_log: bool = True
 
     @model_validator(mode="before")
@@ -84,6 +96,13 @@ class ServerSettings(Strict):
             )
             data = {name: value for name, value in data.items() if name != "upstream_client"}
         return data
+
+    @model_validator(mode="after")
+    def _key_needs_certificate(self) -> ServerSettings:
+        # The files themselves are read at start-up: a configuration is often validated elsewhere.
+        if self.upstream_client_key is not None and self.upstream_client_cert is None:
+            raise ValueError("`upstream_client_key` is the key of `upstream_client_cert`, which is not set.")
+        return self
 
 
 class ModelPricing(Strict):

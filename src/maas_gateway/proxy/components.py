@@ -32,7 +32,7 @@ from maas_gateway.proxy.metrics_endpoint import MetricsEndpoint
 from maas_gateway.proxy.observers import ExchangeObservers
 from maas_gateway.proxy.pipeline import Pipeline
 from maas_gateway.routing import Router
-from maas_gateway.upstream import HttptoolsTransport
+from maas_gateway.upstream import HttptoolsTransport, tls_context
 
 __all__ = ["Components", "build_components", "key_records"]
 
@@ -157,10 +157,19 @@ class Components:
 
     async def start(self) -> None:
         server = self.config.server
+        tls = None
+        if server.upstream_ca_bundle is not None or server.upstream_client_cert is not None:
+            tls = tls_context(
+                ca_bundle=server.upstream_ca_bundle,
+                client_cert=server.upstream_client_cert,
+                client_key=server.upstream_client_key,
+            )
         self.pipeline.transport = HttptoolsTransport(
             connect_timeout=server.upstream_connect_timeout,
             read_timeout=server.upstream_read_timeout,
             max_connections=server.upstream_max_connections,
+            idle_timeout=server.upstream_idle_timeout,
+            tls=tls,
         )
         await self.ledger.start()
         self._purger = asyncio.create_task(self._purge_expired_keys(), name="key-purger")

@@ -1,7 +1,8 @@
 """The upstream client: how the gateway talks to model backends.
 
 One interface (``base``), the real implementation (``httptools_transport``, one connection in
-``backend_connection``), and the exceptions every implementation maps its failures to.
+``backend_connection``, TLS settings in ``tls``), and the exceptions every implementation maps its
+failures to.
 """
 
 from maas_gateway.errors import BackendTimeoutError, BackendUnavailableError
@@ -11,6 +12,7 @@ from maas_gateway.upstream.base import (
     UpstreamTransport,
 )
 from maas_gateway.upstream.httptools_transport import HttptoolsTransport
+from maas_gateway.upstream.tls import tls_context
 
 __all__ = [
     "BackendTimeoutError",
@@ -19,4 +21,5 @@ __all__ = [
     "UpstreamRequest",
     "UpstreamResponse",
     "UpstreamTransport",
+    "tls_context",
 ]

@@ -64,15 +64,30 @@ class _Response:
 
 
 class HttptoolsTransport:
-    """Pooled keep-alive connections per backend origin; create it inside the running event loop."""
+    """Pooled keep-alive connections per backend origin; create it inside the running event loop.
 
-    def __init__(self, *, connect_timeout: float, read_timeout: float, max_connections: int) -> None:
+    ``tls`` verifies https backends (``tls.tls_context``; the system's CAs when omitted). A connection
+    left idle for ``idle_timeout`` seconds is closed, so a quiet gateway does not hold sockets forever.
+    """
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        max_connections: int,
+        idle_timeout: float = 60.0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self.idle_timeout = idle_timeout
+        # Per origin, the oldest idle connection first: requests take the newest, the sweep the oldest.
         self._idle: dict[Origin, list[BackendConnection]] = {}
         self._slots = asyncio.Semaphore(max_connections)
         self._targets: dict[str, Target] = {}
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl = tls
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def _target(self, url: str) -> Target:
         target = self._targets.get(url)
@@ -148,8 +163,32 @@ class HttptoolsTransport:
         self._slots.release()
         if connection.release():
             self._idle.setdefault(connection.origin, []).append(connection)
+            if self._sweeper is None:
+                self._sweeper = connection.loop.call_later(self.idle_timeout, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close the connections idle for ``idle_timeout``; come back when the next one will be."""
+        self._sweeper = None
+        now = asyncio.get_running_loop().time()
+        next_expiry = None
+        for idle in self._idle.values():
+            expired = 0
+            for connection in idle:  # oldest first: stop at the first one still in time
+                if connection.idle_since + self.idle_timeout > now:
+                    break
+                connection.close()
+                expired += 1
+            del idle[:expired]
+            if idle and (next_expiry is None or idle[0].idle_since < next_expiry):
+                next_expiry = idle[0].idle_since
+        if next_expiry is not None:
+            delay = max(next_expiry + self.idle_timeout - now, 0.0)
+            self._sweeper = asyncio.get_running_loop().call_later(delay, self._sweep)
 
     async def aclose(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for idle in self._idle.values():
             for connection in idle:
                 connection.close()
