@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from maas_gateway.upstream import (
@@ -22,6 +23,7 @@ from maas_gateway.upstream import (
     tls_context,
 )
 from tests.support.certificates import PrivateCA
+from tests.support.processes import ServerProcess
 from tests.support.raw_backend import RawRequest, read_request, serving
 
 BODY = b'{"model":"m"}'
@@ -200,3 +202,162 @@ def test_idle_connections_are_closed_after_the_idle_timeout() -> None:
             assert len(connections) == 2
 
     _run(scenario, idle_timeout=0.2)
+
+
+def test_a_reused_connection_the_backend_closed_is_retried_once_on_a_new_one() -> None:
+    """A backend may close an idle connection just as it is reused; nothing was processed, so retry."""
+    per_connection: list[int] = []
+
+    async def backend(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        per_connection.append(0)
+        index = len(per_connection) - 1
+        while await read_request(reader) is not None:
+            per_connection[index] += 1
+            if per_connection[index] == 2:
+                return  # closes without a byte: as a keep-alive timeout racing the request would
+            writer.write(_ok())
+
+    async def scenario(transport: HttptoolsTransport) -> None:
+        async with serving(backend) as url:
+            assert await (await transport.send(_post(url))).read() == b"ok"
+            assert await (await transport.send(_post(url))).read() == b"ok"
+        assert per_connection == [2, 1]
+
+    _run(scenario)
+
+
+def test_a_new_connection_closed_without_an_answer_is_not_retried() -> None:
+    """A request that makes a backend hang up may have crashed it: it is not sent again."""
+    requests: list[RawRequest] = []
+
+    async def backend(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if (request := await read_request(reader)) is not None:
+            requests.append(request)
+
+    async def scenario(transport: HttptoolsTransport) -> None:
+        async with serving(backend) as url:
+            with pytest.raises(BackendUnavailableError, match="closed the connection"):
+                await transport.send(_post(url))
+        assert len(requests) == 1
+
+    _run(scenario)
+
+
+def test_a_body_ended_by_the_connection_closing_is_read_whole() -> None:
+    """Without Content-Length or chunks the body ends when the backend closes; that connection is done."""
+    connections: list[int] = []
+
+    async def backend(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nfirst ")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"second")
+        await writer.drain()  # the handler's end closes the connection: the end of the body
+
+    async def scenario(transport: HttptoolsTransport) -> None:
+        async with serving(backend) as url:
+            for _ in range(2):
+                response = await transport.send(_post(url))
+                assert await response.read() == b"first second"
+        assert len(connections) == 2
+
+    _run(scenario)
+
+
+def test_a_chunked_answer_arrives_chunk_by_chunk_and_keeps_the_connection() -> None:
+    connections: list[int] = []
+
+    async def backend(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        while await read_request(reader) is not None:
+            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            for part in (b"data: 1\n\n", b"data: 2\n\n", b"data: [DONE]\n\n"):
+                writer.write(b"%x\r\n%s\r\n" % (len(part), part))
+                await writer.drain()
+                await asyncio.sleep(0.03)
+            writer.write(b"0\r\n\r\n")
+
+    async def scenario(transport: HttptoolsTransport) -> None:
+        async with serving(backend) as url:
+            for _ in range(2):
+                response = await transport.send(_post(url))
+                chunks = [chunk async for chunk in response.iter_chunks()]
+                assert chunks == [b"data: 1\n\n", b"data: 2\n\n", b"data: [DONE]\n\n"]
+        assert len(connections) == 1
+
+    _run(scenario)
+
+
+def test_a_slow_reader_makes_the_backend_wait_instead_of_filling_memory() -> None:
+    """Back-pressure: past 1 MiB waiting for the reader, the transport stops reading from the backend."""
+    size = 32 * 1024 * 1024
+    all_sent = asyncio.Event()
+
+    async def backend(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % size)
+        writer.write(b"x" * size)
+        await writer.drain()
+        all_sent.set()
+
+    async def scenario(transport: HttptoolsTransport) -> None:
+        async with serving(backend) as url:
+            response = await transport.send(_post(url))
+            chunks = response.iter_chunks()
+            received = len(await anext(chunks))
+            await asyncio.sleep(0.5)  # a client that does not take what came
+            assert not all_sent.is_set(), "the whole body was read while nobody took it"
+            async for chunk in chunks:
+                received += len(chunk)
+            assert received == size
+            await asyncio.wait_for(all_sent.wait(), timeout=2)
+
+    _run(scenario)
+
+
+def test_many_concurrent_requests_are_all_answered_whole(simulator: ServerProcess) -> None:
+    """Two hundred requests at once over at most eight connections: every answer arrives whole."""
+    chat = b'{"model":"simulator-model","messages":[{"role":"user","content":"Hi"}]}'
+    stream = chat[:-1] + b',"stream":true}'
+
+    async def scenario(transport: HttptoolsTransport) -> None:
+        async def one(body: bytes) -> bytes:
+            request = UpstreamRequest("POST", simulator.url + "/v1/chat/completions", [], body)
+            response = await transport.send(request)
+            try:
+                return await response.read()
+            finally:
+                response.close()
+
+        answers = await asyncio.gather(*(one(chat if i % 2 else stream) for i in range(200)))
+        for i, answer in enumerate(answers):
+            if i % 2:
+                assert orjson.loads(answer)["choices"]
+            else:
+                assert answer.rstrip().endswith(b"data: [DONE]")
+
+    _run(scenario)
+
+
+def test_interim_answers_are_skipped() -> None:
+    """A 100 Continue or 103 Early Hints before the real answer is not taken for the answer."""
+
+    async def backend(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for number in range(2):
+            await read_request(reader)
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.05)  # the interim answers arrive on their own
+            writer.write(_ok(b"answer %d" % number))
+            await writer.drain()
+
+    async def scenario(transport: HttptoolsTransport) -> None:
+        async with serving(backend) as url:
+            for number in range(2):  # the second request reuses the connection
+                response = await transport.send(_post(url))
+                assert response.status == 200
+                assert await response.read() == b"answer %d" % number
+
+    _run(scenario)
