@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from maas_gateway.config import ConfigError, demo_config_text, parse_config
+from maas_gateway.proxy.components import build_components
+from maas_gateway.upstream import HttptoolsTransport
 from maas_gateway.upstream.target import parse_target
+from tests.support.certificates import PrivateCA
 
 
 def _demo() -> dict[str, Any]:
@@ -64,3 +69,39 @@ def test_a_client_key_without_its_certificate_is_refused() -> None:
     data["server"]["upstream_client_key"] = "/etc/maas/tls/tls.key"
     with pytest.raises(ConfigError, match="upstream_client_cert`, which is not set"):
         parse_config(data)
+
+
+def test_the_gateway_builds_its_upstream_client_from_the_settings(tmp_path: Path) -> None:
+    """The CA bundle, client certificate and idle timeout reach the transport the gateway starts with."""
+    ca = PrivateCA(tmp_path)
+    client = ca.issue("gateway", client=True)
+    data = _demo()
+    data["server"].update(
+        {
+            "access_log": False,
+            "upstream_idle_timeout": "90s",
+            "upstream_ca_bundle": str(ca.cert_path),
+            "upstream_client_cert": str(client.cert),
+            "upstream_client_key": str(client.key),
+        }
+    )
+    components = build_components(parse_config(data))
+
+    async def start_and_stop() -> None:
+        await components.start()
+        try:
+            transport = components.pipeline.transport
+            assert isinstance(transport, HttptoolsTransport)
+            assert transport.idle_timeout == 90
+        finally:
+            await components.stop()
+
+    asyncio.run(start_and_stop())
+
+
+def test_an_unusable_ca_bundle_stops_the_gateway_at_start(tmp_path: Path) -> None:
+    data = _demo()
+    data["server"]["upstream_ca_bundle"] = str(tmp_path / "missing.pem")
+    components = build_components(parse_config(data))
+    with pytest.raises(ValueError, match=r"^The CA bundle .*missing\.pem cannot be used: No such file"):
+        asyncio.run(components.start())
