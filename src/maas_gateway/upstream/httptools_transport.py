@@ -16,7 +16,8 @@ import ssl
 from collections.abc import AsyncIterator, Sequence
 
 from maas_gateway.errors import BackendUnavailableError
-from maas_gateway.upstream.backend_connection import BackendConnection, BackendExchange
+from maas_gateway.upstream.backend_connection import BackendConnection
+from maas_gateway.upstream.backend_exchange import BackendExchange
 from maas_gateway.upstream.base import UpstreamRequest, UpstreamResponse
 from maas_gateway.upstream.target import Origin, Target, parse_target
 
@@ -36,16 +37,18 @@ class _Response:
 
     async def read(self) -> bytes:
         parts = []
+        next_chunk = self._exchange.next_chunk
         try:
-            while (chunk := await self._connection.next_chunk(self._exchange)) is not None:
+            while (chunk := await next_chunk()) is not None:
                 parts.append(chunk)
         finally:
             self._release()
         return b"".join(parts)
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
+        next_chunk = self._exchange.next_chunk
         try:
-            while (chunk := await self._connection.next_chunk(self._exchange)) is not None:
+            while (chunk := await next_chunk()) is not None:
                 yield chunk
         finally:
             self._release()
