@@ -64,5 +64,5 @@ class UpstreamTransport(Protocol):
         ...
 
     async def aclose(self) -> None:
-        """Close every connection; responses still being read fail."""
+        """Close the idle connections and stop expiring them; the transport is not used afterwards."""
         ...
