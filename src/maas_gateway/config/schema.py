@@ -15,6 +15,7 @@ from pydantic import (
     AnyHttpUrl,
     Field,
     SecretStr,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -68,7 +69,10 @@ class ModelPricing(Strict):
 
 class ModelConfig(Strict):
     name: str = Field(pattern=_NAME, max_length=200)
-    backends: list[AnyHttpUrl] = Field(min_length=1)
+    backends: list[AnyHttpUrl] = Field(
+        min_length=1,
+        description="Base URLs; credentials in one (`https://user:password@host`) are sent as Basic auth.",
+    )
     served_name: str | None = Field(
         default=None, description="The model name the backend expects; defaults to `name`."
     )
@@ -89,6 +93,14 @@ class ModelConfig(Strict):
             if not _HOST.match(host):
                 raise ValueError(f"'{host}' is not a valid host name (no port, no scheme).")
         return normalised
+
+    @field_serializer("backends")
+    def _backends_without_passwords(self, backends: list[AnyHttpUrl]) -> list[str]:
+        """Wherever the configuration is shown (``GET /admin/models``), a backend's password is not."""
+        return [
+            str(url).replace(f":{url.password}@", ":***@", 1) if url.password else str(url)
+            for url in backends
+        ]
 
     @property
     def upstream_model(self) -> str:

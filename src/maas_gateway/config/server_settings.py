@@ -7,14 +7,17 @@ that send too much or too slowly; docs/security.md lists them with their default
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+import logging
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from maas_gateway.config.base import Strict
 from maas_gateway.config.durations import Duration
 
 __all__ = ["ServerSettings"]
+
+logger = logging.getLogger("maas_gateway")
 
 
 class ServerSettings(Strict):
@@ -24,8 +27,17 @@ class ServerSettings(Strict):
     upstream_connect_timeout: Duration = 5.0
     upstream_read_timeout: Duration = 300.0
     upstream_max_connections: int = Field(default=1000, ge=1)
-    upstream_client: Literal["httptools", "aiohttp"] = Field(
-        default="httptools", description="The backend HTTP client: the lean default, or aiohttp."
+    upstream_idle_timeout: Duration = Field(
+        default=60.0, description="A backend connection unused this long is closed."
+    )
+    upstream_ca_bundle: str | None = Field(
+        default=None, description="PEM file of CAs trusted for https backends, besides the system's."
+    )
+    upstream_client_cert: str | None = Field(
+        default=None, description="PEM certificate presented to https backends that ask for one."
+    )
+    upstream_client_key: str | None = Field(
+        default=None, description="PEM key of `upstream_client_cert`, if it is not in that file."
     )
     access_log: bool = True
     max_header_bytes: int = Field(
@@ -55,6 +67,29 @@ class ServerSettings(Strict):
         default_factory=list,
         description="Addresses or CIDR ranges of proxies whose X-Forwarded-For the gateway believes.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_settings(cls, data: Any) -> Any:
+        """``upstream_client`` chose between two backend clients; one is left, so the setting is ignored.
+
+        Accepted with a warning rather than refused: a file written for an earlier version still starts,
+        and whichever value it names, the backends receive the same requests.
+        """
+        if isinstance(data, dict) and "upstream_client" in data:
+            logger.warning(
+                "The setting server.upstream_client was removed and is ignored: the gateway always uses "
+                "its own HTTP client for backends. Delete it from the configuration file."
+            )
+            data = {name: value for name, value in data.items() if name != "upstream_client"}
+        return data
+
+    @model_validator(mode="after")
+    def _key_needs_certificate(self) -> ServerSettings:
+        # The files themselves are read at start-up: a configuration is often validated elsewhere.
+        if self.upstream_client_key is not None and self.upstream_client_cert is None:
+            raise ValueError("`upstream_client_key` is the key of `upstream_client_cert`, which is not set.")
+        return self
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -1,6 +1,5 @@
-"""The proxy: the ASGI gateway, its request pipeline and the upstream transport."""
+"""The proxy: the HTTP edge of the gateway (the ASGI app, its request pipeline, forwarding, SSE)."""
 
 from maas_gateway.proxy.app import GatewayApp
-from maas_gateway.proxy.upstream import AiohttpTransport, UpstreamTransport
 
-__all__ = ["AiohttpTransport", "GatewayApp", "UpstreamTransport"]
+__all__ = ["GatewayApp"]

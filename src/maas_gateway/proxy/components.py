@@ -29,12 +29,11 @@ from maas_gateway.metrics.multiprocess import shared_directory
 from maas_gateway.proxy.access_log import AccessLog
 from maas_gateway.proxy.asgi import Scope, request_header
 from maas_gateway.proxy.forwarded import TrustedProxies
-from maas_gateway.proxy.httptools_transport import HttptoolsTransport
 from maas_gateway.proxy.metrics_endpoint import MetricsEndpoint
 from maas_gateway.proxy.observers import ExchangeObservers
 from maas_gateway.proxy.pipeline import Pipeline
-from maas_gateway.proxy.upstream import AiohttpTransport
 from maas_gateway.routing import Router
+from maas_gateway.upstream import HttptoolsTransport, tls_context
 
 __all__ = ["Components", "build_components", "key_records"]
 
@@ -160,11 +159,19 @@ class Components:
 
     async def start(self) -> None:
         server = self.config.server
-        client = HttptoolsTransport if server.upstream_client == "httptools" else AiohttpTransport
-        self.pipeline.transport = client(
+        tls = None
+        if server.upstream_ca_bundle is not None or server.upstream_client_cert is not None:
+            tls = tls_context(
+                ca_bundle=server.upstream_ca_bundle,
+                client_cert=server.upstream_client_cert,
+                client_key=server.upstream_client_key,
+            )
+        self.pipeline.transport = HttptoolsTransport(
             connect_timeout=server.upstream_connect_timeout,
             read_timeout=server.upstream_read_timeout,
             max_connections=server.upstream_max_connections,
+            idle_timeout=server.upstream_idle_timeout,
+            tls=tls,
         )
         await self.ledger.start()
         self._purger = asyncio.create_task(self._purge_expired_keys(), name="key-purger")

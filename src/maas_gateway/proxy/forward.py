@@ -15,7 +15,7 @@ from maas_gateway.errors import BackendError, GatewayError
 from maas_gateway.proxy.asgi import HOP_BY_HOP, Receive, Send
 from maas_gateway.proxy.exchange import Usage
 from maas_gateway.proxy.sse import SSEFollower
-from maas_gateway.proxy.upstream import UpstreamResponse
+from maas_gateway.upstream import UpstreamResponse
 
 __all__ = [
     "BackendStatusError",

@@ -27,9 +27,9 @@ from maas_gateway.proxy.exchange import Exchange, Usage
 from maas_gateway.proxy.forward import end_stream, passthrough_headers, read_answer, relay_stream
 from maas_gateway.proxy.forwarded import NO_TRUSTED_PROXIES, TrustedProxies, client_address
 from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS, GenerationRequest
-from maas_gateway.proxy.upstream import UpstreamRequest, UpstreamTransport
 from maas_gateway.proxy.upstream_request import upstream_headers
 from maas_gateway.routing import Router
+from maas_gateway.upstream import UpstreamRequest, UpstreamTransport
 
 __all__ = ["Pipeline"]
 
