@@ -57,7 +57,9 @@ class Authenticator:
         if record is None:
             raise AuthenticationError("The API key is not valid.", code="invalid_api_key")
         source = "key" if record.lifecycle else "config_key"
-        stored = await self._users.get(record.user, now)
+        known, stored = self._users.fresh(record.user, now)
+        if not known:
+            stored = await self._users.get(record.user, now)
         return Identity(
             user=record.user,
             tier=self._policy.tier(record.user, source, record.tier, stored, now),

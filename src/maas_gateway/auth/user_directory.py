@@ -40,6 +40,16 @@ class UserDirectory:
         self._unreachable = False
         self._retry_at = 0.0
 
+    def fresh(self, user: str, now: float) -> tuple[bool, StoredUser | None]:
+        """The cached row within the TTL, without a coroutine: ``(True, row)``; else ``(False, None)``.
+
+        The request path asks this first; an ``await`` costs about a microsecond even when nothing waits.
+        """
+        cached = self._cache.get(user)
+        if cached is not None and now - cached[0] < self._ttl:
+            return True, cached[1]
+        return False, None
+
     async def get(self, user: str, now: float) -> StoredUser | None:
         cached = self._cache.get(user)
         if cached is not None and now - cached[0] < self._ttl:

@@ -14,7 +14,7 @@ from maas_gateway.auth.credentials import parse_authorization
 from maas_gateway.auth.failure_gate import FailureGate
 from maas_gateway.auth.key_repository import IdentityChange, KeyRepository
 from maas_gateway.auth.key_service import KeyService
-from maas_gateway.auth.keys import LayeredKeyStore
+from maas_gateway.auth.keys import LayeredKeyStore, key_id_for
 from maas_gateway.auth.memory_key_repository import InMemoryKeyRepository
 from maas_gateway.auth.throttle import FailureThrottle
 from maas_gateway.auth.user_directory import UserDirectory
@@ -44,7 +44,8 @@ def key_records(config: GatewayConfig) -> list[KeyRecord]:
     records = []
     for key in config.api_keys:
         models = frozenset(key.models) if key.models is not None else None
-        records.append(KeyRecord(key.digest, key.user, key.tier, key.name, models))
+        # The public id is computed once here rather than on every request.
+        records.append(KeyRecord(key.digest, key.user, key.tier, key.name, models, key_id_for(key.digest)))
     return records
 
 
