@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.support.configs import demo_dict
+from tests.support.gateways import GatewayFactory, start_gateway
 from tests.support.processes import GatewayProcess, ServerProcess, free_port, maas
-
-GatewayFactory = Callable[..., GatewayProcess]
-_counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -37,31 +33,6 @@ def fake_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
         yield server
 
 
-def gateway_config_file(config: dict[str, Any], directory: Path) -> tuple[Path, int, int]:
-    """Write ``config`` with free ports for the API and the metrics listener; return the file and ports.
-
-    Every gateway gets its own metrics port, so gateways started side by side never clash on the default.
-    """
-    port, metrics_port = free_port(), free_port()
-    config = {
-        **config,
-        "server": {**config.get("server", {}), "port": port},
-        "metrics": {**config.get("metrics", {}), "listen": f"127.0.0.1:{metrics_port}"},
-    }
-    path = directory / f"gateway-{next(_counter)}.yaml"
-    path.write_text(yaml.safe_dump(config), "utf-8")
-    return path, port, metrics_port
-
-
-def _start_gateway(
-    config: dict[str, Any], directory: Path, *options: str, env: dict[str, str] | None = None
-) -> GatewayProcess:
-    path, port, metrics_port = gateway_config_file(config, directory)
-    log = path.with_suffix(".log")
-    command = maas("serve", "--config", str(path), *options)
-    return GatewayProcess(command, port, metrics_port, log, env=env).start()
-
-
 @pytest.fixture
 def gateway_factory(tmp_path: Path) -> Iterator[GatewayFactory]:
     """Start gateways from configuration dicts (and `maas serve` options such as --workers, and extra
@@ -69,7 +40,7 @@ def gateway_factory(tmp_path: Path) -> Iterator[GatewayFactory]:
     started: list[GatewayProcess] = []
 
     def factory(config: dict[str, Any], *options: str, env: dict[str, str] | None = None) -> GatewayProcess:
-        server = _start_gateway(config, tmp_path, *options, env=env)
+        server = start_gateway(config, tmp_path, *options, env=env)
         started.append(server)
         return server
 
@@ -81,6 +52,6 @@ def gateway_factory(tmp_path: Path) -> Iterator[GatewayFactory]:
 @pytest.fixture(scope="module")
 def gateway(simulator: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     """The demo gateway in front of the session simulator, with limits off (core behaviour only)."""
-    server = _start_gateway(demo_dict(simulator.url, limits=False), tmp_path_factory.mktemp("gw"))
+    server = start_gateway(demo_dict(simulator.url, limits=False), tmp_path_factory.mktemp("gw"))
     yield server
     server.stop()

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import GatewayFactory
+from tests.support.gateways import GatewayFactory
+from tests.support.ledger import ADMIN_KEY, ledger_config
 from tests.support.processes import ServerProcess
-from tests.test_ledger import ADMIN_KEY, ledger_config
 
 
 @pytest.mark.parametrize(

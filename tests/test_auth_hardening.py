@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.conftest import GatewayFactory
 from tests.support.configs import demo_dict
+from tests.support.gateways import GatewayFactory
 from tests.support.limits import chat
 from tests.support.processes import GatewayProcess, ServerProcess, free_port, maas
 

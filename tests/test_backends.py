@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import GatewayFactory
 from tests.support.configs import demo_dict
+from tests.support.gateways import GatewayFactory, start_gateway
 from tests.support.processes import ServerProcess
 
 CHAT = {"model": "fake", "messages": [{"role": "user", "content": "Hello"}]}
@@ -33,15 +33,13 @@ def nosy_gateway(
     simulator: ServerProcess, fake_backend: ServerProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Any:
     """A gateway with one model per fake-backend behaviour, a 1 s read timeout and limits on."""
-    from tests.conftest import _start_gateway
-
     config = demo_dict(simulator.url)
     config["server"]["upstream_read_timeout"] = "1s"
     for behaviour in BEHAVIOURS:
         config["models"].append(
             {"name": behaviour, "backends": [f"{fake_backend.url}/{behaviour}"], "served_name": "fake"}
         )
-    server = _start_gateway(config, tmp_path_factory.mktemp("nosy"))
+    server = start_gateway(config, tmp_path_factory.mktemp("nosy"))
     yield server
     server.stop()
 

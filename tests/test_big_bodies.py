@@ -8,8 +8,8 @@ import time
 import httpx
 import orjson
 
-from tests.conftest import GatewayFactory
 from tests.support.configs import demo_dict
+from tests.support.gateways import GatewayFactory
 from tests.support.processes import ServerProcess
 
 KEY = "enterpriseuser1_key"

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import GatewayFactory, _start_gateway
 from tests.support.configs import demo_dict
+from tests.support.gateways import GatewayFactory, start_gateway
 from tests.support.processes import GatewayProcess, ServerProcess
 from tests.support.raw_http import connect, read_response, send_until_answered
 
@@ -27,7 +27,7 @@ def gateway(simulator: ServerProcess, tmp_path_factory: pytest.TempPathFactory) 
     """The demo gateway with 1 s header and body timeouts and the default header limits."""
     config = demo_dict(simulator.url, limits=False)
     config["server"].update(header_timeout=f"{TIMEOUT}s", body_timeout=f"{TIMEOUT}s")
-    server = _start_gateway(config, tmp_path_factory.mktemp("edge"))
+    server = start_gateway(config, tmp_path_factory.mktemp("edge"))
     yield server
     server.stop()
 

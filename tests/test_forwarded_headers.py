@@ -10,8 +10,8 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from tests.conftest import GatewayFactory
 from tests.support.configs import demo_dict
+from tests.support.gateways import GatewayFactory
 from tests.support.processes import GatewayProcess, ServerProcess
 
 KEY = "enterpriseuser1_key"

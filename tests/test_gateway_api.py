@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import GatewayFactory
 from tests.support.configs import demo_dict
+from tests.support.gateways import GatewayFactory
 from tests.support.processes import ServerProcess
 
 CHAT = {"model": "simulator-model", "messages": [{"role": "user", "content": "Hello"}]}

@@ -13,8 +13,8 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.conftest import GatewayFactory
 from tests.support.configs import demo_dict
+from tests.support.gateways import GatewayFactory
 from tests.support.oidc_provider import CLIENT_ID, TokenIssuer, start_token_issuer
 from tests.support.processes import ServerProcess, free_port
 

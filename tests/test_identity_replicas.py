@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import GatewayFactory, gateway_config_file
+from tests.support.gateways import GatewayFactory, gateway_config_file
 from tests.support.identity import ADMIN_HEADERS, admin_call, bearer, create_key, identity_config
 from tests.support.postgres_server import PrivatePostgres, create_database, drop_database, throwaway_database
 from tests.support.processes import GatewayProcess, ServerProcess, maas

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import GatewayFactory
+from tests.support.gateways import GatewayFactory
 from tests.support.identity import admin_call, assert_error, bearer, create_key, identity_config
 from tests.support.limits import chat
 from tests.support.oidc_provider import CLIENT_ID, TokenIssuer, start_token_issuer

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import GatewayFactory
+from tests.support.gateways import GatewayFactory
+from tests.support.ledger import ADMIN, ADMIN_KEY, ledger_config
 from tests.support.limits import chat
 from tests.support.processes import ServerProcess, maas
-from tests.test_ledger import ADMIN, ADMIN_KEY, ledger_config
 
 
 def _config(simulator: ServerProcess, tmp_path: Path, **keys: Any) -> dict[str, Any]:

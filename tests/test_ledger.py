@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import subprocess
 from collections.abc import Iterator
@@ -14,27 +13,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import GatewayFactory
 from tests.support.configs import demo_dict
+from tests.support.gateways import GatewayFactory
+from tests.support.ledger import ADMIN, ADMIN_KEY, USERS, ledger_config
 from tests.support.load import mixed_load
 from tests.support.postgres_server import throwaway_database
 from tests.support.processes import ServerProcess, maas
-
-ADMIN_KEY = "test-admin-key-0123456789-abcdefghijkl"
-ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
-USERS = {
-    "freeuser1": "freeuser1_key",
-    "premiumuser1": "premiumuser1_key",
-    "enterpriseuser1": "enterpriseuser1_key",
-}
-
-
-def ledger_config(backend: str, database_url: str | None, spool: Path, **database: Any) -> dict[str, Any]:
-    config = demo_dict(backend)
-    config["database"] = {"url": database_url, "spool_dir": str(spool), "flush_interval": "0.2s", **database}
-    config["admin"] = {"key_sha256": hashlib.sha256(ADMIN_KEY.encode()).hexdigest()}
-    config["models"][0]["pricing"] = {"prompt_per_1k": 0.5, "completion_per_1k": 1.5}
-    return config
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -15,12 +15,12 @@ import pytest
 from maas_gateway.database import Database
 from maas_gateway.metering import LedgerWriter, Spool, UsageQuery, UsageRecord
 from maas_gateway.metering.sql_store import SqlLedgerStore
-from tests.conftest import GatewayFactory
 from tests.support.crash_loss import crash_during_outage
+from tests.support.gateways import GatewayFactory
+from tests.support.ledger import ledger_config
 from tests.support.load import Load
 from tests.support.postgres_server import PrivatePostgres, create_database
 from tests.support.processes import ServerProcess
-from tests.test_ledger import ledger_config
 
 
 def _unlimited(config: dict[str, object]) -> dict[str, object]:

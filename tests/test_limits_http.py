@@ -7,8 +7,8 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.conftest import GatewayFactory
 from tests.support.configs import demo_dict
+from tests.support.gateways import GatewayFactory
 from tests.support.limits import chat, concurrent_statuses, wait_for_fresh_window
 from tests.support.processes import ServerProcess
 

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import GatewayFactory
 from tests.support.configs import demo_dict
+from tests.support.gateways import GatewayFactory
 from tests.support.limits import chat, wait_for_fresh_window
 from tests.support.processes import ServerProcess, free_port, maas
 from tests.support.redis_server import RedisServer

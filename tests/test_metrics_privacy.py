@@ -18,8 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from maas_gateway.cli.banner import print_banner
 from maas_gateway.config import ConfigError, demo_config, demo_config_text, parse_config
-from tests.conftest import GatewayFactory, gateway_config_file
 from tests.support.configs import demo_dict
+from tests.support.gateways import GatewayFactory, gateway_config_file
 from tests.support.limits import chat, concurrent_statuses
 from tests.support.processes import GatewayProcess, ServerProcess, free_port, maas
 

@@ -19,8 +19,8 @@ import jwt
 import pytest
 from openai import OpenAI
 
-from tests.conftest import GatewayFactory, _start_gateway
 from tests.support.configs import demo_dict
+from tests.support.gateways import GatewayFactory, start_gateway
 from tests.support.identity import assert_error
 from tests.support.oidc_provider import (
     CLIENT_ID,
@@ -86,7 +86,7 @@ def oidc_gateway(
     issuers = [_issuer(issuer.url, namespace="issuer"), _issuer(provider.url, namespace="provider")]
     config = _config(simulator.url, issuers)
     config["users"] = {"issuer:override-user": {"tier": "enterprise"}}
-    server = _start_gateway(config, tmp_path_factory.mktemp("oidc-gateway"))
+    server = start_gateway(config, tmp_path_factory.mktemp("oidc-gateway"))
     yield server
     server.stop()
 

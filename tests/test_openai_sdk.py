@@ -11,8 +11,8 @@ import pytest
 from openai import OpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
-from tests.conftest import GatewayFactory
 from tests.support.configs import demo_dict
+from tests.support.gateways import GatewayFactory
 from tests.support.processes import ServerProcess
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello"}]

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import yaml
 
-from tests.conftest import GatewayFactory
 from tests.support.configs import demo_dict
+from tests.support.gateways import GatewayFactory
 from tests.support.limits import chat, wait_for_fresh_window
 from tests.support.processes import ServerProcess, free_port, maas
 
