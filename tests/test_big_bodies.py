@@ -20,7 +20,8 @@ def test_a_body_of_300000_messages_does_not_stall_other_clients(
 ) -> None:
     """While the gateway decodes, validates and measures a 9 MB chat body of 300,000 messages (the
     backend reports no usage, so its prompt is estimated), a client listing models back to back is never
-    held for the whole of it: its slowest answer takes under half the big request's time. The big
+    held for the whole of it: its slowest answer takes under a quarter of the big request's time (bodies
+    this large are decoded in a worker process; measured: about 35 ms against 1 s, 440 ms before). The big
     request is answered, with its prompt estimated from all 300,000 messages."""
     config = demo_dict(fake_backend.url, limits=False)
     config["models"].append({"name": "nousage", "backends": [f"{fake_backend.url}/nousage"]})
@@ -53,8 +54,37 @@ def test_a_body_of_300000_messages_does_not_stall_other_clients(
     assert isinstance(response, httpx.Response)
     assert response.status_code == 200, response.text
     assert isinstance(outcome["seconds"], float)
-    assert worst < outcome["seconds"] / 2, (worst, outcome["seconds"])
+    assert worst < outcome["seconds"] / 4, (worst, outcome["seconds"])
     # 300,000 contents of 4 characters joined by newlines: 1,499,999 characters, 375,000 tokens.
     time.sleep(0.3)  # the access log is written in batches
     logged = [orjson.loads(line) for line in gateway.log().splitlines() if '"model":"nousage"' in line]
     assert [(line["prompt_tokens"], line["usage_estimated"]) for line in logged] == [(375_000, True)]
+
+
+def test_a_huge_body_that_must_change_reaches_the_backend_changed(
+    fake_backend: ServerProcess, gateway_factory: GatewayFactory
+) -> None:
+    """A 9 MB body decoded in the worker process still gets every change on its way to the backend: the
+    served model name, `max_tokens` set by a reserving tier, usage asked for on a stream; and a body
+    that is not JSON is a 400 naming the problem, not a 500."""
+    config = demo_dict(fake_backend.url)
+    config["models"].append(
+        {"name": "renamed", "served_name": "backend-name", "backends": [f"{fake_backend.url}/record"]}
+    )
+    config["tiers"]["enterprise"]["reserve"] = True
+    config["tiers"]["enterprise"]["limits"] = [{"limit": 10**9, "unit": "tokens", "window": "1h"}]
+    gateway = gateway_factory(config)
+    messages = [{"role": "user", "content": "abcd"}] * 300_000
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    for stream in (False, True):
+        body = orjson.dumps({"model": "renamed", "messages": messages, "stream": stream})
+        answer = httpx.post(gateway.url + "/v1/chat/completions", content=body, headers=headers, timeout=60)
+        assert answer.status_code == 200, answer.text
+        seen = httpx.get(fake_backend.url + "/record/body").json()
+        assert (seen["model"], seen["messages"], seen["max_tokens"]) == ("backend-name", 300_000, 1024)
+        assert seen["stream_options"] == ({"include_usage": True} if stream else None)
+    broken = httpx.post(
+        gateway.url + "/v1/chat/completions", content=b"{" * 3_000_000, headers=headers, timeout=60
+    )
+    assert broken.status_code == 400
+    assert broken.json()["error"]["code"] == "invalid_json"

@@ -3,7 +3,8 @@
 The gateway appends the OpenAI path to a backend URL, so a model whose backend is
 ``http://127.0.0.1:PORT/garbage`` receives ``POST /garbage/v1/chat/completions`` here. Behaviours:
 
-- ``record``: answers like a model and remembers the request headers (``GET /record/last``).
+- ``record``: answers like a model and remembers the request headers (``GET /record/last``) and the
+  body's model, max_tokens, stream_options and message count (``GET /record/body``).
 - ``garbage``: 200 with a body that is not JSON.     - ``error500`` / ``error400``: backend errors.
 - ``slow``: answers after 3 seconds.                  - ``close``: drops the connection.
 - ``nousage``: a valid answer without ``usage``.      - ``stream-break``: two SSE events, then drops.
@@ -25,6 +26,7 @@ import orjson
 from aiohttp import web
 
 _last_headers: dict[str, str] = {}
+_last_body: dict[str, Any] = {}  # the recorded request's model, max_tokens, stream_options, message count
 _counts: dict[str, int] = {}
 _peers: list[int] = []
 
@@ -61,10 +63,14 @@ async def handle(request: web.Request) -> web.StreamResponse:
     _counts[behaviour] = _counts.get(behaviour, 0) + 1
     peer = request.transport.get_extra_info("peername") if request.transport is not None else None
     _peers.append(peer[1] if peer else 0)
-    await request.read()
+    raw = await request.read()
     if behaviour == "record":
         _last_headers.clear()
         _last_headers.update({k.lower(): v for k, v in request.headers.items()})
+        body = orjson.loads(raw) if raw else {}
+        _last_body.clear()
+        _last_body.update({name: body.get(name) for name in ("model", "max_tokens", "stream_options")})
+        _last_body["messages"] = len(body.get("messages") or [])
         return web.json_response(_answer("recorded"))
     if behaviour == "garbage":
         return web.Response(body=b"<html>not json</html>", content_type="text/html")
@@ -108,6 +114,10 @@ async def last(request: web.Request) -> web.Response:
     return web.json_response(_last_headers)
 
 
+async def last_body(request: web.Request) -> web.Response:
+    return web.json_response(_last_body)
+
+
 async def counts(request: web.Request) -> web.Response:
     return web.json_response(_counts)
 
@@ -124,6 +134,7 @@ def main() -> None:
     app = web.Application(client_max_size=64 * 1024 * 1024)  # big-body tests send 10 MB
     app.router.add_get("/health", health)
     app.router.add_get("/record/last", last)
+    app.router.add_get("/record/body", last_body)
     app.router.add_get("/counts", counts)
     app.router.add_get("/peers", peers)
     app.router.add_post("/{behaviour}/v1/{tail:.*}", handle)

@@ -78,7 +78,7 @@ class Pipeline:
         exchange.identity = identity
         raw = await read_body(scope, receive, self.max_body_bytes)
         parsed = await self.bodies.parse(raw, ENDPOINT_SCHEMAS[api_path])
-        data, request = parsed.data, parsed.request
+        request = parsed.request
         model = self.router.resolve(
             host=request_header(scope, b"host"), prefix=prefix, requested=request.model
         )
@@ -92,7 +92,7 @@ class Pipeline:
         if self.limiter is not None:
             budget = self.limiter.reserve_budget(identity.user, identity.tier)
             if budget is not None and request.output_cap is None and api_path != "/v1/embeddings":
-                data["max_tokens"] = budget  # the reservation only holds if the backend stops there
+                parsed.set("max_tokens", budget)  # the reservation only holds if the backend stops there
                 edited = True
             worst = _worst_case(parsed, request, budget, model)
             try:
@@ -103,7 +103,7 @@ class Pipeline:
                 exchange.rate_limited = True
                 raise
         exchange.admitted = True
-        body = await self.bodies.upstream_body(raw, data, model.upstream_model, stream, changed=edited)
+        body = await self.bodies.upstream_body(raw, parsed, model.upstream_model, stream, changed=edited)
         try:
             await self._forward(
                 scope, receive, send, exchange, identity, model, body, parsed, request, admission
@@ -210,5 +210,5 @@ def _worst_case(
         return None
     size = parsed.prompt()
     prompt = size.utf8_bytes + _TEMPLATE_TOKENS_PER_REQUEST + _TEMPLATE_TOKENS_PER_MESSAGE * size.messages
-    output = request.output_cap or parsed.data.get("max_tokens") or 0
+    output = request.output_cap or parsed.edits.get("max_tokens") or 0
     return TokenCharge.of(prompt, int(output), model.token_multiplier)
