@@ -12,7 +12,7 @@ from typing import Any
 
 from maas_gateway.auth.failure_gate import FailureGate
 from maas_gateway.auth.throttle import FailureThrottle
-from maas_gateway.proxy.forwarded import client_address
+from maas_gateway.http.forwarded import client_address
 
 NUMBER = 1_000_000
 

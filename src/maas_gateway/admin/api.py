@@ -8,7 +8,7 @@ validation; the model endpoints stay plain ASGI. Errors keep OpenAI's shape.
 # (Depends(caller)) in the annotations as objects, not as strings naming locals.
 
 import logging
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from maas_gateway.admin.call_log import caller_of
 from maas_gateway.admin.keys_api import keys_router
+from maas_gateway.admin.services import AdminServices
 from maas_gateway.admin.usage import rows_to_csv, usage_query
 from maas_gateway.admin.users_api import users_router
 from maas_gateway.auth import Identity, parse_authorization
@@ -28,9 +29,6 @@ from maas_gateway.errors import (
     error_body,
 )
 
-if TYPE_CHECKING:
-    from maas_gateway.proxy.components import Components
-
 __all__ = ["create_admin_app"]
 
 logger = logging.getLogger("maas_gateway.admin")
@@ -41,7 +39,7 @@ GroupBy = Annotated[str | None, Query(description="Comma-separated: user, tier, 
 Format = Annotated[str, Query(pattern="^(json|csv)$", description="json (default) or csv.")]
 
 
-def create_admin_app(components: "Components") -> FastAPI:
+def create_admin_app(services: AdminServices) -> FastAPI:
     app = FastAPI(
         title="maas-gateway admin API",
         version="1",
@@ -53,26 +51,26 @@ def create_admin_app(components: "Components") -> FastAPI:
     # `authorization` is declared for the OpenAPI document; `identify` reads it from the scope.
     async def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Identity:
         """The caller's API key or token, refused first while their address is throttled."""
-        identity = await components.pipeline.identify(request.scope)
+        identity = await services.identify(request.scope)
         caller_of(request.scope).accept(identity)
         return identity
 
     async def admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
         """The admin key, or a token of a user in one of the issuer's admin groups."""
-        address = components.pipeline.address(request.scope)
-        failures = components.pipeline.failures
+        address = services.address(request.scope)
+        failures = services.failures
         failures.check(address)  # before the credential: a throttled guesser learns nothing
         credential = parse_authorization(authorization)
         try:
-            if looks_like_jwt(credential) and not components.admin.matches(credential):
-                identity = await components.pipeline.authenticator.authenticate(credential)
+            if looks_like_jwt(credential) and not services.guard().matches(credential):
+                identity = await services.authenticate(credential)
                 if not identity.is_admin:
                     raise PermissionDeniedError(
                         "This token's user is not in an admin group.", code="not_an_admin"
                     )
                 caller_of(request.scope).accept(identity, admin=True)
                 return
-            components.admin.check(credential)
+            services.guard().check(credential)
         except AuthenticationError as error:
             failures.failed(address)
             logger.warning("A failed admin authentication from %s (%s).", address, error.code)
@@ -83,8 +81,8 @@ def create_admin_app(components: "Components") -> FastAPI:
         since: str | None, until: str | None, group_by: str | None, user: str | None, fmt: str
     ) -> Response:
         query = usage_query(since, until, group_by, user)
-        await components.ledger.flush()  # so a report includes requests answered a moment ago
-        rows = await components.ledger.store.aggregate(query)
+        await services.ledger.flush()  # so a report includes requests answered a moment ago
+        rows = await services.ledger.store.aggregate(query)
         if fmt == "csv":
             return PlainTextResponse(rows_to_csv(rows, query.group_by), media_type="text/csv")
         data = [row.as_dict() for row in rows]
@@ -112,8 +110,8 @@ def create_admin_app(components: "Components") -> FastAPI:
         """The caller's own usage, with their own API key."""
         return await flushed_usage(since, until, group_by or "model,day", identity.user, format)
 
-    app.include_router(keys_router(components, admin, caller))
-    app.include_router(users_router(components, admin))
+    app.include_router(keys_router(services, admin, caller))
+    app.include_router(users_router(services, admin))
 
     @app.exception_handler(GatewayError)
     async def gateway_error(request: Request, exc: GatewayError) -> Response:

@@ -11,19 +11,29 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Message
 
 from maas_gateway.auth.identity import Identity
-from maas_gateway.proxy.access_log import AccessLog
-from maas_gateway.proxy.asgi import Receive, Scope, Send
-from maas_gateway.proxy.exchange import new_request_id
-from maas_gateway.proxy.forwarded import client_address
+from maas_gateway.http.asgi import Receive, Scope, Send
+from maas_gateway.http.forwarded import client_address
+from maas_gateway.http.request_ids import new_request_id
 
-__all__ = ["AdminCall", "AdminCallLog", "caller_of", "loggable_path"]
+__all__ = ["AdminCall", "AdminCallLog", "LineWriter", "caller_of", "loggable_path"]
 
 _SCOPE_KEY = "maas_gateway.admin_call"
+
+
+class LineWriter(Protocol):
+    """Where the lines go: the gateway's access log (``proxy.access_log.AccessLog``)."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def write(self, line: dict[str, Any]) -> None: ...
+
+
 _REDACTED = "[redacted]"
 
 
@@ -69,7 +79,7 @@ class AdminCallLog:
     """Wraps the admin app: an ``x-request-id`` on every answer and a line in the access log."""
 
     def __init__(
-        self, app: ASGIApp, access_log: AccessLog, address: Callable[[Scope], str] = client_address
+        self, app: ASGIApp, access_log: LineWriter, address: Callable[[Scope], str] = client_address
     ) -> None:
         self.app = app
         self.access_log = access_log

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp
 
-from maas_gateway.proxy.asgi import Receive, Scope, Send
+from maas_gateway.http.asgi import Receive, Scope, Send
 
 __all__ = ["JsonBodyByDefault"]
 

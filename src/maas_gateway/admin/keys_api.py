@@ -22,6 +22,7 @@ from maas_gateway.admin.schemas import (
     Rotate,
     RotatedKey,
 )
+from maas_gateway.admin.services import AdminServices
 from maas_gateway.auth import Identity
 from maas_gateway.auth.key_policy import Creator, grant_key, may_rotate, unknown_models
 from maas_gateway.auth.key_repository import StoredKey, StoredUser, UserSource
@@ -30,7 +31,6 @@ from maas_gateway.errors import ConflictError, InvalidRequestError
 
 if TYPE_CHECKING:
     from maas_gateway.auth.key_service import KeyService
-    from maas_gateway.proxy.components import Components
 
 __all__ = ["keys_router"]
 
@@ -64,22 +64,22 @@ def _owner_source(identity: Identity) -> UserSource:
 
 
 def keys_router(
-    components: "Components",
+    services: AdminServices,
     admin: Callable[..., Awaitable[None]],
     caller: Callable[..., Awaitable[Identity]],
 ) -> APIRouter:
     router = APIRouter()
 
     def service() -> "KeyService":
-        return components.keys
+        return services.keys
 
     def tier_models(tier: str) -> list[str]:
-        return [m.name for m in components.config.models if m.tiers is None or tier in m.tiers]
+        return [m.name for m in services.config().models if m.tiers is None or tier in m.tiers]
 
     def check_tier(tier: str) -> str:
-        if tier not in components.config.tiers:
+        if tier not in services.config().tiers:
             raise InvalidRequestError(
-                f"The tier '{tier}' does not exist; choose from {', '.join(components.config.tiers)}.",
+                f"The tier '{tier}' does not exist; choose from {', '.join(services.config().tiers)}.",
                 param="tier",
             )
         return tier
@@ -87,7 +87,7 @@ def keys_router(
     async def create_for(identity: Identity, body: KeyCreate) -> CreatedKey:
         """Self-service: a key no stronger than the credential asking for it."""
         if body.models is not None:
-            unknown_models(body.models, [m.name for m in components.config.models])
+            unknown_models(body.models, [m.name for m in services.config().models])
         requested = _seconds(body.expires_in, "expiresIn")
         now = time.time()
         grant = grant_key(
@@ -111,7 +111,7 @@ def keys_router(
             new_owner=owner,
             ends_by=grant.ends_by,
         )
-        components.users.forget(identity.user)
+        services.users.forget(identity.user)
         return _created(plaintext, key)
 
     async def listing(
@@ -141,14 +141,14 @@ def keys_router(
 
         Everything is checked before anything is written; a new user and their key are stored together.
         """
-        if problem := components.config.user_name_problem(body.user, identity_provider_users=True):
+        if problem := services.config().user_name_problem(body.user, identity_provider_users=True):
             raise InvalidRequestError(f"`user`: {problem[0].upper()}{problem[1:]}", param="user")
         if body.models is not None:
-            unknown_models(body.models, [m.name for m in components.config.models])
+            unknown_models(body.models, [m.name for m in services.config().models])
         tier = check_tier(body.tier) if body.tier is not None else None
         lifetime = service().lifetime(_seconds(body.expires_in, "expiresIn"), ephemeral=body.ephemeral)
         existing = await service().repository.get_user(body.user)
-        configured_tier = components.config.configured_tier(body.user)
+        configured_tier = services.config().configured_tier(body.user)
         new_owner = None
         if existing is not None or configured_tier is not None:
             current = (existing.tier_override or existing.tier) if existing is not None else configured_tier
@@ -176,7 +176,7 @@ def keys_router(
             models=models,
             new_owner=new_owner,
         )
-        components.users.forget(body.user)
+        services.users.forget(body.user)
         return _created(plaintext, key)
 
     @router.delete("/admin/keys/{key_id}", dependencies=[Depends(admin)], tags=["admin: keys"])

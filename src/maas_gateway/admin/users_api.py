@@ -14,25 +14,25 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from maas_gateway.admin.schemas import UserCreate, UserList, UserOut, UserUpdate
+from maas_gateway.admin.services import AdminServices
 from maas_gateway.auth.key_repository import StoredUser, UserChanges, UserSource
 from maas_gateway.errors import ConflictError, InvalidRequestError, NotFoundError
 
 if TYPE_CHECKING:
     from maas_gateway.auth.key_repository import KeyRepository
-    from maas_gateway.proxy.components import Components
 
 __all__ = ["users_router"]
 
 
-def users_router(components: "Components", admin: Callable[..., Awaitable[None]]) -> APIRouter:
+def users_router(services: AdminServices, admin: Callable[..., Awaitable[None]]) -> APIRouter:
     router = APIRouter(dependencies=[Depends(admin)])
 
     def repository() -> "KeyRepository":
-        return components.keys.repository
+        return services.keys.repository
 
     def check_tier(tier: str) -> str:
-        if tier not in components.config.tiers:
-            choices = ", ".join(components.config.tiers)
+        if tier not in services.config().tiers:
+            choices = ", ".join(services.config().tiers)
             raise InvalidRequestError(
                 f"The tier '{tier}' does not exist; choose from {choices}.", param="tier"
             )
@@ -40,7 +40,7 @@ def users_router(components: "Components", admin: Callable[..., Awaitable[None]]
 
     def shown(user: StoredUser) -> UserOut:
         """The user with the tier they get now (an override, else their source's)."""
-        config = components.config
+        config = services.config()
         source_tier = config.configured_tier(user.user) if user.source == "config" else user.tier
         file_override = config.users.get(user.user)
         tier = (
@@ -52,7 +52,7 @@ def users_router(components: "Components", admin: Callable[..., Awaitable[None]]
 
     def configured(user: str) -> StoredUser | None:
         """A configuration-file user who has no row yet, as the row they would get."""
-        tier = components.config.configured_tier(user)
+        tier = services.config().configured_tier(user)
         if tier is None:
             return None
         return StoredUser(user, tier, None, False, time.time(), "config")
@@ -84,11 +84,11 @@ def users_router(components: "Components", admin: Callable[..., Awaitable[None]]
     async def create_user(body: UserCreate) -> UserOut:
         """Create a user with a tier; 409 if the user exists. `<namespace>:<name>` pre-provisions a user
         of an identity provider (their tokens' groups then set their tier)."""
-        if problem := components.config.user_name_problem(body.user, identity_provider_users=True):
+        if problem := services.config().user_name_problem(body.user, identity_provider_users=True):
             raise InvalidRequestError(f"`user`: {problem[0].upper()}{problem[1:]}", param="user")
         tier = check_tier(body.tier)
         source: UserSource = "oidc" if ":" in body.user else "admin"
-        if components.config.configures(body.user):
+        if services.config().configures(body.user):
             source = "config"
         user = StoredUser(body.user, tier, body.display_name, False, time.time(), source)
         if not await repository().add_user(user):
@@ -97,7 +97,7 @@ def users_router(components: "Components", admin: Callable[..., Awaitable[None]]
             # The configuration file gives this user's tier; the administrator's choice is kept as an
             # override, which is what they asked for.
             user = await repository().update_user(body.user, UserChanges(tier_override=tier)) or user
-        components.users.forget(body.user)
+        services.users.forget(body.user)
         return shown(user)
 
     @router.get("/admin/users/{user}", tags=["admin: users"])
@@ -121,7 +121,7 @@ def users_router(components: "Components", admin: Callable[..., Awaitable[None]]
             else:
                 changes = replace(changes, tier_override=check_tier(body.tier))
         updated = await repository().update_user(user, changes)
-        components.users.forget(user)
+        services.users.forget(user)
         if updated is None:
             raise NotFoundError(f"There is no user '{user}'.", code="user_not_found")
         return shown(updated)
@@ -130,14 +130,14 @@ def users_router(components: "Components", admin: Callable[..., Awaitable[None]]
     async def tiers() -> dict[str, Any]:
         """Tiers and their limits, as configured."""
         data = [
-            {"name": name, **tier.model_dump(mode="json")} for name, tier in components.config.tiers.items()
+            {"name": name, **tier.model_dump(mode="json")} for name, tier in services.config().tiers.items()
         ]
         return {"object": "list", "data": data}
 
     @router.get("/admin/models", tags=["admin: catalog"])
     async def models() -> dict[str, Any]:
         """Models, their backends, hosts, tiers, multipliers and prices, as configured."""
-        data = [model.model_dump(mode="json") for model in components.config.models]
+        data = [model.model_dump(mode="json") for model in services.config().models]
         return {"object": "list", "data": data}
 
     return router

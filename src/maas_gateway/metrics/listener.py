@@ -11,8 +11,8 @@ import logging
 
 from maas_gateway.config.schema import MetricsSettings
 from maas_gateway.errors import NotFoundError
-from maas_gateway.proxy.asgi import Receive, Scope, Send, send_error
-from maas_gateway.proxy.metrics_endpoint import MetricsEndpoint, Render
+from maas_gateway.http.asgi import Receive, Scope, Send, send_error
+from maas_gateway.metrics.endpoint import MetricsEndpoint, Render
 from maas_gateway.server import ServerSpec, bind
 
 __all__ = ["MetricsApp", "listener_spec"]

@@ -27,7 +27,7 @@ from maas_gateway.errors import (
     NotFoundError,
     ServiceUnavailableError,
 )
-from maas_gateway.proxy.asgi import Receive, Scope, Send, send_error, send_response
+from maas_gateway.http.asgi import Receive, Scope, Send, send_error, send_response
 from maas_gateway.proxy.components import Components, build_components
 from maas_gateway.proxy.exchange import Exchange, new_request_id
 from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS
@@ -42,7 +42,7 @@ _GENERATION = frozenset(ENDPOINT_SCHEMAS)
 class GatewayApp:
     def __init__(self, config: GatewayConfig, config_path: Path | None = None) -> None:
         self.components: Components = build_components(config)
-        admin_app = JsonBodyByDefault(create_admin_app(self.components))
+        admin_app = JsonBodyByDefault(create_admin_app(self.components.admin_services()))
         pipeline = self.components.pipeline
         self.admin_app = AdminCallLog(admin_app, self.components.observers.access_log, pipeline.address)
         self.config_path = config_path

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from maas_gateway.admin.guard import AdminGuard
-from maas_gateway.auth import Authenticator, InMemoryKeyStore, KeyRecord, OIDCVerifier
+from maas_gateway.admin.services import AdminServices
+from maas_gateway.auth import Authenticator, Identity, InMemoryKeyStore, KeyRecord, OIDCVerifier
 from maas_gateway.auth.change_watcher import ChangeSignal, IdentityChangeWatcher
 from maas_gateway.auth.credentials import parse_authorization
 from maas_gateway.auth.failure_gate import FailureGate
@@ -21,15 +22,15 @@ from maas_gateway.auth.user_directory import UserDirectory
 from maas_gateway.auth.user_policy import UserPolicy
 from maas_gateway.config.schema import DatabaseSettings, GatewayConfig, LimitsSettings
 from maas_gateway.database import Database
+from maas_gateway.http.asgi import Scope, request_header
+from maas_gateway.http.forwarded import TrustedProxies
 from maas_gateway.limits import InMemoryLimitStorage, Limiter, LimitStorage, RuleBook
 from maas_gateway.limits.resilient import ResilientStorage
 from maas_gateway.metering import InMemoryLedgerStore, LedgerStore, LedgerWriter, Spool
 from maas_gateway.metrics import GatewayMetrics
+from maas_gateway.metrics.endpoint import MetricsEndpoint
 from maas_gateway.metrics.multiprocess import shared_directory
 from maas_gateway.proxy.access_log import AccessLog
-from maas_gateway.proxy.asgi import Scope, request_header
-from maas_gateway.proxy.forwarded import TrustedProxies
-from maas_gateway.proxy.metrics_endpoint import MetricsEndpoint
 from maas_gateway.proxy.observers import ExchangeObservers
 from maas_gateway.proxy.pipeline import Pipeline
 from maas_gateway.routing import Router
@@ -182,6 +183,24 @@ class Components:
             self._publisher = asyncio.create_task(
                 self._publish_metrics(self.metrics), name="metrics-publisher"
             )
+
+    def admin_services(self) -> AdminServices:
+        """The narrow set of services the admin API gets; reloaded values are read when used."""
+
+        async def authenticate(credential: str) -> Identity:
+            return await self.pipeline.authenticator.authenticate(credential)
+
+        return AdminServices(
+            keys=self.keys,
+            users=self.users,
+            ledger=self.ledger,
+            failures=self.pipeline.failures,
+            identify=self.pipeline.identify,
+            authenticate=authenticate,
+            address=self.pipeline.address,
+            guard=lambda: self.admin,
+            config=lambda: self.config,
+        )
 
     def forget_changed(self, change: IdentityChange) -> None:
         """What another process changed stops being trusted here (see ``IdentityChangeWatcher``)."""

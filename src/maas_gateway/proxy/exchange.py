@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from maas_gateway.auth.identity import Identity
+from maas_gateway.http.request_ids import new_request_id
 
 __all__ = ["Exchange", "Usage", "new_request_id"]
-
-# Request ids: a random per-process prefix and a counter. Unique across replicas and restarts (48 random
-# bits per process) and a tenth of the cost of uuid4, which reads the OS's random source every time.
-_PREFIX = os.urandom(6).hex()
-_SEQUENCE = itertools.count(int.from_bytes(os.urandom(4), "big"))
-
-
-def new_request_id() -> str:
-    """32 hex characters, unique per request."""
-    return f"{_PREFIX}{next(_SEQUENCE) & 0xFFFFFFFFFFFFFFFFFFFF:020x}"
 
 
 @dataclass(slots=True)  # per request: a frozen dataclass costs 4x as much to build

@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 
 from maas_gateway.config import load_config
+from maas_gateway.logs import configure_logging
 from maas_gateway.proxy.app import GatewayApp
-from maas_gateway.server import configure_logging
 
 __all__ = ["CONFIG_ENV", "LOG_LEVEL_ENV", "app_from_environment"]
 

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from maas_gateway.errors import BackendError, GatewayError
-from maas_gateway.proxy.asgi import HOP_BY_HOP, Receive, Send
+from maas_gateway.http.asgi import HOP_BY_HOP, Receive, Send
 from maas_gateway.proxy.exchange import Usage
 from maas_gateway.proxy.sse import SSEFollower
 from maas_gateway.upstream import UpstreamResponse

@@ -17,7 +17,7 @@ import re
 from enum import Enum
 from functools import lru_cache
 
-from maas_gateway.proxy.asgi import HOP_BY_HOP
+from maas_gateway.http.asgi import HOP_BY_HOP
 
 __all__ = ["HeaderRole", "canonical_name", "header_role", "is_identity_header"]
 

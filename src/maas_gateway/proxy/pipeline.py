@@ -13,8 +13,7 @@ from maas_gateway.auth.failure_gate import FailureGate
 from maas_gateway.auth.identity import Identity
 from maas_gateway.config.schema import ModelConfig
 from maas_gateway.errors import AuthenticationError, RateLimitError
-from maas_gateway.limits import Admission, Limiter, TokenCharge, rate_limit_headers
-from maas_gateway.proxy.asgi import (
+from maas_gateway.http.asgi import (
     Receive,
     Scope,
     Send,
@@ -22,10 +21,11 @@ from maas_gateway.proxy.asgi import (
     request_header,
     send_response,
 )
+from maas_gateway.http.forwarded import NO_TRUSTED_PROXIES, TrustedProxies, client_address
+from maas_gateway.limits import Admission, Limiter, TokenCharge, rate_limit_headers
 from maas_gateway.proxy.body_parser import BodyParser, ParsedBody
 from maas_gateway.proxy.exchange import Exchange, Usage
 from maas_gateway.proxy.forward import end_stream, passthrough_headers, read_answer, relay_stream
-from maas_gateway.proxy.forwarded import NO_TRUSTED_PROXIES, TrustedProxies, client_address
 from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS, GenerationRequest
 from maas_gateway.proxy.upstream_request import upstream_headers
 from maas_gateway.routing import Router

@@ -9,8 +9,8 @@ from urllib.parse import quote
 import orjson
 
 from maas_gateway.auth.identity import Identity
-from maas_gateway.proxy.asgi import Scope
-from maas_gateway.proxy.forwarded import TrustedProxies, forwarding_headers
+from maas_gateway.http.asgi import Scope
+from maas_gateway.http.forwarded import TrustedProxies, forwarding_headers
 from maas_gateway.proxy.header_names import HeaderRole, header_role
 
 __all__ = ["identity_value", "upstream_body", "upstream_headers"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from maas_gateway.proxy.asgi import Scope
+from maas_gateway.http.asgi import Scope
 
 __all__ = ["NO_TRUSTED_PROXIES", "TrustedProxies", "client_address", "forwarding_headers"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from maas_gateway.errors import GatewayError, MethodNotAllowedError
+from maas_gateway.http.asgi import Receive, Scope, Send, send_error, send_response
 from maas_gateway.metrics.gateway_metrics import CONTENT_TYPE
-from maas_gateway.proxy.asgi import Receive, Scope, Send, send_error, send_response
 
 __all__ = ["Authorize", "MetricsEndpoint", "Render"]
 
