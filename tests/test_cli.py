@@ -227,17 +227,7 @@ def test_up_on_a_busy_port_stops_with_one_line(tmp_path: Path) -> None:
         taken.listen(1)
         port = taken.getsockname()[1]
         result = subprocess.run(
-            maas(
-                "up",
-                "--port",
-                str(port),
-                "--sim-port",
-                str(free_port()),
-                "--metrics-port",
-                str(free_port()),
-                "--data-dir",
-                str(tmp_path),
-            ),
+            _up_command(port, tmp_path),
             capture_output=True,
             text=True,
             timeout=60,
@@ -254,19 +244,14 @@ def test_up_on_a_busy_port_stops_with_one_line(tmp_path: Path) -> None:
 def test_each_uvicorn_start_up_line_is_logged_once(tmp_path: Path) -> None:
     """`maas up` runs three servers in one process; uvicorn's start-up and shutdown lines appear once."""
     port = free_port()
-    command = maas(
-        "up",
-        "--port",
-        str(port),
-        "--sim-port",
-        str(free_port()),
-        "--metrics-port",
-        str(free_port()),
-        "--data-dir",
-        str(tmp_path),
-    )
-    with ServerProcess(command, port, tmp_path / "up.log"):
+    with ServerProcess(_up_command(port, tmp_path), port, tmp_path / "up.log"):
         pass
     log = (tmp_path / "up.log").read_text()
     for line in ("Started server process", "Application startup complete.", "Application shutdown complete."):
         assert log.count(line) == 1, log
+
+
+def _up_command(port: int, data_dir: Path) -> list[str]:
+    """`maas up` on ``port``, with free simulator and metrics ports and its data under ``data_dir``."""
+    ports = ["--sim-port", str(free_port()), "--metrics-port", str(free_port())]
+    return maas("up", "--port", str(port), *ports, "--data-dir", str(data_dir))

@@ -31,7 +31,8 @@ _counts: dict[str, int] = {}
 _peers: list[int] = []
 
 
-def _answer(content: str, usage: bool = True) -> dict[str, Any]:
+def chat_answer(content: str, usage: bool = True) -> dict[str, Any]:
+    """A chat completion as a model server answers it (shared with ``memory_backend``)."""
     body: dict[str, Any] = {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
@@ -71,7 +72,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         _last_body.clear()
         _last_body.update({name: body.get(name) for name in ("model", "max_tokens", "stream_options")})
         _last_body["messages"] = len(body.get("messages") or [])
-        return web.json_response(_answer("recorded"))
+        return web.json_response(chat_answer("recorded"))
     if behaviour == "garbage":
         return web.Response(body=b"<html>not json</html>", content_type="text/html")
     if behaviour == "error500":
@@ -81,13 +82,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return web.json_response(error, status=400)
     if behaviour == "slow":
         await asyncio.sleep(3)
-        return web.json_response(_answer("slow"))
+        return web.json_response(chat_answer("slow"))
     if behaviour == "close":
         assert request.transport is not None
         request.transport.close()
         return web.Response()
     if behaviour == "nousage":
-        return web.json_response(_answer("twelve chars" * 4, usage=False))
+        return web.json_response(chat_answer("twelve chars" * 4, usage=False))
     response = web.StreamResponse(headers={"content-type": "text/event-stream"})
     await response.prepare(request)
     if behaviour == "stream-stall":

@@ -14,26 +14,12 @@ import orjson
 
 from maas_gateway.upstream import MemoryAnswer, UpstreamRequest
 from maas_gateway.upstream.target import parse_target
+from tests.support.fake_backend import chat_answer
 
 __all__ = ["MemoryBackend"]
 
 _JSON = ("content-type", "application/json; charset=utf-8")
 _SSE = ("content-type", "text/event-stream")
-
-
-def _answer(content: str, usage: bool = True) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": "chatcmpl-fake",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "fake",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
-        ],
-    }
-    if usage:
-        body["usage"] = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
-    return body
 
 
 def _event(text: str) -> bytes:
@@ -58,7 +44,7 @@ class MemoryBackend:
             raise ConnectionRefusedError
         if behaviour == "record":
             self.last_headers = dict(request.headers)
-            return _json(_answer("recorded"))
+            return _json(chat_answer("recorded"))
         if behaviour == "garbage":
             return MemoryAnswer(200, [("content-type", "text/html; charset=utf-8")], b"<html>not json</html>")
         if behaviour == "error500":
@@ -68,11 +54,11 @@ class MemoryBackend:
             return _json(error, 400)
         if behaviour == "slow":
             await asyncio.sleep(3)
-            return _json(_answer("slow"))
+            return _json(chat_answer("slow"))
         if behaviour == "close":
             raise ConnectionResetError
         if behaviour == "nousage":
-            return _json(_answer("twelve chars" * 4, usage=False))
+            return _json(chat_answer("twelve chars" * 4, usage=False))
         return MemoryAnswer(200, [_SSE], _stream(behaviour))
 
 
