@@ -239,7 +239,11 @@ def test_a_killed_workers_counts_still_count(
         assert time.monotonic() < deadline + 10, gateway.log()
         time.sleep(0.1)
     assert _total(_scrape(gateway).text, "authorized_calls") == 20
-    assert f"Metrics: worker {workers[0]} is gone" in gateway.log()
+    while f"Metrics: worker {workers[0]} is gone" not in gateway.log():
+        # Written at a scrape once the worker's live gauges exist (it publishes them once a second).
+        assert time.monotonic() < deadline + 20, gateway.log()
+        assert _total(_scrape(gateway).text, "authorized_calls") == 20
+        time.sleep(0.2)
     second = concurrent_statuses(gateway.url, ["premiumuser1_key"] * 10)
     assert second == [200] * 10
     while _total(_scrape(gateway).text, "authorized_calls") < 30:

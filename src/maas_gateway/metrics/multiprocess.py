@@ -93,4 +93,13 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:  # someone else's process: the pid was reused, but it exists
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A killed worker the supervisor has not reaped yet still answers ``kill(pid, 0)``, but is dead."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (not Linux), or the process just went
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]

@@ -215,11 +215,12 @@ class Components:
     async def _publish_metrics(self, metrics: GatewayMetrics) -> None:
         """As one of several workers, copy the ledger's and limit storage's values where a scrape sees them.
 
-        Once a second: these are operational counters, and a second's delay costs nothing on the hot path.
+        At once when the worker starts (so even a worker killed in its first second is accounted for), then
+        once a second: these are operational counters, and a second's delay costs nothing on the hot path.
         """
         while True:
-            await asyncio.sleep(1.0)
             metrics.publish()
+            await asyncio.sleep(1.0)
 
     async def _purge_expired_keys(self) -> None:
         while True:
