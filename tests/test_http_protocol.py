@@ -38,7 +38,7 @@ def test_head_and_body_leave_in_one_write() -> None:
 
 async def _test_head_and_body_leave_in_one_write() -> None:
     inner = RecordingTransport()
-    holding = _HeadHoldingTransport(inner, asyncio.get_running_loop())  # type: ignore[arg-type]
+    holding = _HeadHoldingTransport(inner, asyncio.get_running_loop())  # type: ignore[arg-type]  # a recording stand-in
     holding.write(HEAD)
     holding.write(b"{}")
     await asyncio.sleep(0)
@@ -52,7 +52,7 @@ def test_a_head_alone_leaves_at_the_end_of_the_loop_step() -> None:
 
 async def _test_a_head_alone_leaves_at_the_end_of_the_loop_step() -> None:
     inner = RecordingTransport()
-    holding = _HeadHoldingTransport(inner, asyncio.get_running_loop())  # type: ignore[arg-type]
+    holding = _HeadHoldingTransport(inner, asyncio.get_running_loop())  # type: ignore[arg-type]  # a recording stand-in
     holding.write(HEAD)
     assert inner.sent == []
     await asyncio.sleep(0)
@@ -68,7 +68,7 @@ def test_close_sends_a_held_head_first() -> None:
 
 async def _test_close_sends_a_held_head_first() -> None:
     inner = RecordingTransport()
-    holding = _HeadHoldingTransport(inner, asyncio.get_running_loop())  # type: ignore[arg-type]
+    holding = _HeadHoldingTransport(inner, asyncio.get_running_loop())  # type: ignore[arg-type]  # a recording stand-in
     holding.write(HEAD)
     holding.close()
     assert inner.sent == [HEAD]
@@ -82,25 +82,25 @@ def test_body_bytes_that_look_like_a_head_are_not_reordered() -> None:
 
 async def _test_body_bytes_that_look_like_a_head_are_not_reordered() -> None:
     inner = RecordingTransport()
-    holding = _HeadHoldingTransport(inner, asyncio.get_running_loop())  # type: ignore[arg-type]
+    holding = _HeadHoldingTransport(inner, asyncio.get_running_loop())  # type: ignore[arg-type]  # a recording stand-in
     holding.write(b"chunk one")
     holding.write(HEAD)
     holding.write(b"chunk two")
     assert b"".join(inner.sent) == b"chunk one" + HEAD + b"chunk two"
 
 
-async def _app(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
+async def _app(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]  # a minimal ASGI app for the test
     if scope["type"] != "http":
         return
     if scope["path"] == "/stream":
-        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]  # send is the ASGI callable
         await asyncio.sleep(0.05)
-        await send({"type": "http.response.body", "body": b"late", "more_body": False})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"late", "more_body": False})  # type: ignore[operator]  # send is the ASGI callable
         return
-    await send(  # type: ignore[operator]
+    await send(  # type: ignore[operator]  # send is the ASGI callable
         {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
     )
-    await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
+    await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]  # send is the ASGI callable
 
 
 async def _with_server(scenario: Callable[[int], Awaitable[None]]) -> None:

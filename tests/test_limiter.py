@@ -90,7 +90,7 @@ def test_rejected_requests_change_no_counter() -> None:
         for _ in range(10):
             with pytest.raises(RateLimitError):
                 await limiter.admit("u", "t", "m")
-        limiter._clock.now += 60  # type: ignore[attr-defined]
+        limiter._clock.now += 60  # type: ignore[attr-defined]  # the test clock of this limiter
         return (await limiter.admit("u", "t", "m")).values
 
     assert asyncio.run(scenario()) == (1, 4)

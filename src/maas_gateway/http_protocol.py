@@ -56,5 +56,5 @@ class _HeadHoldingTransport:
 
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        holding = _HeadHoldingTransport(transport, self.loop)  # type: ignore[arg-type]
-        super().connection_made(holding)  # type: ignore[arg-type]
+        holding = _HeadHoldingTransport(transport, self.loop)  # type: ignore[arg-type]  # a stand-in for the transport
+        super().connection_made(holding)  # type: ignore[arg-type]  # a stand-in for the transport

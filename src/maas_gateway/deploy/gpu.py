@@ -242,14 +242,14 @@ def fetch_nodes(kubeconfig: str | None = None, context: str | None = None) -> li
     configuration = client.Configuration()
     try:
         # The kubernetes package ships py.typed, but its config loaders have no annotations.
-        config.load_kube_config(  # type: ignore[no-untyped-call]
+        config.load_kube_config(  # type: ignore[no-untyped-call]  # unannotated upstream
             config_file=kubeconfig, context=context, client_configuration=configuration
         )
     except (ConfigException, OSError) as first:
         if kubeconfig is not None or context is not None:
             raise GpuCheckError(f"The kubeconfig cannot be used: {first}.") from None
         try:
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]  # unannotated upstream
         except ConfigException:
             raise GpuCheckError(
                 "No Kubernetes cluster is configured: set KUBECONFIG or --kubeconfig, run inside a cluster, "
