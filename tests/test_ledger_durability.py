@@ -9,13 +9,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from maas_gateway.database import Database
 from maas_gateway.metering import LedgerWriter, Spool, UsageQuery, UsageRecord
 from maas_gateway.metering.sql_store import SqlLedgerStore
-from tests.support.crash_loss import crash_during_outage
+from tests.support.crash_loss import crash_during_outage, stored_ids
 from tests.support.gateways import GatewayFactory
 from tests.support.ledger import ledger_config
 from tests.support.load import Load
@@ -60,17 +59,6 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     server.remove()
 
 
-def _stored_ids(dsn: str) -> set[str]:
-    async def fetch() -> set[str]:
-        connection = await asyncpg.connect(dsn, timeout=5)
-        try:
-            return {row[0] for row in await connection.fetch("SELECT request_id FROM usage_records")}
-        finally:
-            await connection.close()
-
-    return asyncio.run(fetch())
-
-
 def test_postgres_down_and_back_mid_load_loses_nothing(
     simulator: ServerProcess,
     gateway_factory: GatewayFactory,
@@ -92,14 +80,14 @@ def test_postgres_down_and_back_mid_load_loses_nothing(
         private_postgres.start()
         time.sleep(0.5)
     deadline = time.monotonic() + 20
-    while not load.answered <= _stored_ids(dsn):
+    while not load.answered <= stored_ids(dsn):
         assert time.monotonic() < deadline, "records were not all written after PostgreSQL came back"
         time.sleep(0.2)
     log = gateway.log()
     assert "Spooled" in log
     assert "writes again" in log
     gateway.stop()
-    stored = _stored_ids(dsn)
+    stored = stored_ids(dsn)
     assert load.answered <= stored
     assert not any(path.stat().st_size for path in (tmp_path / "spool").iterdir()), "the spool was replayed"
 

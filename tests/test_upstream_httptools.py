@@ -46,6 +46,20 @@ def _ok(body: bytes = b"ok") -> bytes:
     return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
 
 
+def _recording(
+    seen: list[RawRequest],
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """A backend that answers every request ``ok`` and keeps the requests in ``seen``."""
+
+    async def backend(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (request := await read_request(reader)) is not None:
+            seen.append(request)
+            writer.write(_ok())
+        writer.close()
+
+    return backend
+
+
 def _post(url: str) -> UpstreamRequest:
     return UpstreamRequest("POST", url + "/v1/chat/completions", [("content-type", "application/json")], BODY)
 
@@ -54,11 +68,7 @@ def test_an_ipv6_backend_gets_its_address_in_brackets_in_the_host_header() -> No
     """``http://[::1]:PORT`` connects to ::1 and says ``host: [::1]:PORT``, as RFC 9110 requires."""
     seen: list[RawRequest] = []
 
-    async def backend(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while (request := await read_request(reader)) is not None:
-            seen.append(request)
-            writer.write(_ok())
-        writer.close()
+    backend = _recording(seen)
 
     async def scenario(transport: HttptoolsTransport) -> None:
         async with serving(backend, host="::1") as url:
@@ -74,11 +84,7 @@ def test_credentials_in_a_backend_url_are_sent_as_basic_auth() -> None:
     """``http://user:pa%40ss@host`` sends ``Authorization: Basic`` of the decoded pair, never the URL's."""
     seen: list[RawRequest] = []
 
-    async def backend(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while (request := await read_request(reader)) is not None:
-            seen.append(request)
-            writer.write(_ok())
-        writer.close()
+    backend = _recording(seen)
 
     async def scenario(transport: HttptoolsTransport) -> None:
         async with serving(backend) as url:
