@@ -18,8 +18,9 @@ import time
 
 import redis
 
+from maas_gateway.application.policies import rule_book
 from maas_gateway.config import demo_config
-from maas_gateway.limits import Limiter, RuleBook, TokenCharge
+from maas_gateway.limits import Limiter, TokenCharge
 from maas_gateway.limits.redis_storage import RedisLimitStorage
 
 __all__ = ["main"]
@@ -34,7 +35,7 @@ def _free_port() -> int:
 async def _fill(url: str, users: int) -> None:
     config = demo_config()
     storage = RedisLimitStorage(url, timeout=5)
-    limiter = Limiter(storage, RuleBook(config.tiers, {}))
+    limiter = Limiter(storage, rule_book(config.tiers, {}))
     for index in range(users):
         admission = await limiter.admit(f"user-{index:07d}", "premium", "simulator-model")
         await limiter.settle(admission, TokenCharge(10, 20))

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from maas_gateway.application.policies import rule_book
 from maas_gateway.config import TierConfig, UserConfig, demo_config
 from maas_gateway.errors import RateLimitError
-from maas_gateway.limits import InMemoryLimitStorage, Limiter, RuleBook, TokenCharge
+from maas_gateway.limits import InMemoryLimitStorage, Limiter, TokenCharge
 
 
 class Clock:
@@ -28,7 +29,7 @@ def _limiter(
     clock: Clock | None = None,
 ) -> Limiter:
     tiers = tiers if tiers is not None else demo_config().tiers
-    return Limiter(InMemoryLimitStorage(), RuleBook(tiers, users or {}), clock or Clock())
+    return Limiter(InMemoryLimitStorage(), rule_book(tiers, users or {}), clock or Clock())
 
 
 def _tier(*limits: tuple[int, str, str], reserve: bool = False) -> TierConfig:

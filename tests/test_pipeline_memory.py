@@ -16,8 +16,8 @@ import orjson
 import pytest
 import yaml
 
+from maas_gateway.application import Application
 from maas_gateway.config import demo_config_text, parse_config
-from maas_gateway.proxy.app import GatewayApp
 from maas_gateway.upstream import InMemoryTransport, MemoryAnswer, UpstreamRequest
 
 USAGE = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
@@ -40,9 +40,8 @@ def _config() -> dict[str, Any]:
 
 def _run(handler: Handler, scenario: Scenario) -> None:
     async def main() -> None:
-        app = GatewayApp(parse_config(_config()))
         transport = InMemoryTransport(handler)
-        app.components.pipeline.transport = transport
+        app = Application(parse_config(_config()), transport=transport).asgi
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
         async with client:
             await scenario(client, transport)

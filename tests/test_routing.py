@@ -6,14 +6,17 @@ from typing import Any
 
 import pytest
 
+from maas_gateway.application.policies import model_route
 from maas_gateway.auth import Identity
 from maas_gateway.config import ModelConfig
 from maas_gateway.errors import InvalidRequestError, ModelNotFoundError, PermissionDeniedError
-from maas_gateway.routing import Router
+from maas_gateway.routing import ModelRoute, Router
 
 
-def _model(name: str, **fields: Any) -> ModelConfig:
-    return ModelConfig.model_validate({"name": name, "backends": [f"http://{name}.backend:8000"], **fields})
+def _model(name: str, **fields: Any) -> ModelRoute:
+    """A model as configured (so host names are normalised as a configuration file's are)."""
+    config = {"name": name, "backends": [f"http://{name}.backend:8000"], **fields}
+    return model_route(ModelConfig.model_validate(config))
 
 
 def _router() -> Router:

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from maas_gateway.application import Application
 from maas_gateway.config import ConfigError, demo_config_text, parse_config
-from maas_gateway.proxy.components import build_components
 from maas_gateway.upstream import HttptoolsTransport
 from maas_gateway.upstream.target import parse_target
 from tests.support.certificates import PrivateCA
@@ -85,23 +85,22 @@ def test_the_gateway_builds_its_upstream_client_from_the_settings(tmp_path: Path
             "upstream_client_key": str(client.key),
         }
     )
-    components = build_components(parse_config(data))
+    application = Application(parse_config(data))
 
     async def start_and_stop() -> None:
-        await components.start()
+        await application.start()
         try:
-            transport = components.pipeline.transport
+            transport = application.services.transport
             assert isinstance(transport, HttptoolsTransport)
             assert transport.idle_timeout == 90
         finally:
-            await components.stop()
+            await application.stop()
 
     asyncio.run(start_and_stop())
 
 
-def test_an_unusable_ca_bundle_stops_the_gateway_at_start(tmp_path: Path) -> None:
+def test_an_unusable_ca_bundle_stops_the_gateway_before_it_starts(tmp_path: Path) -> None:
     data = _demo()
     data["server"]["upstream_ca_bundle"] = str(tmp_path / "missing.pem")
-    components = build_components(parse_config(data))
     with pytest.raises(ValueError, match=r"^The CA bundle .*missing\.pem cannot be used: No such file"):
-        asyncio.run(components.start())
+        Application(parse_config(data))

@@ -1,6 +1,6 @@
 """Logging for every process of the gateway: plain lines on standard error, uvicorn's start-up lines once.
 
-A module of its own so that the parts started by uvicorn (``proxy.factory``) configure logging without
+A module of its own so that the parts started by uvicorn (``application.factory``) configure logging without
 importing the server module.
 """
 

@@ -102,13 +102,18 @@ def serve(
 
 
 def _run_workers(config: GatewayConfig, path: Path, log_level: str, workers: int) -> None:
+    from maas_gateway.application.factory import CONFIG_ENV, LOG_LEVEL_ENV
+    from maas_gateway.application.services import upstream_transport
     from maas_gateway.edge_limits import EdgeLimits
     from maas_gateway.metrics.listener import listener_spec
     from maas_gateway.metrics.multiprocess import render_directory, workers_directory
-    from maas_gateway.proxy.factory import CONFIG_ENV, LOG_LEVEL_ENV
     from maas_gateway.server import BackgroundServer, ListenError, configure_logging, run_workers
 
     configure_logging(log_level)
+    try:
+        upstream_transport(config.server)  # a CA bundle that cannot be used stops here, not in each worker
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     if config.limits.enabled and config.limits.storage == "memory":
         typer.secho(
             f"Warning: limits.storage is 'memory', so each of the {workers} workers counts on its own; "
@@ -118,7 +123,7 @@ def _run_workers(config: GatewayConfig, path: Path, log_level: str, workers: int
         )
     os.environ[CONFIG_ENV] = str(path.resolve())
     os.environ[LOG_LEVEL_ENV] = log_level
-    factory = "maas_gateway.proxy.factory:app_from_environment"
+    factory = "maas_gateway.application.factory:app_from_environment"
     limits = EdgeLimits.of(config.server)
     if not config.metrics.enabled:
         run_workers(factory, config.server.host, config.server.port, workers, limits)
@@ -198,9 +203,9 @@ def _run_gateway(
     data_dir: str | None = None,
     admin_key: str | None = None,
 ) -> None:
+    from maas_gateway.application import Application
     from maas_gateway.edge_limits import EdgeLimits
     from maas_gateway.metrics.listener import listener_spec
-    from maas_gateway.proxy import GatewayApp
     from maas_gateway.server import ListenError, ServerSpec, bind, configure_logging, run_servers
     from maas_gateway.simulator import SimulatorSettings, create_simulator_app
 
@@ -214,19 +219,23 @@ def _run_gateway(
             simulator_socket = bind("127.0.0.1", simulator_port, "The built-in simulator")
     except ListenError as exc:
         raise _fail(f"{exc} Stop what uses the port, or choose another (--port, --sim-port).") from None
-    gateway = GatewayApp(config, config_path)
+    try:
+        gateway = Application(config, config_path)
+    except ValueError as exc:  # a CA bundle or client certificate that cannot be used
+        raise _fail(str(exc)) from None
     limits = EdgeLimits.of(config.server)
-    specs = [ServerSpec(gateway, host, port, sock=gateway_socket, limits=limits)]
-    if gateway.components.metrics is not None:
+    specs = [ServerSpec(gateway.asgi, host, port, sock=gateway_socket, limits=limits)]
+    metrics = gateway.services.metrics
+    if metrics is not None:
         try:
-            specs.append(listener_spec(config.metrics, gateway.components.metrics.render))
+            specs.append(listener_spec(config.metrics, metrics.render))
         except ListenError as exc:
             raise _fail(str(exc)) from None
     if simulator_port is not None:
         simulator = create_simulator_app(SimulatorSettings())
         specs.append(ServerSpec(simulator, "127.0.0.1", simulator_port, sock=simulator_socket))
         print_banner(config, simulator_port, data_dir=data_dir, admin_key=admin_key)
-    run_servers(specs, on_reload=gateway.reload)
+    run_servers(specs, on_reload=gateway.reload_file)
 
 
 @app.command()

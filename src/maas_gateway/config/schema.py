@@ -63,9 +63,6 @@ class ModelPricing(Strict):
     prompt_per_1k: float = Field(default=0.0, ge=0, description="Price of 1,000 input tokens.")
     completion_per_1k: float = Field(default=0.0, ge=0, description="Price of 1,000 output tokens.")
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (prompt_tokens * self.prompt_per_1k + completion_tokens * self.completion_per_1k) / 1000
-
 
 class ModelConfig(Strict):
     name: str = Field(pattern=_NAME, max_length=200)

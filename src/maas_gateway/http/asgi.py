@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from maas_gateway.errors import GatewayError, InvalidRequestError, PayloadTooLargeError
 
 __all__ = [
     "HOP_BY_HOP",
+    "ASGIApp",
     "Receive",
     "Scope",
     "Send",

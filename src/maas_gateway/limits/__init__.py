@@ -2,7 +2,7 @@
 
 from maas_gateway.limits.headers import rate_limit_headers
 from maas_gateway.limits.limiter import Admission, Limiter, TokenCharge
-from maas_gateway.limits.rules import CounterRef, LimitRule, RuleBook
+from maas_gateway.limits.rules import CounterRef, LimitRule, RuleBook, TierPolicy
 from maas_gateway.limits.storage import AdmitResult, Check, InMemoryLimitStorage, LimitStorage
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "LimitStorage",
     "Limiter",
     "RuleBook",
+    "TierPolicy",
     "TokenCharge",
     "rate_limit_headers",
 ]

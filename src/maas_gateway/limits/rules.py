@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from maas_gateway.config.durations import format_duration
-from maas_gateway.config.schema import LimitConfig, LimitUnit, TierConfig, UserConfig
+from maas_gateway.config.schema import LimitUnit
 from maas_gateway.errors import PermissionDeniedError
 
 __all__ = ["CounterRef", "LimitRule", "RuleBook", "TierPolicy"]
@@ -28,10 +28,6 @@ class LimitRule:
     def __post_init__(self) -> None:
         # The constant middle of every counter key of this rule, built once rather than per request.
         object.__setattr__(self, "_key_part", f"\x1f{self.unit}\x1f{self.window:g}\x1f")
-
-    @classmethod
-    def from_config(cls, config: LimitConfig) -> LimitRule:
-        return cls(config.limit, config.unit, config.window, config.model, config.per_model)
 
     @property
     def counts_requests(self) -> bool:
@@ -71,14 +67,23 @@ class TierPolicy:
 
 
 class RuleBook:
-    """Tiers and per-user overrides as rule lists; swapped whole on reload."""
+    """Each tier's policy, and per-user policies that replace a tier's; immutable, rebuilt on reload.
 
-    def __init__(self, tiers: Mapping[str, TierConfig], users: Mapping[str, UserConfig]) -> None:
-        self._tiers = {name: _policy(tier, tier.limits) for name, tier in tiers.items()}
-        self._users: dict[str, dict[str, TierPolicy]] = {}
-        for user, override in users.items():
-            if override.limits is not None:
-                self._users[user] = {name: _policy(tier, override.limits) for name, tier in tiers.items()}
+    ``users`` maps a user to the policy that applies to them in each tier (a user's override keeps the
+    tier's reserve settings but brings its own limits).
+    """
+
+    def __init__(
+        self,
+        tiers: Mapping[str, TierPolicy],
+        users: Mapping[str, Mapping[str, TierPolicy]] | None = None,
+    ) -> None:
+        self._tiers = dict(tiers)
+        self._users = {user: dict(policies) for user, policies in (users or {}).items()}
+
+    @property
+    def tiers(self) -> frozenset[str]:
+        return frozenset(self._tiers)
 
     def policy(self, user: str, tier: str) -> TierPolicy:
         overrides = self._users.get(user)
@@ -91,11 +96,3 @@ class RuleBook:
                 code="unknown_tier",
             )
         return policy
-
-
-def _policy(tier: TierConfig, limits: list[LimitConfig]) -> TierPolicy:
-    return TierPolicy(
-        tuple(LimitRule.from_config(limit) for limit in limits),
-        tier.reserve,
-        tier.reserve_default_max_tokens,
-    )

@@ -1,5 +1,6 @@
 """Metering: the usage ledger for chargeback, written off the hot path and never losing a record."""
 
+from maas_gateway.metering.prices import ModelPrice
 from maas_gateway.metering.records import UsageRecord
 from maas_gateway.metering.spool import Spool
 from maas_gateway.metering.store import GROUPS, InMemoryLedgerStore, LedgerStore, UsageQuery, UsageRow
@@ -10,6 +11,7 @@ __all__ = [
     "InMemoryLedgerStore",
     "LedgerStore",
     "LedgerWriter",
+    "ModelPrice",
     "Spool",
     "UsageQuery",
     "UsageRecord",

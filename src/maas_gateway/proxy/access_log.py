@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import orjson
@@ -22,13 +23,13 @@ __all__ = ["AccessLog"]
 class AccessLog:
     def __init__(
         self,
-        enabled: bool,
+        enabled: Callable[[], bool],
         stream: BinaryIO | None = None,
         *,
         flush_interval: float = 0.05,
         max_buffer: int = 64 * 1024,
     ) -> None:
-        self.enabled = enabled
+        self._enabled = enabled  # read per line: a reload may turn the log on or off
         self._stream = stream
         self._flush_interval = flush_interval
         self._max_buffer = max_buffer
@@ -36,8 +37,12 @@ class AccessLog:
         self._size = 0
         self._timer: asyncio.TimerHandle | None = None
 
+    @property
+    def enabled(self) -> bool:
+        return self._enabled()
+
     def record(self, exchange: Exchange) -> None:
-        if not self.enabled:
+        if not self._enabled():
             return
         identity = exchange.identity
         usage = exchange.usage

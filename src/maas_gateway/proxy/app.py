@@ -10,15 +10,11 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from pathlib import Path
+from collections.abc import Callable
+from typing import Protocol
 
 import orjson
 
-from maas_gateway.admin.api import create_admin_app
-from maas_gateway.admin.call_log import AdminCallLog
-from maas_gateway.admin.json_body import JsonBodyByDefault
-from maas_gateway.config import ConfigError, load_config
-from maas_gateway.config.schema import GatewayConfig
 from maas_gateway.errors import (
     GatewayError,
     InternalError,
@@ -27,42 +23,50 @@ from maas_gateway.errors import (
     NotFoundError,
     ServiceUnavailableError,
 )
-from maas_gateway.http.asgi import Receive, Scope, Send, send_error, send_response
-from maas_gateway.proxy.components import Components, build_components
+from maas_gateway.http.asgi import ASGIApp, Receive, Scope, Send, send_error, send_response
 from maas_gateway.proxy.exchange import Exchange, new_request_id
+from maas_gateway.proxy.pipeline import Pipeline
 from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS
+from maas_gateway.proxy.snapshot import Snapshot
 
-__all__ = ["GatewayApp"]
+__all__ = ["GatewayApp", "Lifecycle"]
 
 logger = logging.getLogger("maas_gateway")
 
 _GENERATION = frozenset(ENDPOINT_SCHEMAS)
 
 
+class Lifecycle(Protocol):
+    """What the application root does when the server starts and stops, and whether it can serve."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def healthy(self) -> bool: ...
+
+
 class GatewayApp:
-    def __init__(self, config: GatewayConfig, config_path: Path | None = None) -> None:
-        self.components: Components = build_components(config)
-        admin_app = JsonBodyByDefault(create_admin_app(self.components.admin_services()))
-        pipeline = self.components.pipeline
-        self.admin_app = AdminCallLog(admin_app, self.components.observers.access_log, pipeline.address)
-        self.config_path = config_path
+    """The ASGI edge. It owns nothing: the application root hands it the parts it dispatches to.
+
+    ``current`` returns the configuration snapshot in force; each request reads it once.
+    """
+
+    def __init__(
+        self,
+        current: Callable[[], Snapshot],
+        pipeline: Pipeline,
+        admin_app: ASGIApp,
+        lifecycle: Lifecycle,
+        metrics_endpoint: ASGIApp | None = None,
+    ) -> None:
+        self.current = current
+        self.pipeline = pipeline
+        self.admin_app = admin_app
+        self.lifecycle = lifecycle
+        self.metrics_endpoint = metrics_endpoint  # /metrics on the API port: admin only, when configured
         self.ready = False
         self._created = int(time.time())
-
-    def reload(self) -> None:
-        """Re-read the configuration file and apply it (SIGHUP, `maas reload`); log what happened."""
-        if self.config_path is None:
-            logger.warning("Reload asked, but this gateway runs a built-in configuration; nothing to do.")
-            return
-        try:
-            config = load_config(self.config_path)
-            restart = self.components.reconfigure(config)
-        except ConfigError as exc:
-            logger.error("Reload refused; the running configuration stays in force. %s", exc)
-            return
-        logger.info("Reloaded %s: models, keys, tiers and limits are in force.", self.config_path)
-        if restart:
-            logger.warning("Changes to %s take effect only after a restart.", ", ".join(restart))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -75,7 +79,7 @@ class GatewayApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    await self.components.start()
+                    await self.lifecycle.start()
                 except Exception as exc:
                     logger.exception("The gateway could not start.")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -85,7 +89,7 @@ class GatewayApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.ready = False
-                await self.components.stop()
+                await self.lifecycle.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -101,15 +105,16 @@ class GatewayApp:
             else:
                 await send_error(send, ServiceUnavailableError("The gateway is not ready yet."))
             return
-        if path == "/metrics" and self.components.metrics_on_api_port is not None:
-            await self.components.metrics_on_api_port(scope, receive, send)  # admin only; else 404 below
+        if path == "/metrics" and self.metrics_endpoint is not None:
+            await self.metrics_endpoint(scope, receive, send)  # admin only; else 404 below
             return
         if path.startswith(("/admin", "/v1/keys")) or path == "/v1/usage":
             await self.admin_app(scope, receive, send)
             return
+        snapshot = self.current()  # once: the request finishes under the configuration it started with
         exchange = Exchange(request_id=new_request_id(), method=method, path=path)
         try:
-            await self._api(scope, receive, send, exchange, path, method)
+            await self._api(snapshot, scope, receive, send, exchange, path, method)
         except GatewayError as error:
             exchange.error_code = error.code
             if not exchange.response_started:
@@ -125,18 +130,26 @@ class GatewayApp:
                 )
                 await send_error(send, failure)
         finally:
-            self.components.observers.finished(exchange)
+            snapshot.observers.finished(exchange)
 
     async def _api(
-        self, scope: Scope, receive: Receive, send: Send, exchange: Exchange, path: str, method: str
+        self,
+        snapshot: Snapshot,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        exchange: Exchange,
+        path: str,
+        method: str,
     ) -> None:
         prefix, api_path = self._split_prefix(path)
         if api_path in _GENERATION:
             _require(method, ("POST",), api_path)
-            await self.components.pipeline.generate(scope, receive, send, exchange, api_path, prefix)
+            await self.pipeline.generate(snapshot, scope, receive, send, exchange, api_path, prefix)
         elif api_path == "/v1/models" or api_path.startswith("/v1/models/"):
             _require(method, ("GET",), api_path)
-            await self._models(scope, send, exchange, api_path.removeprefix("/v1/models").strip("/"))
+            model_id = api_path.removeprefix("/v1/models").strip("/")
+            await self._models(snapshot, scope, send, exchange, model_id)
         else:
             raise NotFoundError(f"There is no endpoint at {path}.", code="unknown_url")
 
@@ -148,10 +161,12 @@ class GatewayApp:
             return first, "/" + rest
         return None, path
 
-    async def _models(self, scope: Scope, send: Send, exchange: Exchange, model_id: str) -> None:
-        identity = await self.components.pipeline.identify(scope)
+    async def _models(
+        self, snapshot: Snapshot, scope: Scope, send: Send, exchange: Exchange, model_id: str
+    ) -> None:
+        identity = await self.pipeline.identify(snapshot, scope)
         exchange.identity = identity
-        visible = self.components.router.visible_to(identity)
+        visible = snapshot.router.visible_to(identity)
         entries = [
             {"id": m.name, "object": "model", "created": self._created, "owned_by": m.owned_by}
             for m in visible
@@ -180,7 +195,7 @@ class GatewayApp:
         await send_response(send, 200, body, content_type=content_type)
 
     async def _is_ready(self) -> bool:
-        return self.ready and await self.components.healthy()
+        return self.ready and await self.lifecycle.healthy()
 
 
 def _tune_garbage_collector() -> None:

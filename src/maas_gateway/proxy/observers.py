@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from maas_gateway.config.schema import ModelPricing
-from maas_gateway.metering import LedgerWriter, UsageRecord
+from maas_gateway.metering import LedgerWriter, ModelPrice, UsageRecord
 from maas_gateway.metrics import GatewayMetrics
 from maas_gateway.proxy.access_log import AccessLog
 from maas_gateway.proxy.exchange import Exchange
@@ -19,17 +18,19 @@ _BACKEND_FAILURES = frozenset({"bad_gateway", "backend_unavailable", "backend_ti
 
 
 class ExchangeObservers:
+    """Built per configuration snapshot (the prices change on reload); the sinks are shared."""
+
     def __init__(
         self,
         access_log: AccessLog,
         metrics: GatewayMetrics | None,
         ledger: LedgerWriter | None,
-        pricing: Mapping[str, ModelPricing],
+        prices: Mapping[str, ModelPrice],
     ) -> None:
         self.access_log = access_log
         self.metrics = metrics
         self.ledger = ledger
-        self.pricing = dict(pricing)
+        self.prices = dict(prices)
 
     def finished(self, exchange: Exchange) -> None:
         self.access_log.record(exchange)
@@ -46,7 +47,7 @@ class ExchangeObservers:
         usage = exchange.usage
         prompt = usage.prompt_tokens if usage else 0
         completion = usage.completion_tokens if usage else 0
-        price = self.pricing.get(exchange.model or "")
+        price = self.prices.get(exchange.model or "")
         return UsageRecord(
             request_id=exchange.request_id,
             created_at=exchange.created_at,

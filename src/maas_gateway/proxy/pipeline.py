@@ -1,17 +1,18 @@
 """One generation request through the gateway: authenticate, validate, route, limit, forward, charge.
 
 Each step is a plain unit (``auth``, ``routing``, ``limits``, ``upstream``); this module only puts them in
-order and makes sure every admitted request is settled exactly once, whatever happens.
+order and makes sure every admitted request is settled exactly once, whatever happens. The pipeline holds
+only what outlives a reload (the upstream transport, the failure throttle, the body parser); each request
+brings the configuration ``Snapshot`` it started under.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from maas_gateway.auth import Authenticator, parse_authorization
+from maas_gateway.auth import parse_authorization
 from maas_gateway.auth.failure_gate import FailureGate
 from maas_gateway.auth.identity import Identity
-from maas_gateway.config.schema import ModelConfig
 from maas_gateway.errors import AuthenticationError, RateLimitError
 from maas_gateway.http.asgi import (
     Receive,
@@ -21,14 +22,15 @@ from maas_gateway.http.asgi import (
     request_header,
     send_response,
 )
-from maas_gateway.http.forwarded import NO_TRUSTED_PROXIES, TrustedProxies, client_address
+from maas_gateway.http.forwarded import client_address
 from maas_gateway.limits import Admission, Limiter, TokenCharge, rate_limit_headers
 from maas_gateway.proxy.body_parser import BodyParser, ParsedBody
 from maas_gateway.proxy.exchange import Exchange, Usage
 from maas_gateway.proxy.forward import end_stream, passthrough_headers, read_answer, relay_stream
 from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS, GenerationRequest
+from maas_gateway.proxy.snapshot import Snapshot
 from maas_gateway.proxy.upstream_request import upstream_headers
-from maas_gateway.routing import Router
+from maas_gateway.routing import ModelRoute
 from maas_gateway.upstream import UpstreamRequest, UpstreamTransport
 
 __all__ = ["Pipeline"]
@@ -38,34 +40,26 @@ _TEMPLATE_TOKENS_PER_MESSAGE = 8
 _TEMPLATE_TOKENS_PER_REQUEST = 16
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Pipeline:
-    authenticator: Authenticator
-    router: Router
-    transport: UpstreamTransport | None
-    limiter: Limiter | None
-    max_body_bytes: int
+    transport: UpstreamTransport
     failures: FailureGate
-    trusted_proxies: TrustedProxies = field(default=NO_TRUSTED_PROXIES)
     bodies: BodyParser = field(default_factory=BodyParser)
 
-    def address(self, scope: Scope) -> str:
-        """The client's address, believing X-Forwarded-For from trusted proxies only (proxy/forwarded.py)."""
-        return client_address(scope, self.trusted_proxies)
-
-    async def identify(self, scope: Scope) -> Identity:
+    async def identify(self, snapshot: Snapshot, scope: Scope) -> Identity:
         """The caller, unless their address is throttled for failed attempts (429, checked first)."""
-        address = self.address(scope)
+        address = client_address(scope, snapshot.trusted_proxies)
         self.failures.check(address)
         credential = parse_authorization(request_header(scope, b"authorization"))
         try:
-            return await self.authenticator.authenticate(credential)
+            return await snapshot.authenticator.authenticate(credential)
         except AuthenticationError:
             self.failures.failed(address)  # a presented credential was wrong: one attempt spent
             raise
 
     async def generate(
         self,
+        snapshot: Snapshot,
         scope: Scope,
         receive: Receive,
         send: Send,
@@ -74,31 +68,29 @@ class Pipeline:
         prefix: str | None,
     ) -> None:
         exchange.endpoint = api_path
-        identity = await self.identify(scope)
+        identity = await self.identify(snapshot, scope)
         exchange.identity = identity
-        raw = await read_body(scope, receive, self.max_body_bytes)
+        raw = await read_body(scope, receive, snapshot.max_body_bytes)
         parsed = await self.bodies.parse(raw, ENDPOINT_SCHEMAS[api_path])
         request = parsed.request
-        model = self.router.resolve(
-            host=request_header(scope, b"host"), prefix=prefix, requested=request.model
-        )
-        self.router.authorize(identity, model)
+        router = snapshot.router
+        model = router.resolve(host=request_header(scope, b"host"), prefix=prefix, requested=request.model)
+        router.authorize(identity, model)
         exchange.model = model.name
         stream = bool(request.stream) and api_path != "/v1/embeddings"
         exchange.stream = stream
 
         admission = None
         edited = False
-        if self.limiter is not None:
-            budget = self.limiter.reserve_budget(identity.user, identity.tier)
+        limiter = snapshot.limiter
+        if limiter is not None:
+            budget = limiter.reserve_budget(identity.user, identity.tier)
             if budget is not None and request.output_cap is None and api_path != "/v1/embeddings":
                 parsed.set("max_tokens", budget)  # the reservation only holds if the backend stops there
                 edited = True
             worst = _worst_case(parsed, request, budget, model)
             try:
-                admission = await self.limiter.admit(
-                    identity.user, identity.tier, model.name, worst_case=worst
-                )
+                admission = await limiter.admit(identity.user, identity.tier, model.name, worst_case=worst)
             except RateLimitError:
                 exchange.rate_limited = True
                 raise
@@ -106,30 +98,30 @@ class Pipeline:
         body = await self.bodies.upstream_body(raw, parsed, model.upstream_model, stream, changed=edited)
         try:
             await self._forward(
-                scope, receive, send, exchange, identity, model, body, parsed, request, admission
+                snapshot, scope, receive, send, exchange, identity, model, body, parsed, request, admission
             )
         finally:
             if exchange.usage is None and admission is not None and admission.reserved is not None:
                 # Nothing was generated (the backend failed): give the reservation back.
-                assert self.limiter is not None
-                await self.limiter.settle(admission, TokenCharge(0, 0))
+                assert limiter is not None
+                await limiter.settle(admission, TokenCharge(0, 0))
 
     async def _forward(
         self,
+        snapshot: Snapshot,
         scope: Scope,
         receive: Receive,
         send: Send,
         exchange: Exchange,
         identity: Identity,
-        model: ModelConfig,
+        model: ModelRoute,
         body: bytes,
         parsed: ParsedBody,
         request: GenerationRequest,
         admission: Admission | None,
     ) -> None:
-        assert self.transport is not None, "the transport is created at startup"
-        url = self.router.next_backend(model) + exchange.endpoint
-        headers = upstream_headers(scope, identity, model.name, exchange.request_id, self.trusted_proxies)
+        url = snapshot.router.next_backend(model) + exchange.endpoint
+        headers = upstream_headers(scope, identity, model.name, exchange.request_id, snapshot.trusted_proxies)
         response = await self.transport.send(UpstreamRequest("POST", url, headers, body))
         try:
             own = [(b"x-request-id", exchange.request_id.encode())]
@@ -160,7 +152,7 @@ class Pipeline:
                     estimated=True,
                 )
                 try:
-                    await self._charge(exchange, admission, model, usage)
+                    await self._charge(snapshot.limiter, exchange, admission, model, usage)
                 finally:
                     await end_stream(send)
                 return
@@ -168,22 +160,27 @@ class Pipeline:
             usage = answer.usage or Usage(
                 parsed.prompt().estimated_tokens, -(-answer.output_chars // 4), estimated=True
             )
-            values = await self._charge(exchange, admission, model, usage)
+            values = await self._charge(snapshot.limiter, exchange, admission, model, usage)
             limit_headers = _encode(self._headers(admission, values, exchange.charged_tokens))
             exchange.status = answer.status
             await send_response(send, answer.status, answer.body, answer.headers + own + limit_headers)
         finally:
             response.close()  # a no-op once the answer was read to its end; frees the connection otherwise
 
+    @staticmethod
     async def _charge(
-        self, exchange: Exchange, admission: Admission | None, model: ModelConfig, usage: Usage
+        limiter: Limiter | None,
+        exchange: Exchange,
+        admission: Admission | None,
+        model: ModelRoute,
+        usage: Usage,
     ) -> tuple[int, ...] | None:
         exchange.usage = usage
         charge = TokenCharge.of(usage.prompt_tokens, usage.completion_tokens, model.token_multiplier)
         exchange.charged_tokens = charge.total
-        if admission is None or self.limiter is None:
+        if admission is None or limiter is None:
             return None
-        return await self.limiter.settle(admission, charge)
+        return await limiter.settle(admission, charge)
 
     @staticmethod
     def _headers(
@@ -199,7 +196,7 @@ def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
 
 
 def _worst_case(
-    parsed: ParsedBody, request: GenerationRequest, budget: int | None, model: ModelConfig
+    parsed: ParsedBody, request: GenerationRequest, budget: int | None, model: ModelRoute
 ) -> TokenCharge | None:
     """An upper bound on what a request can cost, for tiers that reserve before forwarding.
 

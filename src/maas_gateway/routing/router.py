@@ -13,34 +13,36 @@ import itertools
 from collections.abc import Iterator, Sequence
 
 from maas_gateway.auth.identity import Identity
-from maas_gateway.config.schema import ModelConfig
 from maas_gateway.errors import InvalidRequestError, ModelNotFoundError, PermissionDeniedError
+from maas_gateway.routing.route import ModelRoute
 
 __all__ = ["Router"]
 
 
 class Router:
-    def __init__(self, models: Sequence[ModelConfig]) -> None:
+    """Immutable once built but for the round-robin position; a reload builds a new one."""
+
+    def __init__(self, models: Sequence[ModelRoute]) -> None:
         self._models = {model.name: model for model in models}
         self._by_prefix = {model.path_prefix: model for model in models if model.path_prefix}
-        self._by_host: dict[str, list[ModelConfig]] = {}
+        self._by_host: dict[str, list[ModelRoute]] = {}
         for model in models:
             for host in model.hosts:
                 self._by_host.setdefault(host, []).append(model)
         self._backends: dict[str, Iterator[str]] = {
-            model.name: itertools.cycle(model.backend_urls) for model in models
+            model.name: itertools.cycle(model.backends) for model in models
         }
 
     @property
-    def models(self) -> list[ModelConfig]:
+    def models(self) -> list[ModelRoute]:
         return list(self._models.values())
 
     def has_prefix(self, prefix: str) -> bool:
         return prefix in self._by_prefix
 
-    def resolve(self, *, host: str | None, prefix: str | None, requested: str | None) -> ModelConfig:
+    def resolve(self, *, host: str | None, prefix: str | None, requested: str | None) -> ModelRoute:
         """Return the model a request is for, or raise a 400/404 that says why none fits."""
-        candidates: Sequence[ModelConfig]
+        candidates: Sequence[ModelRoute]
         where: str | None = None
         host_name = _strip_port(host) if host else None
         if host_name and host_name in self._by_host:
@@ -66,7 +68,7 @@ class Router:
             raise ModelNotFoundError(f"The model '{requested}' does not exist.", param="model")
         raise ModelNotFoundError(f"The model '{requested}' is not served at {where}.", param="model")
 
-    def authorize(self, identity: Identity, model: ModelConfig) -> None:
+    def authorize(self, identity: Identity, model: ModelRoute) -> None:
         """Raise 403 unless the caller's tier and credential may use ``model``."""
         if not self.allows(identity, model):
             raise PermissionDeniedError(
@@ -74,14 +76,13 @@ class Router:
                 "with this credential.",
             )
 
-    def allows(self, identity: Identity, model: ModelConfig) -> bool:
-        tier_ok = model.tiers is None or identity.tier in model.tiers
-        return tier_ok and identity.may_use(model.name)
+    def allows(self, identity: Identity, model: ModelRoute) -> bool:
+        return model.open_to(identity.tier) and identity.may_use(model.name)
 
-    def visible_to(self, identity: Identity) -> list[ModelConfig]:
+    def visible_to(self, identity: Identity) -> list[ModelRoute]:
         return [model for model in self._models.values() if self.allows(identity, model)]
 
-    def next_backend(self, model: ModelConfig) -> str:
+    def next_backend(self, model: ModelRoute) -> str:
         """The next backend base URL for ``model``, round robin."""
         return next(self._backends[model.name])
 

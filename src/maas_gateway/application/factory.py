@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from maas_gateway.application.root import Application
 from maas_gateway.config import load_config
 from maas_gateway.logs import configure_logging
 from maas_gateway.proxy.app import GatewayApp
@@ -22,4 +23,4 @@ LOG_LEVEL_ENV = "MAAS_GATEWAY_LOG_LEVEL"
 def app_from_environment() -> GatewayApp:
     path = Path(os.environ[CONFIG_ENV])
     configure_logging(os.environ.get(LOG_LEVEL_ENV, "info"))
-    return GatewayApp(load_config(path), path)
+    return Application(load_config(path), path).asgi

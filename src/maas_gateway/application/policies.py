@@ -1,0 +1,77 @@
+"""From the configuration's schema classes to the plain values the policy units take.
+
+This is the one place that reads ``ModelConfig``, ``TierConfig`` and friends for the request path; the
+router, the rule book, the user policy and the observers get tuples, numbers and names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from maas_gateway.auth import KeyRecord
+from maas_gateway.auth.keys import key_id_for
+from maas_gateway.auth.user_policy import UserPolicy
+from maas_gateway.config.schema import GatewayConfig, LimitConfig, ModelConfig, TierConfig, UserConfig
+from maas_gateway.limits import LimitRule, RuleBook, TierPolicy
+from maas_gateway.metering import ModelPrice
+from maas_gateway.routing import ModelRoute
+
+__all__ = ["key_records", "model_prices", "model_route", "rule_book", "user_policy"]
+
+
+def model_route(model: ModelConfig) -> ModelRoute:
+    return ModelRoute(
+        name=model.name,
+        backends=tuple(model.backend_urls),
+        upstream_model=model.upstream_model,
+        hosts=tuple(model.hosts),
+        path_prefix=model.path_prefix,
+        tiers=frozenset(model.tiers) if model.tiers is not None else None,
+        owned_by=model.owned_by,
+        token_multiplier=model.token_multiplier,
+    )
+
+
+def model_prices(config: GatewayConfig) -> dict[str, ModelPrice]:
+    return {
+        model.name: ModelPrice(model.pricing.prompt_per_1k, model.pricing.completion_per_1k)
+        for model in config.models
+        if model.pricing is not None
+    }
+
+
+def rule_book(tiers: Mapping[str, TierConfig], users: Mapping[str, UserConfig]) -> RuleBook:
+    """Each tier's limits, and for users with their own limits, those limits in every tier."""
+    policies = {name: _policy(tier, tier.limits) for name, tier in tiers.items()}
+    overrides = {
+        user: {name: _policy(tier, override.limits) for name, tier in tiers.items()}
+        for user, override in users.items()
+        if override.limits is not None
+    }
+    return RuleBook(policies, overrides)
+
+
+def _policy(tier: TierConfig, limits: list[LimitConfig]) -> TierPolicy:
+    rules = tuple(LimitRule(c.limit, c.unit, c.window, c.model, c.per_model) for c in limits)
+    return TierPolicy(rules, tier.reserve, tier.reserve_default_max_tokens)
+
+
+def key_records(config: GatewayConfig) -> list[KeyRecord]:
+    records = []
+    for key in config.api_keys:
+        models = frozenset(key.models) if key.models is not None else None
+        # The public id is computed once here rather than on every request.
+        records.append(KeyRecord(key.digest, key.user, key.tier, key.name, models, key_id_for(key.digest)))
+    return records
+
+
+def user_policy(config: GatewayConfig) -> UserPolicy:
+    configured_users = {key.user for key in config.api_keys} | set(config.users)
+    configured = {user: tier for user in configured_users if (tier := config.configured_tier(user))}
+    overrides = {user: o.tier for user, o in config.users.items() if o.tier is not None}
+    revalidation = {
+        issuer.user_namespace: issuer.owner_revalidation
+        for issuer in config.oidc.issuers
+        if issuer.owner_revalidation is not None
+    }
+    return UserPolicy(configured, overrides, revalidation)

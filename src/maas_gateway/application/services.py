@@ -1,0 +1,153 @@
+"""The gateway's long-lived services, built once from the settings that need a restart to change.
+
+Everything here holds open resources or state that must survive a reload: connections to the database
+and the limit storage, the key and user caches, the ledger's buffer, the metrics, the upstream pool.
+What a reload replaces is in ``snapshots.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from maas_gateway.auth.change_watcher import ChangeSignal
+from maas_gateway.auth.key_repository import KeyRepository
+from maas_gateway.auth.key_service import KeyService
+from maas_gateway.auth.memory_key_repository import InMemoryKeyRepository
+from maas_gateway.auth.throttle import FailureThrottle
+from maas_gateway.auth.user_directory import UserDirectory
+from maas_gateway.config.schema import DatabaseSettings, GatewayConfig, LimitsSettings, ServerSettings
+from maas_gateway.database import Database
+from maas_gateway.limits import InMemoryLimitStorage, LimitStorage
+from maas_gateway.limits.resilient import ResilientStorage
+from maas_gateway.metering import InMemoryLedgerStore, LedgerStore, LedgerWriter, Spool
+from maas_gateway.metrics import GatewayMetrics
+from maas_gateway.metrics.multiprocess import shared_directory
+from maas_gateway.upstream import HttptoolsTransport, UpstreamTransport, tls_context
+
+__all__ = ["Services", "build_services", "upstream_transport"]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    database: Database | None
+    repository: KeyRepository
+    change_signal: ChangeSignal | None  # how other processes' identity changes are heard, if at all
+    keys: KeyService
+    users: UserDirectory
+    limit_storage: LimitStorage | None  # None when limits are off
+    ledger: LedgerWriter
+    metrics: GatewayMetrics | None
+    failures: FailureThrottle
+    transport: UpstreamTransport
+
+
+def build_services(config: GatewayConfig, transport: UpstreamTransport | None = None) -> Services:
+    """Build every service; ``transport`` replaces the pool of backend connections (tests pass an
+    in-memory one). A CA bundle that cannot be read raises ``ValueError`` here, before anything runs."""
+    transport = transport or upstream_transport(config.server)  # first: it may refuse the settings
+    database = _database(config.database)
+    repository, signal = _key_repository(config, database)
+    throttle = config.security.auth_failures
+    metrics = None
+    if config.metrics.enabled:
+        metrics = GatewayMetrics(user_label=config.metrics.user_label, shared_directory=shared_directory())
+    return Services(
+        database=database,
+        repository=repository,
+        change_signal=signal,
+        keys=KeyService(repository, config.keys),
+        users=UserDirectory(repository, ttl=config.keys.cache_ttl),
+        limit_storage=_storage(config.limits) if config.limits.enabled else None,
+        ledger=_ledger(config.database, database),
+        metrics=metrics,
+        failures=FailureThrottle(
+            burst=throttle.burst, per=throttle.per, max_addresses=throttle.max_addresses
+        ),
+        transport=transport,
+    )
+
+
+def upstream_transport(server: ServerSettings) -> UpstreamTransport:
+    """The pool of connections to backends; a CA bundle or client certificate that cannot be used stops
+    the start here with a sentence naming the file."""
+    tls = None
+    if server.upstream_ca_bundle is not None or server.upstream_client_cert is not None:
+        tls = tls_context(
+            ca_bundle=server.upstream_ca_bundle,
+            client_cert=server.upstream_client_cert,
+            client_key=server.upstream_client_key,
+        )
+    return HttptoolsTransport(
+        connect_timeout=server.upstream_connect_timeout,
+        read_timeout=server.upstream_read_timeout,
+        max_connections=server.upstream_max_connections,
+        idle_timeout=server.upstream_idle_timeout,
+        tls=tls,
+    )
+
+
+def _storage(settings: LimitsSettings) -> LimitStorage:
+    if settings.storage == "memory":
+        return InMemoryLimitStorage()
+    from maas_gateway.limits.redis_storage import RedisLimitStorage
+
+    return ResilientStorage(
+        RedisLimitStorage(settings.storage, timeout=settings.storage_timeout),
+        policy=settings.failure_policy,
+        timeout=settings.storage_timeout,
+        retry_interval=settings.retry_interval,
+        # The standalone connection keeps its own time; redis-py's cluster client retries beyond it.
+        primary_times_out=not settings.storage.startswith("redis+cluster://"),
+    )
+
+
+def _database(settings: DatabaseSettings) -> Database | None:
+    if settings.url is None:
+        return None
+    return Database(settings.url, migrate=settings.migrate_on_start, pool_size=settings.pool_size)
+
+
+def _change_signal(config: GatewayConfig, database: Database) -> ChangeSignal | None:
+    """PostgreSQL's NOTIFY where the database is PostgreSQL, else Redis pub/sub where limits use Redis."""
+    from maas_gateway.auth.change_signals import PostgresChangeSignal, RedisChangeSignal
+
+    if database.is_postgres:
+        return PostgresChangeSignal(database.url)
+    storage = config.limits.storage
+    if config.limits.enabled and storage.startswith(("redis://", "rediss://", "unix://")):
+        return RedisChangeSignal(storage, timeout=config.limits.storage_timeout)
+    return None
+
+
+def _key_repository(
+    config: GatewayConfig, database: Database | None
+) -> tuple[KeyRepository, ChangeSignal | None]:
+    if database is None:
+        return InMemoryKeyRepository(), None
+    from maas_gateway.auth.signalling_repository import SignallingKeyRepository
+    from maas_gateway.auth.sql_key_repository import SqlKeyRepository
+
+    repository: KeyRepository = SqlKeyRepository(database)
+    signal = _change_signal(config, database)
+    if signal is not None:
+        repository = SignallingKeyRepository(repository, signal)
+    return repository, signal
+
+
+def _ledger(settings: DatabaseSettings, database: Database | None) -> LedgerWriter:
+    store: LedgerStore
+    if database is None:
+        store = InMemoryLedgerStore()
+    else:
+        from maas_gateway.metering.sql_store import SqlLedgerStore
+
+        store = SqlLedgerStore(database)
+    return LedgerWriter(
+        store,
+        Spool(Path(settings.spool_dir)),
+        flush_interval=settings.flush_interval,
+        batch_size=settings.batch_size,
+        max_buffer=settings.max_buffer_records,
+        spool_commit_interval=settings.spool_commit_interval,
+    )

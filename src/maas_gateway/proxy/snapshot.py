@@ -1,0 +1,32 @@
+"""What one request runs under: the configuration in force and the objects built from it.
+
+A reload builds a new ``Snapshot`` and swaps one reference; a request reads that reference once, when
+it starts, and finishes under the objects it started with. Nothing in a snapshot is changed after it is
+built (the router's round-robin position aside), so there is no half-applied configuration to observe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from maas_gateway.admin.guard import AdminGuard
+from maas_gateway.auth import Authenticator
+from maas_gateway.config.schema import GatewayConfig
+from maas_gateway.http.forwarded import TrustedProxies
+from maas_gateway.limits import Limiter
+from maas_gateway.proxy.observers import ExchangeObservers
+from maas_gateway.routing import Router
+
+__all__ = ["Snapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    config: GatewayConfig  # what the admin API shows and validates against
+    router: Router
+    authenticator: Authenticator
+    limiter: Limiter | None  # None when limits are off
+    observers: ExchangeObservers  # the ledger, metrics and access log, with this configuration's prices
+    admin: AdminGuard
+    trusted_proxies: TrustedProxies
+    max_body_bytes: int

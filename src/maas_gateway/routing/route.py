@@ -1,0 +1,32 @@
+"""A model as the router sees it: plain values read once from the configuration.
+
+The router and the pipeline never see the YAML schema classes, so they can be built and tested from
+literals, and a reload swaps in new routes without touching the old ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ModelRoute"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRoute:
+    name: str
+    backends: tuple[str, ...]  # base URLs without a trailing slash; credentials, if any, stay in them
+    upstream_model: str = ""  # the name the backend serves; empty means ``name``
+    hosts: tuple[str, ...] = ()
+    path_prefix: str | None = None
+    tiers: frozenset[str] | None = None  # None: every tier may use the model
+    owned_by: str = "maas-gateway"
+    token_multiplier: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.backends:
+            raise ValueError(f"The model '{self.name}' needs at least one backend.")
+        if not self.upstream_model:
+            object.__setattr__(self, "upstream_model", self.name)
+
+    def open_to(self, tier: str) -> bool:
+        return self.tiers is None or tier in self.tiers
