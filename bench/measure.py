@@ -1,8 +1,8 @@
-"""Measuring one server (the simulator or a gateway) in every scenario, and what else used its cores.
+"""Measuring one server (a backend or a gateway) in every scenario, and what else used its cores.
 
 Each scenario is checked once by hand (wrk never looks at bodies), warmed up, then measured ``repeat``
 times; the run with the median requests/s is kept, so one disturbed run does not decide the figure.
-Around every run the CPU time of the gateway, the simulator and wrk is compared with what each core did
+Around every run the CPU time of the gateway, the backend and wrk is compared with what each core did
 in all: the remainder is other work on the machine, reported so a disturbed figure can be recognised.
 """
 
@@ -50,19 +50,19 @@ class Plan:
 
 @dataclass(frozen=True, slots=True)
 class _Counters:
-    """CPU seconds so far: the server under test, the simulator, our reaped children (wrk), each core."""
+    """CPU seconds so far: the server under test, the backend, our reaped children (wrk), each core."""
 
     server: float
-    simulator: float
+    backend: float
     children: float
     cores: dict[int, float]
 
     @classmethod
-    def now(cls, server: Service, simulator: Service) -> _Counters:
+    def now(cls, server: Service, backend: Service) -> _Counters:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         return cls(
             server.cpu_seconds(),
-            simulator.cpu_seconds(),
+            backend.cpu_seconds(),
             usage.ru_utime + usage.ru_stime,
             environment.busy_seconds(),
         )
@@ -91,19 +91,19 @@ def preflight(port: int, scenario: str) -> str | None:
 
 
 def _one_run(
-    plan: Plan, url: str, script: Path, m: Measurement, server: Service, simulator: Service
+    plan: Plan, url: str, script: Path, m: Measurement, server: Service, backend: Service
 ) -> tuple[WrkResult, Measurement]:
     """One measured wrk run, as a measurement of its own (CPU use and foreign load filled in)."""
-    gateway = server is not simulator
-    before = _Counters.now(server, simulator)
+    gateway = server is not backend
+    before = _Counters.now(server, backend)
     result = run_wrk(url, script, connections=m.connections, duration_s=plan.duration_s, cpu=plan.load_cpu)
-    after = _Counters.now(server, simulator)
-    run = Measurement(m.target, m.scenario, m.connections, result)
+    after = _Counters.now(server, backend)
+    run = Measurement(m.backend, m.target, m.scenario, m.connections, result)
     run.gateway_cpu_s = after.server - before.server if gateway else None
-    run.simulator_cpu_s = after.simulator - before.simulator
+    run.backend_cpu_s = after.backend - before.backend
     ours = {  # CPU seconds our own processes used on each pinned core
         plan.gateway_cpu: run.gateway_cpu_s or 0.0,
-        plan.load_cpu: run.simulator_cpu_s + after.children - before.children,
+        plan.load_cpu: run.backend_cpu_s + after.children - before.children,
     }
     for cpu, own in ours.items():
         if cpu is not None and cpu in before.cores and cpu in after.cores and result.duration_s:
@@ -127,7 +127,7 @@ def _wait_until_quiet(plan: Plan) -> float:
     return round(time.monotonic() - start, 1)
 
 
-def measure_one(plan: Plan, script: Path, m: Measurement, server: Service, simulator: Service) -> None:
+def measure_one(plan: Plan, script: Path, m: Measurement, server: Service, backend: Service) -> None:
     """Check, warm up, then measure one scenario at one connection count; fill in ``m``."""
     m.error = preflight(server.port, m.scenario)
     if m.error is not None:
@@ -138,14 +138,14 @@ def measure_one(plan: Plan, script: Path, m: Measurement, server: Service, simul
     try:
         run_wrk(url, script, connections=m.connections, duration_s=plan.warmup_s, cpu=plan.load_cpu)
         runs = sorted(
-            (_one_run(plan, url, script, m, server, simulator) for _ in range(plan.repeat)),
+            (_one_run(plan, url, script, m, server, backend) for _ in range(plan.repeat)),
             key=lambda pair: pair[0].rps,
         )
     except WrkError as exc:
         m.error = str(exc)
         return
     chosen = runs[len(runs) // 2][1]
-    m.result, m.gateway_cpu_s, m.simulator_cpu_s = chosen.result, chosen.gateway_cpu_s, chosen.simulator_cpu_s
+    m.result, m.gateway_cpu_s, m.backend_cpu_s = chosen.result, chosen.gateway_cpu_s, chosen.backend_cpu_s
     m.foreign_load = chosen.foreign_load
     m.rps_runs = [round(result.rps, 1) for result, _ in runs]
     problems = [
@@ -157,20 +157,23 @@ def measure_one(plan: Plan, script: Path, m: Measurement, server: Service, simul
 def measure(
     plan: Plan,
     scripts: dict[str, Path],
+    backend_name: str,
     target: str,
     server: Service,
-    simulator: Service,
+    backend: Service,
     console: Console,
 ) -> list[Measurement]:
-    """Every scenario at every connection count against ``server`` (the simulator or a gateway)."""
+    """Every scenario at every connection count against ``server`` (``backend`` itself or a gateway in
+    front of it)."""
     out = []
     for scenario in plan.scenarios:
         for connections in plan.connections:
-            m = Measurement(target, scenario, connections)
-            measure_one(plan, scripts[scenario], m, server, simulator)
-            for service in {server, simulator}:
+            m = Measurement(backend_name, target, scenario, connections)
+            measure_one(plan, scripts[scenario], m, server, backend)
+            for service in {server, backend}:
                 service.check_alive()  # a crashed server is fatal, not a slow scenario
-            console.print(f"  {target:<14} {scenario:<6} c={connections:<3} {_line(m)}", highlight=False)
+            label = f"{backend_name} {target}"
+            console.print(f"  {label:<19} {scenario:<6} c={connections:<3} {_line(m)}", highlight=False)
             out.append(m)
     return out
 
@@ -178,6 +181,8 @@ def measure(
 def _line(m: Measurement) -> str:
     r = m.result
     text = f"{r.rps:9,.0f} req/s  p50 {r.p50_ms:7.3f} ms  p99 {r.p99_ms:7.3f} ms" if r else ""
+    if m.backend_us_per_request is not None:
+        text += f"  backend {m.backend_us_per_request:5,.0f} µs/req"
     if m.waited_s >= 1.5:
         text += f"  (waited {m.waited_s:g} s for idle cores)"
     if m.disturbed:

@@ -1,13 +1,15 @@
-"""Benchmark the gateway against the simulator it fronts, on one gateway core, in one command.
+"""Benchmark the gateway against the backend it fronts, on one gateway core, in one command.
 
 Usage: ``.venv/bin/python bench/run.py [--quick] [--duration 10s] [--repeat 3]`` (or ``make bench``).
 
-It starts ``maas sim`` and then, one at a time, a gateway per variant (limits off, limits on, access log
-off), each on a free loopback port. The gateway is pinned to one CPU and the simulator and wrk to
-another, so the gateway's figures mean "what one core of gateway does" and the load generator never
-steals that core. Every scenario (non-streaming and streaming chat, at 32 connections and at 1) is
-measured directly against the simulator and through each gateway, after a warm-up run. The results are
-printed as tables and written to ``bench/results/latest.json``; see bench/README.md for how to read them.
+For each backend (the simulator ``maas sim``, and a minimal uvloop + httptools server far cheaper per
+request than the gateway, bench/fast_backend.py) it starts the backend and then, one at a time, a gateway
+per variant (limits off, limits on, access log off), each on a free loopback port. The gateway is pinned
+to one CPU and the backend and wrk to another, so the gateway's figures mean "what one core of gateway
+does" and the load generator never steals that core. Every scenario (non-streaming and streaming chat,
+at 32 connections and at 1) is measured directly against the backend and through each gateway, after a
+warm-up run. The results are printed as tables and written to ``bench/results/latest.json``; see
+bench/README.md for how to read them.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from rich.console import Console
 import environment
 from measure import HEADERS, SCENARIOS, Plan, connection_counts, measure
 from report import DIRECT, Measurement, compare, print_tables, write_json
-from services import Service, free_port, gateway_config, maas_command
+from services import BACKENDS, Backend, Service, free_port, gateway_config, maas_command
 from wrk import write_script
 
 __all__ = ["VARIANTS", "Settings", "Variant", "main", "parse_args", "run"]
@@ -68,13 +70,18 @@ VARIANTS = {
 @dataclass(frozen=True, slots=True)
 class Settings:
     plan: Plan
+    backends: tuple[Backend, ...]
     variants: tuple[Variant, ...]
     output: Path
     log_dir: Path | None
     check: bool
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self.plan), "variants": [asdict(v) for v in self.variants]}
+        return {
+            **asdict(self.plan),
+            "backends": [b.name for b in self.backends],
+            "variants": [asdict(v) for v in self.variants],
+        }
 
 
 def _seconds(text: str) -> float:
@@ -101,8 +108,13 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     add("--connections", default="32,1", help="connection counts; the largest is the load (32,1)")
     add("--scenarios", default=",".join(SCENARIOS), help=f"from {','.join(SCENARIOS)}")
     add("--variants", default=",".join(VARIANTS), help=f"from {','.join(VARIANTS)}")
+    add(
+        "--backends",
+        default=",".join(BACKENDS),
+        help=f"backends to measure and front, from {','.join(BACKENDS)}",
+    )
     add("--gateway-cpu", type=int, default=0, help="CPU for the gateway (0)")
-    add("--load-cpu", type=int, default=1, help="CPU for the simulator and wrk (1)")
+    add("--load-cpu", type=int, default=1, help="CPU for the backend and wrk (1)")
     add("--no-pin", action="store_true", help="let the scheduler place every process")
     add(
         "--wait-quiet",
@@ -118,6 +130,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         connections = tuple(connection_counts(args.connections))
         scenarios = _names(args.scenarios, list(SCENARIOS))
         variants = tuple(VARIANTS[n] for n in _names(args.variants, list(VARIANTS)))
+        backends = tuple(BACKENDS[n] for n in _names(args.backends, list(BACKENDS)))
     except (ValueError, argparse.ArgumentTypeError) as exc:
         parser.error(str(exc))
     if not connections or min(connections) < 1 or args.repeat < 1:
@@ -132,44 +145,58 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         load_cpu=None if args.no_pin else args.load_cpu,
         wait_quiet_s=args.wait_quiet,
     )
-    return Settings(plan, variants, args.output, args.log_dir, args.check)
+    return Settings(plan, backends, variants, args.output, args.log_dir, args.check)
 
 
 def run(settings: Settings, work: Path, console: Console) -> list[Measurement]:
-    """Start the simulator, measure it directly, then each gateway variant in turn; stop everything."""
-    plan = settings.plan
+    """For each backend: start it, measure it directly, then each gateway variant in front of it in turn;
+    stop everything."""
     scripts = {
         name: write_script(work / f"{name}.lua", json.dumps(body).encode(), HEADERS)
         for name, body in SCENARIOS.items()
     }
     measurements: list[Measurement] = []
+    for backend in settings.backends:
+        measurements += _run_backend(settings, backend, scripts, work, console)
+    return measurements
+
+
+def _run_backend(
+    settings: Settings, backend: Backend, scripts: dict[str, Path], work: Path, console: Console
+) -> list[Measurement]:
+    """Start ``backend``, measure it directly, then each gateway variant in front of it; stop them."""
+    plan = settings.plan
+    measurements: list[Measurement] = []
     port = free_port()
-    args = maas_command("sim", "--port", str(port))
-    log = work / "simulator.log"
-    with Service("simulator", args, port, log, cpu=plan.load_cpu, ready_path="/health") as simulator:
-        console.print(f"[bold]{DIRECT}[/]: simulator at {simulator.url}, CPU {plan.load_cpu}")
-        measurements += measure(plan, scripts, DIRECT, simulator, simulator, console)
+    log = work / f"backend-{backend.name}.log"
+    cpu = plan.load_cpu
+    with Service(backend.name, backend.command(port), port, log, cpu=cpu, ready_path="/health") as server:
+        console.print(f"[bold]{backend.name} {DIRECT}[/]: {backend.description} at {server.url}, CPU {cpu}")
+        measurements += measure(plan, scripts, backend.name, DIRECT, server, server, console)
         for variant in settings.variants:
             port = free_port()
-            config = gateway_config(simulator.url, port, limits=variant.limits, access_log=variant.access_log)
+            config = gateway_config(server.url, port, limits=variant.limits, access_log=variant.access_log)
             config["limits"]["storage"] = variant.storage
             if variant.ledger:
+                # A database and spool per gateway: no gateway replays what an earlier one left behind.
                 config["database"] = {
-                    "url": f"sqlite+aiosqlite:///{work / f'{variant.name}.db'}",
-                    "spool_dir": str(work / "spool"),
+                    "url": f"sqlite+aiosqlite:///{work / f'{backend.name}-{variant.name}.db'}",
+                    "spool_dir": str(work / f"spool-{backend.name}-{variant.name}"),
                 }
-            path = work / f"gateway-{variant.name}.yaml"
+            path = work / f"gateway-{backend.name}-{variant.name}.yaml"
             path.write_text(yaml.safe_dump(config, sort_keys=False), "utf-8")
             args = maas_command(
                 "serve", "--config", str(path), "--log-level", "warning", "--workers", str(variant.workers)
             )
-            log = work / f"gateway-{variant.name}.log"
+            log = work / f"gateway-{backend.name}-{variant.name}.log"
             name = f"gateway {variant.name}"
-            cpu = plan.gateway_cpu if variant.workers == 1 else None
-            with Service(name, args, port, log, cpu=cpu, ready_path="/ready") as gateway:
-                where = f"CPU {cpu}" if cpu is not None else f"{variant.workers} workers, unpinned"
-                console.print(f"[bold]{variant.name}[/]: gateway at {gateway.url}, {where}")
-                measurements += measure(plan, scripts, variant.name, gateway, simulator, console)
+            gateway_cpu = plan.gateway_cpu if variant.workers == 1 else None
+            with Service(name, args, port, log, cpu=gateway_cpu, ready_path="/ready") as gateway:
+                where = (
+                    f"{variant.workers} workers, unpinned" if gateway_cpu is None else f"CPU {gateway_cpu}"
+                )
+                console.print(f"[bold]{backend.name} {variant.name}[/]: gateway at {gateway.url}, {where}")
+                measurements += measure(plan, scripts, backend.name, variant.name, gateway, server, console)
     return measurements
 
 
@@ -219,7 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     load = plan.connections[0]
     comparisons = compare(measurements, load)
-    print_tables(console, measurements, comparisons, load)
+    backends = {b.name: b.description for b in settings.backends}
+    print_tables(console, measurements, comparisons, load, backends)
     meta["settings"] = settings.as_dict()
     write_json(settings.output, meta, measurements, comparisons)
     console.print(f"Results written to {settings.output}")

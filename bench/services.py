@@ -1,4 +1,4 @@
-"""The processes under test: the simulator and gateways, pinned to a CPU, and always stopped again.
+"""The processes under test: the backends and gateways, pinned to a CPU, and always stopped again.
 
 Each child runs in its own session so a Ctrl+C in the terminal reaches only the benchmark, which then
 stops the children in order (SIGTERM to the group, SIGKILL if it lingers). On Linux each child also
@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -26,7 +27,16 @@ import yaml
 
 from maas_gateway.config import demo_config_text
 
-__all__ = ["BENCH_KEY", "Service", "free_port", "gateway_config", "http_request", "maas_command"]
+__all__ = [
+    "BACKENDS",
+    "BENCH_KEY",
+    "Backend",
+    "Service",
+    "free_port",
+    "gateway_config",
+    "http_request",
+    "maas_command",
+]
 
 BENCH_KEY = "benchuser_key"
 _HUGE = 10**12  # no benchmark can reach it, so the limiter counts everything and rejects nothing
@@ -43,6 +53,31 @@ def free_port() -> int:
 def maas_command(*args: str) -> list[str]:
     """Our console script, run by this interpreter so the benchmark measures the installed package."""
     return [sys.executable, "-m", "maas_gateway", *args]
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """A model server that the gateway fronts in the benchmark, and that is also measured directly."""
+
+    name: str
+    description: str  # as in "direct to <description> and through the gateway"
+    program: tuple[str, ...]  # the command line without ``--port N``
+
+    def command(self, port: int) -> list[str]:
+        return [*self.program, "--port", str(port)]
+
+
+BACKENDS = {
+    b.name: b
+    for b in (
+        Backend("sim", "the simulator (maas sim)", tuple(maas_command("sim"))),
+        Backend(
+            "fast",
+            "the fast backend (uvloop + httptools)",
+            (sys.executable, str(Path(__file__).resolve().with_name("fast_backend.py"))),
+        ),
+    )
+}
 
 
 def gateway_config(backend: str, port: int, *, limits: bool, access_log: bool) -> dict[str, Any]:
