@@ -1,16 +1,23 @@
 """Spreading a model's requests over its backends: health, balancing policies, retries, background polls.
 
-Plain units, not wired into the router yet (docs/routing.md). A ``BackendState`` is one backend as this
-replica sees it; its ``HealthTracker`` combines the active health check and passive ejection; a ``Lease``
-counts one request in flight until released and reports its outcome.
+Plain units, not wired into the router yet (docs/routing.md). A ``BackendPool`` holds a model's
+``BackendState``s and a ``Picker`` (``RoundRobin``, ``LeastOutstanding``, ``QueueAware``); ``pick`` gives a
+``Lease`` that counts the request in flight until released and reports its outcome to the backend's
+``HealthTracker``.
 """
 
 from maas_gateway.balancing.backend import BackendSnapshot, BackendState, display_url
+from maas_gateway.balancing.base import Picker, ScoringPicker
 from maas_gateway.balancing.health import FailureKind, HealthPolicy, HealthState, HealthTracker
 from maas_gateway.balancing.lease import Lease
+from maas_gateway.balancing.least_outstanding import LeastOutstanding
 from maas_gateway.balancing.load import LoadReading, LoadSample
+from maas_gateway.balancing.pool import BackendPool
+from maas_gateway.balancing.queue_aware import QueueAware
+from maas_gateway.balancing.round_robin import RoundRobin
 
 __all__ = [
+    "BackendPool",
     "BackendSnapshot",
     "BackendState",
     "FailureKind",
@@ -18,7 +25,12 @@ __all__ = [
     "HealthState",
     "HealthTracker",
     "Lease",
+    "LeastOutstanding",
     "LoadReading",
     "LoadSample",
+    "Picker",
+    "QueueAware",
+    "RoundRobin",
+    "ScoringPicker",
     "display_url",
 ]
