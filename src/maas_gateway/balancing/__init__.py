@@ -3,7 +3,7 @@
 Plain units, not wired into the router yet (docs/routing.md). A ``BackendPool`` holds a model's
 ``BackendState``s and a ``Picker`` (``RoundRobin``, ``LeastOutstanding``, ``QueueAware``); ``pick`` gives a
 ``Lease`` that counts the request in flight until released and reports its outcome to the backend's
-``HealthTracker``.
+``HealthTracker``. ``RetryBudget`` bounds retries to a share of requests.
 """
 
 from maas_gateway.balancing.backend import BackendSnapshot, BackendState, display_url
@@ -14,6 +14,7 @@ from maas_gateway.balancing.least_outstanding import LeastOutstanding
 from maas_gateway.balancing.load import LoadReading, LoadSample
 from maas_gateway.balancing.pool import BackendPool
 from maas_gateway.balancing.queue_aware import QueueAware
+from maas_gateway.balancing.retry_budget import RetryBudget
 from maas_gateway.balancing.round_robin import RoundRobin
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "LoadSample",
     "Picker",
     "QueueAware",
+    "RetryBudget",
     "RoundRobin",
     "ScoringPicker",
     "display_url",
