@@ -16,6 +16,7 @@ from maas_gateway.balancing.pool import BackendPool
 from maas_gateway.balancing.queue_aware import QueueAware
 from maas_gateway.balancing.retry_budget import RetryBudget
 from maas_gateway.balancing.round_robin import RoundRobin
+from maas_gateway.balancing.vllm_metrics import MetricsFormatError, parse_vllm_load
 
 __all__ = [
     "BackendPool",
@@ -29,10 +30,12 @@ __all__ = [
     "LeastOutstanding",
     "LoadReading",
     "LoadSample",
+    "MetricsFormatError",
     "Picker",
     "QueueAware",
     "RetryBudget",
     "RoundRobin",
     "ScoringPicker",
     "display_url",
+    "parse_vllm_load",
 ]
