@@ -20,7 +20,7 @@ from maas_gateway.balancing import (
     QueueAware,
     RoundRobin,
 )
-from maas_gateway.balancing.affinity import affinity_hash, rendezvous_index
+from maas_gateway.balancing.affinity import AffinityScores, affinity_hash, rendezvous_index
 from tests.support.clock import FakeClock
 
 PickerFactory = Callable[[FakeClock], Picker]
@@ -329,6 +329,20 @@ def test_affinity_maps_a_key_to_the_same_backend_in_every_process() -> None:
     backends = [BackendState(f"http://vllm-{n}:8000") for n in range(8)]
     here = str([rendezvous_index(affinity_hash(f"prompt {k}"), backends) for k in range(50)])
     assert runs == {here + "\n"}
+
+
+def test_remembered_affinity_scores_give_the_same_backend_as_computing_them_and_stay_bounded() -> None:
+    """The picker's memory of recent keys changes no answer, whichever candidates a pick has, and holds
+    at most `max_keys` keys."""
+    backends = _backends(5, weights=[1, 2, 1, 1, 3])
+    remembered = AffinityScores(max_keys=50)
+    for round_ in range(3):
+        for n in range(200):
+            key = f"prompt {n % 70}"
+            candidates = [b for index, b in enumerate(backends) if (index + n + round_) % 4 != 0]
+            expected = rendezvous_index(affinity_hash(key), candidates)
+            assert remembered.preferred(key, candidates) == expected
+    assert len(remembered) == 50
 
 
 @pytest.mark.parametrize("margin", [-1.0, float("nan")])

@@ -14,7 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from maas_gateway.balancing.affinity import affinity_hash, rendezvous_index
+from maas_gateway.balancing.affinity import AffinityScores
 from maas_gateway.balancing.backend import BackendState
 from maas_gateway.balancing.lease import Lease
 
@@ -47,6 +47,7 @@ class ScoringPicker(Picker):
         if affinity_margin is not None and not affinity_margin >= 0:
             raise ValueError(f"The affinity margin must be zero or more, not {affinity_margin!r}.")
         self.affinity_margin = affinity_margin
+        self._affinity = AffinityScores()
         self._turn = 0
         self.affinity_kept = 0  # picks that went to the affinity key's backend
         self.affinity_overridden = 0  # picks that left it because it was clearly busier
@@ -61,7 +62,7 @@ class ScoringPicker(Picker):
         scores = self.scores(candidates)
         best = self._lowest(scores)
         if affinity_key is not None and self.affinity_margin is not None:
-            preferred = rendezvous_index(affinity_hash(affinity_key), candidates)
+            preferred = self._affinity.preferred(affinity_key, candidates)
             if scores[preferred] <= scores[best] + self.affinity_margin:
                 self.affinity_kept += 1
                 return candidates[preferred]
