@@ -28,7 +28,8 @@ class FetchError(Exception):
 
 
 class HttpFetch:
-    """A ``Fetch`` over HTTP(S); ``verify`` takes the same TLS context as the requests to the backends.
+    """A ``Fetch`` over HTTP(S); ``verify`` should be the TLS context the requests to the backends use
+    (``upstream.tls.tls_context``: private CA, client certificate), so checks see what requests see.
 
     Credentials in a URL (``https://user:password@host``) are sent as Basic auth, as for the requests.
     """
@@ -48,7 +49,12 @@ class HttpFetch:
     async def __call__(self, url: str) -> tuple[int, bytes]:
         if self._client is None:
             self._client = httpx.AsyncClient(
-                timeout=self.timeout, follow_redirects=False, trust_env=False, verify=self._verify
+                timeout=self.timeout,
+                follow_redirects=False,
+                trust_env=False,
+                verify=self._verify,
+                # A poll round holds one connection per backend: keep them all alive, however many backends.
+                limits=httpx.Limits(max_keepalive_connections=None),
             )
         shown = display_url(url)
         try:

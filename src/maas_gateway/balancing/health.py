@@ -76,7 +76,9 @@ class HealthPolicy:
 class HealthTracker:
     """The health of one backend; cheap to ask (``available``), updated by checks and by requests."""
 
-    def __init__(self, policy: HealthPolicy | None = None, *, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, policy: HealthPolicy | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.policy = policy or HealthPolicy()
         self._clock = clock
         # Active health check.
