@@ -88,17 +88,21 @@ def test_active_checks_change_the_state_only_after_their_thresholds_in_a_row() -
 
 
 def test_consecutive_request_failures_eject_the_backend_until_its_time_is_up() -> None:
-    """`consecutive_failures` failures in a row eject it for `base_ejection` seconds; a success in between
-    starts the count over; the ejection ends by itself."""
+    """`consecutive_failures` failures in a row, of either kind, eject it for `base_ejection` seconds
+    (counted under the last failure's kind); a success in between starts the count over; the ejection
+    ends by itself."""
     clock = FakeClock()
     tracker = _tracker(clock, consecutive_failures=3, base_ejection=10)
     _fail(tracker, 2)
     tracker.passive_success()
-    _fail(tracker, 2, SERVER_ERROR)
+    _fail(tracker, 2, CONNECT)
     assert tracker.available(clock.now)
     tracker.passive_failure(SERVER_ERROR)
     assert tracker.state(clock.now) is HealthState.EJECTED
-    assert tracker.reason(clock.now) == "3 5xx answers in a row; ejected for 10 s."
+    assert (
+        tracker.reason(clock.now)
+        == "3 requests in a row failed (the last got a 5xx answer); ejected for 10 s."
+    )
     assert tracker.ejected_until == clock.now + 10
     assert not tracker.available(clock.now + 9.999)
     assert tracker.available(clock.now + 10)
@@ -123,7 +127,7 @@ def test_a_backend_that_keeps_failing_after_it_returns_is_ejected_for_twice_as_l
     assert durations == [10, 20, 40, 60, 60]
     assert tracker.ejections == 6
     assert tracker.reason(clock.now) == (
-        "A request failed (connect) soon after an earlier ejection ended; ejected for 60 s."
+        "A request could not connect soon after an ejection ended; ejected for 60 s."
     )
 
 
@@ -218,7 +222,7 @@ def test_a_backend_snapshot_shows_state_reason_time_left_requests_and_load_witho
         "url": "https://gw:***@vllm-0.internal:8000",
         "weight": 2,
         "state": "ejected",
-        "reason": "A request failed (connect); ejected for 10 s.",
+        "reason": "A request could not connect; ejected for 10 s.",
         "ejected_for": 6.0,
         "in_flight": 1,
         "load": {"waiting": 1, "running": 7, "kv_cache_usage": 0.5},

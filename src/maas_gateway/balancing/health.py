@@ -42,7 +42,8 @@ class FailureKind(StrEnum):
 
     @property
     def described(self) -> str:
-        return "connection failures" if self is FailureKind.CONNECT else "5xx answers"
+        """What a request of this kind did, to end a sentence that starts with the request."""
+        return "could not connect" if self is FailureKind.CONNECT else "got a 5xx answer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +128,7 @@ class HealthTracker:
         return self._active_reason if state is HealthState.UNHEALTHY else None
 
     def active_result(self, ok: bool, detail: str = "") -> None:
-        """One active health check's result; ``detail`` says what a failure was (e.g. "HTTP 503")."""
+        """One active health check's result; ``detail`` says what failed, as a sentence."""
         if not ok:
             self._active_reason = detail or "The health check failed."
         if not self._checked:
@@ -150,11 +151,11 @@ class HealthTracker:
         self._successes_since_return = 0
         self._failures_in_a_row += 1
         if self.on_probation:
-            self._eject(now, kind, f"A request failed ({kind.value}) soon after an earlier ejection ended")
+            self._eject(now, kind, f"A request {kind.described} soon after an ejection ended")
         elif self._failures_in_a_row >= self.policy.consecutive_failures:
             count = self._failures_in_a_row
-            cause = f"{count} {kind.described} in a row" if count > 1 else f"A request failed ({kind.value})"
-            self._eject(now, kind, cause)
+            many = f"{count} requests in a row failed (the last {kind.described})"
+            self._eject(now, kind, many if count > 1 else f"A request {kind.described}")
 
     def passive_success(self) -> None:
         """A request to the backend was answered without a connection failure or a 5xx."""
