@@ -31,6 +31,7 @@ from maas_gateway.http.asgi import Receive, Scope, Send, send_error, send_respon
 from maas_gateway.proxy.components import Components, build_components
 from maas_gateway.proxy.exchange import Exchange, new_request_id
 from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS
+from maas_gateway.reload_status import ReloadOutcome
 
 __all__ = ["GatewayApp"]
 
@@ -49,20 +50,21 @@ class GatewayApp:
         self.ready = False
         self._created = int(time.time())
 
-    def reload(self) -> None:
-        """Re-read the configuration file and apply it (SIGHUP, `maas reload`); log what happened."""
+    def reload(self) -> ReloadOutcome:
+        """Re-read the configuration file and apply it (SIGHUP, `maas reload`); log and return the outcome."""
         if self.config_path is None:
             logger.warning("Reload asked, but this gateway runs a built-in configuration; nothing to do.")
-            return
+            return ReloadOutcome(refusal="This gateway runs a built-in configuration, not a file.")
         try:
             config = load_config(self.config_path)
             restart = self.components.reconfigure(config)
         except ConfigError as exc:
             logger.error("Reload refused; the running configuration stays in force. %s", exc)
-            return
+            return ReloadOutcome(refusal=str(exc))
         logger.info("Reloaded %s: models, keys, tiers and limits are in force.", self.config_path)
         if restart:
             logger.warning("Changes to %s take effect only after a restart.", ", ".join(restart))
+        return ReloadOutcome(needs_restart=tuple(restart))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
