@@ -224,7 +224,8 @@ def _run_gateway(
         simulator = create_simulator_app(SimulatorSettings())
         specs.append(ServerSpec(simulator, "127.0.0.1", simulator_port, sock=simulator_socket))
         print_banner(config, simulator_port, data_dir=data_dir, admin_key=admin_key)
-    run_servers(specs, on_reload=functools.partial(reload_and_report, gateway.reload, reload_board, True))
+    reload = functools.partial(reload_and_report, gateway.reload, reload_board, announce=True)
+    run_servers(specs, on_reload=reload)
 
 
 @app.command()
