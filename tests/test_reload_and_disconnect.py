@@ -25,7 +25,8 @@ def _wait_for(server: ServerProcess, text: str, timeout: float = 10.0) -> None:
 def test_reload_applies_new_limits_and_keys_without_resetting_counters(
     simulator: ServerProcess, tmp_path: Path
 ) -> None:
-    """After `maas reload`, a lowered limit counts the requests already made, and a new key works."""
+    """As soon as `maas reload` returns, a lowered limit counts the requests already made and a new key
+    works; `maas reload` of an invalid file exits 1 with the reason, and the gateway keeps its keys."""
     config = demo_dict(simulator.url)
     port = free_port()
     config["server"]["port"] = port
@@ -44,7 +45,7 @@ def test_reload_applies_new_limits_and_keys_without_resetting_counters(
             maas("reload", "--pid-file", str(pid_file)), capture_output=True, text=True, check=False
         )
         assert result.returncode == 0, result.stderr
-        _wait_for(gateway, "Reloaded")
+        assert "serves the new configuration" in result.stdout
         assert chat(gateway.url, "freeuser1_key", max_tokens=1).status_code == 200
         limited = chat(gateway.url, "freeuser1_key", max_tokens=1)
         assert limited.status_code == 429
@@ -52,9 +53,28 @@ def test_reload_applies_new_limits_and_keys_without_resetting_counters(
         assert chat(gateway.url, "newcomer_key_1", max_tokens=1).status_code == 200
 
         path.write_text("tiers: {}\n", "utf-8")
-        subprocess.run(maas("reload", "--pid-file", str(pid_file)), check=True, capture_output=True)
-        _wait_for(gateway, "Reload refused")
+        refused = subprocess.run(
+            maas("reload", "--pid-file", str(pid_file)), capture_output=True, text=True, check=False
+        )
+        assert refused.returncode == 1
+        assert "keeps serving the previous one" in refused.stderr
+        assert "gateway.yaml is invalid: models: Field required; tiers: " in refused.stderr
         assert chat(gateway.url, "newcomer_key_1", max_tokens=1).status_code == 200
+
+
+def test_maas_reload_by_process_id_signals_without_waiting(
+    simulator: ServerProcess, gateway_factory: GatewayFactory
+) -> None:
+    """`maas reload --pid` cannot find the gateway's reload reports, so it sends SIGHUP, says it does not
+    wait, and exits 0; the gateway reloads all the same."""
+    gateway = gateway_factory(demo_dict(simulator.url))
+    assert gateway.process is not None
+    result = subprocess.run(
+        maas("reload", "--pid", str(gateway.process.pid)), capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Not waiting" in result.stdout
+    _wait_for(gateway, "Reloaded")
 
 
 def test_client_leaving_a_stream_is_charged_for_what_was_generated(

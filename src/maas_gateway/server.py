@@ -17,11 +17,12 @@ from typing import Any
 
 import uvicorn
 import uvloop
-from uvicorn.supervisors import Multiprocess
 
 from maas_gateway.edge_limits import EdgeConfig, EdgeLimits
 from maas_gateway.edge_protocol import EdgeHttpToolsProtocol
 from maas_gateway.logs import LOGGING, OncePerProcess, configure_logging
+from maas_gateway.reload_status import ReloadBoard
+from maas_gateway.workers import Supervisor, WorkerConfig
 
 __all__ = [
     "LOGGING",
@@ -101,17 +102,31 @@ _UVICORN_SETTINGS: dict[str, Any] = {
 }
 
 
-def run_workers(factory: str, host: str, port: int, workers: int, limits: EdgeLimits) -> None:
+def run_workers(
+    factory: str,
+    host: str,
+    port: int,
+    workers: int,
+    limits: EdgeLimits,
+    reload_board: ReloadBoard | None = None,
+) -> None:
     """Serve ``factory`` (an import string) in ``workers`` processes sharing one listening socket.
 
-    This is ``uvicorn.run`` for workers, with a configuration that carries the edge limits (pickled into
-    each worker).
+    This is ``uvicorn.run`` for workers, with a configuration that carries the edge limits and the reload
+    board (pickled into each worker), and a supervisor that passes SIGHUP on to the workers (workers.py).
     """
-    config = EdgeConfig(
-        factory, factory=True, host=host, port=port, workers=workers, edge=limits, **_UVICORN_SETTINGS
+    config = WorkerConfig(
+        factory,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        edge=limits,
+        reload_board=reload_board,
+        **_UVICORN_SETTINGS,
     )
     with contextlib.suppress(KeyboardInterrupt):
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        Supervisor(config, sockets=[config.bind_socket()]).run()
 
 
 class _SharedSignalServer(uvicorn.Server):
@@ -125,7 +140,8 @@ class _SharedSignalServer(uvicorn.Server):
 def run_servers(specs: Sequence[ServerSpec], on_reload: Callable[[], None] | None = None) -> None:
     """Serve every app in one event loop until SIGINT or SIGTERM, then shut all down gracefully.
 
-    SIGHUP calls ``on_reload`` (the gateway re-reads its configuration file).
+    SIGHUP calls ``on_reload`` (the gateway re-reads its configuration file); `maas serve` blocks SIGHUP
+    until the handler exists, so that an early one waits rather than ends the process.
     """
     servers = [_SharedSignalServer(spec.config()) for spec in specs]
 
@@ -139,6 +155,7 @@ def run_servers(specs: Sequence[ServerSpec], on_reload: Callable[[], None] | Non
             loop.add_signal_handler(sig, stop_all)
         if on_reload is not None:
             loop.add_signal_handler(signal.SIGHUP, on_reload)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
         await asyncio.gather(
             *(server.serve(spec.sockets()) for server, spec in zip(servers, specs, strict=True))
         )

@@ -85,11 +85,17 @@ def mixed_load(url: str, users: dict[str, str], per_user: int, concurrency: int 
 
 
 class Load:
-    """Clients in threads sending chat requests until stopped; remembers every answered request id."""
+    """Clients in threads sending chat requests over keep-alive connections until stopped.
 
-    def __init__(self, url: str, threads: int = 4) -> None:
+    Remembers every answered request id, and every failure: a transport error (the exception's class) or
+    an answer other than 200 (its status). A failed request is retried after 10 ms.
+    """
+
+    def __init__(self, url: str, threads: int = 4, key: str = "enterpriseuser1_key") -> None:
         self.url = url
+        self.key = key
         self.answered: set[str] = set()
+        self.failures: list[str] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
 
@@ -101,13 +107,16 @@ class Load:
                     response = client.post(
                         "/v1/chat/completions",
                         json=body,
-                        headers={"Authorization": "Bearer enterpriseuser1_key"},
+                        headers={"Authorization": f"Bearer {self.key}"},
                     )
-                except httpx.HTTPError:
+                except httpx.HTTPError as exc:
+                    self.failures.append(type(exc).__name__)
                     time.sleep(0.01)
                     continue
                 if response.status_code == 200:
                     self.answered.add(response.headers["x-request-id"])
+                else:
+                    self.failures.append(str(response.status_code))
 
     def __enter__(self) -> Load:
         for thread in self._threads:

@@ -1,7 +1,7 @@
 """Building the gateway inside each worker process of `maas serve --workers N`.
 
 uvicorn starts workers from an import string, so the configuration path travels in the environment.
-SIGHUP to the supervisor replaces the workers one by one, each reading the file anew.
+SIGHUP to the supervisor is passed on to each worker, which re-reads the file in place (workers.py).
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from maas_gateway.proxy.access_log import AccessLog
 from maas_gateway.proxy.app import GatewayApp
 from maas_gateway.proxy.pipeline import Pipeline
 from maas_gateway.proxy.snapshot import Snapshot
+from maas_gateway.reload_status import ReloadOutcome
 from maas_gateway.upstream import UpstreamTransport
 
 __all__ = ["Application"]
@@ -138,19 +139,20 @@ class Application:
 
     # -- reloads ----------------------------------------------------------------------------------------
 
-    def reload_file(self) -> None:
-        """Re-read the configuration file and apply it (SIGHUP, `maas reload`); log what happened."""
+    def reload_file(self) -> ReloadOutcome:
+        """Re-read the configuration file and apply it (SIGHUP, `maas reload`); log and return the outcome."""
         if self.config_path is None:
             logger.warning("Reload asked, but this gateway runs a built-in configuration; nothing to do.")
-            return
+            return ReloadOutcome(refusal="This gateway runs a built-in configuration, not a file.")
         try:
             restart = self.apply(load_config(self.config_path))
         except ConfigError as exc:
             logger.error("Reload refused; the running configuration stays in force. %s", exc)
-            return
+            return ReloadOutcome(refusal=str(exc))
         logger.info("Reloaded %s: models, keys, tiers and limits are in force.", self.config_path)
         if restart:
             logger.warning("Changes to %s take effect only after a restart.", ", ".join(restart))
+        return ReloadOutcome(needs_restart=tuple(restart))
 
     def apply(self, config: GatewayConfig) -> list[str]:
         """Put ``config`` in force without dropping requests or counters; return what needs a restart.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import signal
@@ -16,6 +17,7 @@ from maas_gateway.cli import (
     config_commands,
     deploy_commands,
     keys_commands,
+    reload_command,
     token_command,
     usage_command,
     users_commands,
@@ -23,6 +25,7 @@ from maas_gateway.cli import (
 )
 from maas_gateway.cli.banner import print_banner
 from maas_gateway.config import ConfigError, GatewayConfig, demo_config, load_config
+from maas_gateway.reload_status import ReloadBoard, board_beside, reload_and_report
 
 __all__ = ["app", "main"]
 
@@ -40,6 +43,7 @@ app.command()(usage_command.usage)
 app.add_typer(deploy_commands.app, name="deploy")
 app.command("verify")(verify_command.verify)
 app.command("token")(token_command.token)
+app.command("reload")(reload_command.reload)
 
 HostOption = Annotated[str | None, typer.Option(help="Interface to listen on (default from config).")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on (default from config).")]
@@ -81,27 +85,41 @@ def serve(
 ) -> None:
     """Run the gateway from a configuration file (see `maas config example`).
 
-    SIGHUP (or `maas reload`) re-reads the file and applies new keys, models, tiers and limits
-    without dropping requests or resetting counters.
+    SIGHUP (or `maas reload`) re-reads the file in every process and applies new keys, models, tiers and
+    limits without dropping requests or resetting counters. With --pid-file, the processes report the
+    outcome in the directory `<pid file>.reload/`, where `maas reload` waits for it.
     """
     try:
         loaded = _with_server(load_config(config), host, port)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     _check_admin_key(loaded)
+    # A SIGHUP before the gateway can reload waits (run_servers and the supervisor unblock it) rather
+    # than ending the process, which is what SIGHUP does by default.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    board = None
     if pid_file is not None:
+        board = ReloadBoard(board_beside(pid_file))
+        try:
+            board.open()  # before the pid file: whoever finds the pid can find the board
+        except OSError as exc:
+            raise _fail(f"Cannot create the reload directory {board.directory}: {exc.strerror}.") from None
         pid_file.write_text(f"{os.getpid()}\n", "utf-8")
     try:
         if workers > 1:
-            _run_workers(loaded, config, log_level, workers)
+            _run_workers(loaded, config, log_level, workers, board)
         else:
-            _run_gateway(loaded, log_level, simulator_port=None, config_path=config)
+            _run_gateway(loaded, log_level, simulator_port=None, config_path=config, reload_board=board)
     finally:
         if pid_file is not None:
             pid_file.unlink(missing_ok=True)
+        if board is not None:
+            board.close()
 
 
-def _run_workers(config: GatewayConfig, path: Path, log_level: str, workers: int) -> None:
+def _run_workers(
+    config: GatewayConfig, path: Path, log_level: str, workers: int, board: ReloadBoard | None
+) -> None:
     from maas_gateway.application.factory import CONFIG_ENV, LOG_LEVEL_ENV
     from maas_gateway.application.services import upstream_transport
     from maas_gateway.edge_limits import EdgeLimits
@@ -126,7 +144,7 @@ def _run_workers(config: GatewayConfig, path: Path, log_level: str, workers: int
     factory = "maas_gateway.application.factory:app_from_environment"
     limits = EdgeLimits.of(config.server)
     if not config.metrics.enabled:
-        run_workers(factory, config.server.host, config.server.port, workers, limits)
+        run_workers(factory, config.server.host, config.server.port, workers, limits, board)
         return
     # The workers write their metrics to files in one directory; this supervisor alone listens for
     # scrapes and merges them, so one scrape describes the whole pod.
@@ -137,30 +155,9 @@ def _run_workers(config: GatewayConfig, path: Path, log_level: str, workers: int
             raise _fail(str(exc)) from None
         listener.start()
         try:
-            run_workers(factory, config.server.host, config.server.port, workers, limits)
+            run_workers(factory, config.server.host, config.server.port, workers, limits, board)
         finally:
             listener.stop()
-
-
-@app.command()
-def reload(
-    pid_file: Annotated[Path | None, typer.Option(help="The file `maas serve --pid-file` wrote.")] = None,
-    pid: Annotated[int | None, typer.Option(help="The gateway's process id.")] = None,
-) -> None:
-    """Make a running gateway re-read its configuration file (sends it SIGHUP)."""
-    if (pid_file is None) == (pid is None):
-        raise _fail("Give either --pid-file or --pid.")
-    if pid_file is not None:
-        try:
-            pid = int(pid_file.read_text("utf-8").strip())
-        except (OSError, ValueError):
-            raise _fail(f"{pid_file} does not hold the process id of a running gateway.") from None
-    assert pid is not None
-    try:
-        os.kill(pid, signal.SIGHUP)
-    except ProcessLookupError:
-        raise _fail(f"No process {pid} is running.") from None
-    typer.echo(f"Asked gateway process {pid} to reload its configuration.")
 
 
 @app.command()
@@ -202,6 +199,7 @@ def _run_gateway(
     config_path: Path | None = None,
     data_dir: str | None = None,
     admin_key: str | None = None,
+    reload_board: ReloadBoard | None = None,
 ) -> None:
     from maas_gateway.application import Application
     from maas_gateway.edge_limits import EdgeLimits
@@ -235,7 +233,8 @@ def _run_gateway(
         simulator = create_simulator_app(SimulatorSettings())
         specs.append(ServerSpec(simulator, "127.0.0.1", simulator_port, sock=simulator_socket))
         print_banner(config, simulator_port, data_dir=data_dir, admin_key=admin_key)
-    run_servers(specs, on_reload=gateway.reload_file)
+    reload = functools.partial(reload_and_report, gateway.reload_file, reload_board, announce=True)
+    run_servers(specs, on_reload=reload)
 
 
 @app.command()

@@ -28,6 +28,7 @@ from maas_gateway.proxy.exchange import Exchange, new_request_id
 from maas_gateway.proxy.pipeline import Pipeline
 from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS
 from maas_gateway.proxy.snapshot import Snapshot
+from maas_gateway.reload_status import ReloadOutcome
 
 __all__ = ["GatewayApp", "Lifecycle"]
 
@@ -37,13 +38,16 @@ _GENERATION = frozenset(ENDPOINT_SCHEMAS)
 
 
 class Lifecycle(Protocol):
-    """What the application root does when the server starts and stops, and whether it can serve."""
+    """What the application root does when the server starts and stops, whether it can serve, and a
+    reload of its configuration file."""
 
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
 
     async def healthy(self) -> bool: ...
+
+    def reload_file(self) -> ReloadOutcome: ...
 
 
 class GatewayApp:
@@ -67,6 +71,10 @@ class GatewayApp:
         self.metrics_endpoint = metrics_endpoint  # /metrics on the API port: admin only, when configured
         self.ready = False
         self._created = int(time.time())
+
+    def reload(self) -> ReloadOutcome:
+        """Re-read the configuration file and put it in force (SIGHUP in a `--workers` process)."""
+        return self.lifecycle.reload_file()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
