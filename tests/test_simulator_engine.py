@@ -28,6 +28,18 @@ def test_without_bounds_every_sequence_runs_at_once() -> None:
     assert not engine.bounded
 
 
+def test_an_instant_sequence_changes_only_the_counters_and_needs_an_unbounded_engine() -> None:
+    """A sequence counted as instant adds its tokens and its finish to the counters and is never seen
+    running; a bounded engine, which must queue everything, refuses to count one."""
+    engine = Engine()
+    engine.count_instant(10, 20, "stop")
+    assert (engine.prompt_tokens_total, engine.generation_tokens_total) == (10, 20)
+    assert engine.finished["stop"] == 1
+    assert (engine.running, engine.waiting) == (0, 0)
+    with pytest.raises(RuntimeError, match="A bounded engine must queue every sequence"):
+        Engine(max_num_seqs=4).count_instant(10, 20, "stop")
+
+
 def test_max_num_seqs_queues_the_rest_and_starts_them_in_arrival_order() -> None:
     """With max_num_seqs 2 the third to fifth sequences wait; each finished sequence starts the one
     that has waited longest."""

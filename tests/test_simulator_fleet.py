@@ -109,20 +109,47 @@ def test_a_client_that_gives_up_leaves_the_queue(tmp_path: Path) -> None:
         assert list(events)[-1] == "[DONE]"
 
 
-def test_health_and_readiness_can_be_switched_off_and_on(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """A client for a simulator of this module's own, with the default options (instant, unbounded)."""
+    with simulator_client(tmp_path_factory.mktemp("plain")) as http:
+        yield http
+
+
+def test_an_instant_simulator_counts_whole_answers_and_streams(plain: httpx.Client) -> None:
+    """Without delays or bounds, whole answers and streams are counted in the token counters, the
+    finished requests and the time to first token, and nothing is left running."""
+    before = vllm_metrics(plain)
+    assert plain.post(CHAT, json=HELLO).status_code == 200
+    assert plain.post(CHAT, json={**HELLO, "max_tokens": 3}).status_code == 200
+    with plain.stream("POST", CHAT, json={**HELLO, "stream": True}) as response:
+        assert list(_events(response))[-1] == "[DONE]"
+    after = vllm_metrics(plain)
+
+    def grew(name: str, **labels: str) -> float:
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    assert grew("vllm:prompt_tokens_total") == 30
+    assert grew("vllm:generation_tokens_total") == 43
+    assert grew("vllm:request_success_total", finished_reason="stop") == 2
+    assert grew("vllm:request_success_total", finished_reason="length") == 1
+    assert grew("vllm:time_to_first_token_seconds_count") == 3
+    assert (after.value("vllm:num_requests_running"), after.value("vllm:kv_cache_usage_perc")) == (0, 0)
+
+
+def test_health_and_readiness_can_be_switched_off_and_on(plain: httpx.Client) -> None:
     """`POST /sim/health {"healthy": false}` makes /health and /ready answer 503 (completions still
     work); `{"healthy": true}` makes them 200 again; any other body is a 400."""
-    with simulator_client(tmp_path) as http:
-        assert [http.get(path).status_code for path in ("/health", "/ready")] == [200, 200]
-        assert http.post("/sim/health", json={"healthy": False}).json() == {"healthy": False}
-        assert [http.get(path).status_code for path in ("/health", "/ready")] == [503, 503]
-        assert http.post(CHAT, json=HELLO).status_code == 200
-        assert http.post("/sim/health", json={"healthy": True}).status_code == 200
-        assert [http.get(path).status_code for path in ("/health", "/ready")] == [200, 200]
-        for bad in ({"healthy": "no"}, {}, [False]):
-            refused = http.post("/sim/health", json=bad)
-            assert refused.status_code == 400
-            assert refused.json()["error"]["code"] == "invalid_value"
+    assert [plain.get(path).status_code for path in ("/health", "/ready")] == [200, 200]
+    assert plain.post("/sim/health", json={"healthy": False}).json() == {"healthy": False}
+    assert [plain.get(path).status_code for path in ("/health", "/ready")] == [503, 503]
+    assert plain.post(CHAT, json=HELLO).status_code == 200
+    assert plain.post("/sim/health", json={"healthy": True}).status_code == 200
+    assert [plain.get(path).status_code for path in ("/health", "/ready")] == [200, 200]
+    for bad in ({"healthy": "no"}, {}, [False]):
+        refused = plain.post("/sim/health", json=bad)
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "invalid_value"
 
 
 def test_max_model_len_refuses_what_does_not_fit_as_vllm_does(tmp_path: Path) -> None:

@@ -66,11 +66,8 @@ class Completions:
 
     def _instant(self, answer: Answer) -> Response:
         """The whole answer at once from an engine that starts everything and a model without delays."""
-        engine = self._engine
-        sequence = engine.arrive(answer.usage["prompt_tokens"])
-        engine.submit(sequence)
-        self._emit(sequence, len(answer.tokens))
-        engine.finish(sequence, answer.finish)
+        self._engine.count_instant(answer.usage["prompt_tokens"], len(answer.tokens), answer.finish)
+        self._metrics.observe_time_to_first_token(0.0)
         return Response(answer.body(), media_type="application/json")
 
     async def _produce(self, answer: Answer, cut: bool) -> Response:
@@ -101,11 +98,15 @@ class Completions:
         sequence = engine.arrive(answer.usage["prompt_tokens"])
         if not engine.submit(sequence):
             await engine.until_started(sequence)
+        instant = self._latency.instant
+        if instant:
+            self._emit(sequence, count)  # nothing can tell when instant tokens came out
         try:
             for index, delay in enumerate(self._delays(count)):
                 if delay > 0:
                     await asyncio.sleep(delay)
-                self._emit(sequence)
+                if not instant:
+                    self._emit(sequence)
                 if index == 0 and answer.chat:
                     yield chunks.role()
                 yield chunks.token(tokens[index])
@@ -123,14 +124,14 @@ class Completions:
         yield DONE
 
     def _delays(self, count: int) -> Iterator[float]:
-        """The seconds to wait before each of ``count`` tokens, each worked out when it is asked for.
-
-        Each token is due at a time reckoned from the first, so the time spent between tokens (sending
-        them, a busy event loop) does not add up into a slower stream.
-        """
+        """The seconds to wait before each of ``count`` tokens, each worked out when it is asked for."""
         if self._latency.instant:
-            yield from itertools.repeat(0.0, count)
-            return
+            return itertools.repeat(0.0, count)
+        return self._paced_delays(count)
+
+    def _paced_delays(self, count: int) -> Iterator[float]:
+        # Each token is due at a time reckoned from the first, so the time spent between tokens (sending
+        # them, a busy event loop) does not add up into a slower stream.
         latency = self._latency
         loop = asyncio.get_running_loop()
         due = loop.time() + latency.time_to_first_token()

@@ -125,6 +125,16 @@ class Engine:
         finally:
             sequence.admission = None
 
+    def count_instant(self, prompt_tokens: int, generated: int, reason: FinishReason) -> None:
+        """Count a sequence that starts, generates and finishes within one step of the event loop, in an
+        engine that starts everything: nothing can see it run, so only the counters change. This is the
+        instant simulator's whole answer, which the gateway's benchmark measures."""
+        if self.bounded:
+            raise RuntimeError("A bounded engine must queue every sequence; it cannot count one as instant.")
+        self.prompt_tokens_total += prompt_tokens
+        self.generation_tokens_total += generated
+        self.finished[reason] += 1
+
     def emit(self, sequence: Sequence, count: int = 1) -> None:
         """Record ``count`` more generated tokens of a running sequence."""
         if sequence.first_token_at is None:
