@@ -28,11 +28,8 @@ import orjson
 import uvloop
 
 from maas_gateway.errors import error_body
-from maas_gateway.simulator.generation import (
-    MIN_PROMPT_TOKENS,
-    SimulatorSettings,
-    completion_tokens,
-)
+from maas_gateway.simulator import SimulatorSettings
+from maas_gateway.simulator.generation import MIN_PROMPT_TOKENS, completion_tokens
 from maas_gateway.tokens import estimate_tokens
 
 __all__ = ["CHAT_MODEL", "EMBEDDING_MODEL", "main", "serve"]

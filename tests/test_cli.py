@@ -19,7 +19,8 @@ import yaml
 from maas_gateway import __version__
 from maas_gateway.admin.guard import MIN_ADMIN_KEY_LENGTH
 from maas_gateway.cli.banner import print_banner
-from maas_gateway.cli.main import serve, sim, up
+from maas_gateway.cli.main import serve, up
+from maas_gateway.cli.sim_command import sim
 from maas_gateway.config import demo_config, demo_config_text
 from tests.support.processes import ServerProcess, free_port, maas
 
@@ -210,10 +211,16 @@ def test_serve_with_a_bad_config_exits_2_naming_the_field(tmp_path: Path) -> Non
     [
         (["--mode", "poetry"], "--mode must be fixed, echo or random, not 'poetry'."),
         (["--failure-rate", "1.5"], "--failure-rate must be between 0 and 1."),
+        (
+            ["--failure-type", "rate_limit,flood"],
+            "--failure-type must be rate_limit, context_length, server_error, hang or cut, not 'flood'.",
+        ),
+        (["--itl-std", "-0.1"], "--ttft, --ttft-std, --itl and --itl-std must not be negative."),
     ],
 )
 def test_sim_rejects_bad_options(options: list[str], message: str) -> None:
-    """`maas sim` with an unknown mode or a failure rate outside 0..1 exits 2 saying why."""
+    """`maas sim` with an unknown mode or failure type, a failure rate outside 0..1 or a negative
+    latency exits 2 saying why."""
     result = _run("sim", "--port", str(free_port()), *options)
     assert result.returncode == 2
     assert message in result.stderr

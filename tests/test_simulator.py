@@ -8,14 +8,14 @@ import math
 import struct
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.processes import ServerProcess, free_port, maas
+from tests.support.processes import ServerProcess
+from tests.support.simulators import simulator_client
 
 CHAT = "/v1/chat/completions"
 HELLO: dict[str, Any] = {"model": "simulator-model", "messages": [{"role": "user", "content": "Hello"}]}
@@ -25,18 +25,6 @@ HELLO: dict[str, Any] = {"model": "simulator-model", "messages": [{"role": "user
 def client(simulator: ServerProcess) -> Iterator[httpx.Client]:
     """An HTTP client for the session simulator (fixed mode, no latency)."""
     with httpx.Client(base_url=simulator.url, timeout=10) as http:
-        yield http
-
-
-@contextmanager
-def _sim(directory: Path, *options: str) -> Iterator[httpx.Client]:
-    """A client for a simulator process of its own, started with ``options``."""
-    port = free_port()
-    command = maas("sim", "--port", str(port), *options)
-    with (
-        ServerProcess(command, port, directory / f"sim-{port}.log") as server,
-        httpx.Client(base_url=server.url, timeout=10) as http,
-    ):
         yield http
 
 
@@ -259,7 +247,7 @@ def test_echo_mode_returns_the_last_user_message(tmp_path: Path) -> None:
         {"role": "assistant", "content": "an answer"},
         {"role": "user", "content": "say these five words back"},
     ]
-    with _sim(tmp_path, "--mode", "echo") as http:
+    with simulator_client(tmp_path, "--mode", "echo") as http:
         body = _post(http, CHAT, {"model": "simulator-model", "messages": messages})
         cut = _post(http, CHAT, {"model": "simulator-model", "messages": messages, "max_tokens": 2})
         completion = _post(http, "/v1/completions", {"model": "simulator-model", "prompt": "echo me"})
@@ -273,7 +261,7 @@ def test_echo_mode_returns_the_last_user_message(tmp_path: Path) -> None:
 
 def test_random_mode_lengths_are_between_one_and_max_tokens(tmp_path: Path) -> None:
     """In random mode completion lengths vary within 1..max_tokens, and "length" means max_tokens."""
-    with _sim(tmp_path, "--mode", "random", "--seed", "7") as http:
+    with simulator_client(tmp_path, "--mode", "random", "--seed", "7") as http:
         bodies = [_post(http, CHAT, {**HELLO, "max_tokens": 6}) for _ in range(30)]
     lengths = [body["usage"]["completion_tokens"] for body in bodies]
     assert all(1 <= count <= 6 for count in lengths)
@@ -285,7 +273,7 @@ def test_random_mode_lengths_are_between_one_and_max_tokens(tmp_path: Path) -> N
 
 def test_ttft_delays_the_first_streamed_chunk(tmp_path: Path) -> None:
     """With --ttft 0.3 the first streamed chunk arrives no earlier than about 0.3 s after the request."""
-    with _sim(tmp_path, "--ttft", "0.3") as http:
+    with simulator_client(tmp_path, "--ttft", "0.3") as http:
         started = time.monotonic()
         with http.stream("POST", CHAT, json={**HELLO, "stream": True}) as response:
             lines = (line for line in response.iter_lines() if line.startswith("data: "))
@@ -299,7 +287,7 @@ def test_ttft_delays_the_first_streamed_chunk(tmp_path: Path) -> None:
 
 def test_itl_spaces_the_streamed_tokens(tmp_path: Path) -> None:
     """With --itl 0.1 a five-token stream takes at least about four inter-token gaps."""
-    with _sim(tmp_path, "--itl", "0.1") as http:
+    with simulator_client(tmp_path, "--itl", "0.1") as http:
         started = time.monotonic()
         data = _stream(http, CHAT, {**HELLO, "max_tokens": 5})
         elapsed = time.monotonic() - started
@@ -309,7 +297,7 @@ def test_itl_spaces_the_streamed_tokens(tmp_path: Path) -> None:
 
 def test_failure_rate_one_fails_every_generation(tmp_path: Path) -> None:
     """With --failure-rate 1 every generation is a 500 in OpenAI error shape, while /health stays 200."""
-    with _sim(tmp_path, "--failure-rate", "1") as http:
+    with simulator_client(tmp_path, "--failure-rate", "1") as http:
         for path, body in ((CHAT, HELLO), ("/v1/embeddings", {"model": "simulator-embed", "input": "x"})):
             error = _assert_openai_error(http.post(path, json=body), 500)
             assert error["type"] == "server_error"

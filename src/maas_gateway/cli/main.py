@@ -18,6 +18,7 @@ from maas_gateway.cli import (
     deploy_commands,
     keys_commands,
     reload_command,
+    sim_command,
     token_command,
     usage_command,
     users_commands,
@@ -44,6 +45,7 @@ app.add_typer(deploy_commands.app, name="deploy")
 app.command("verify")(verify_command.verify)
 app.command("token")(token_command.token)
 app.command("reload")(reload_command.reload)
+app.command("sim")(sim_command.sim)
 
 HostOption = Annotated[str | None, typer.Option(help="Interface to listen on (default from config).")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on (default from config).")]
@@ -235,47 +237,6 @@ def _run_gateway(
         print_banner(config, simulator_port, data_dir=data_dir, admin_key=admin_key)
     reload = functools.partial(reload_and_report, gateway.reload_file, reload_board, announce=True)
     run_servers(specs, on_reload=reload)
-
-
-@app.command()
-def sim(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
-    model: Annotated[list[str] | None, typer.Option(help="Chat/completion model name (repeatable).")] = None,
-    embedding_model: Annotated[
-        list[str] | None, typer.Option(help="Embedding model name (repeatable).")
-    ] = None,
-    mode: Annotated[str, typer.Option(help="fixed, echo or random.")] = "fixed",
-    ttft: Annotated[float, typer.Option(help="Seconds before the first token.")] = 0.0,
-    itl: Annotated[float, typer.Option(help="Seconds between tokens.")] = 0.0,
-    failure_rate: Annotated[float, typer.Option(help="Share of requests that fail (0-1).")] = 0.0,
-    embedding_dimensions: Annotated[int, typer.Option(help="Length of embedding vectors.")] = 384,
-    seed: Annotated[int | None, typer.Option(help="Seed for random mode and failures.")] = None,
-    log_level: LogLevel = "warning",
-) -> None:
-    """Run the vLLM-compatible simulator alone (as a model pod would)."""
-    import random
-
-    from maas_gateway.server import ServerSpec, configure_logging, run_servers
-    from maas_gateway.simulator import SimulatorSettings, create_simulator_app
-
-    if mode not in ("fixed", "echo", "random"):
-        raise _fail(f"--mode must be fixed, echo or random, not '{mode}'.")
-    if not 0 <= failure_rate <= 1:
-        raise _fail("--failure-rate must be between 0 and 1.")
-    settings = SimulatorSettings(
-        models=tuple(model or ["simulator-model"]),
-        embedding_models=tuple(embedding_model or ["simulator-embed"]),
-        mode=mode,  # type: ignore[arg-type]  # checked against the literal values just above
-        time_to_first_token=ttft,
-        inter_token_latency=itl,
-        failure_rate=failure_rate,
-        embedding_dimensions=embedding_dimensions,
-        seed=seed,
-        rng=random.Random(seed),  # noqa: S311  # simulated output, not security
-    )
-    configure_logging(log_level)
-    run_servers([ServerSpec(create_simulator_app(settings), host, port)])
 
 
 @app.command()

@@ -1,6 +1,6 @@
 """The vLLM-compatible simulator: a model server without a GPU."""
 
 from maas_gateway.simulator.app import create_simulator_app
-from maas_gateway.simulator.generation import SimulatorSettings
+from maas_gateway.simulator.settings import FAILURE_TYPES, FailureType, SimulatorSettings
 
-__all__ = ["SimulatorSettings", "create_simulator_app"]
+__all__ = ["FAILURE_TYPES", "FailureType", "SimulatorSettings", "create_simulator_app"]

@@ -1,176 +1,138 @@
-"""A vLLM-compatible model server that needs no GPU.
+"""A vLLM-compatible model server that needs no GPU: its ASGI application and routes.
 
-It speaks the OpenAI/vLLM API shapes (chat, completions, embeddings, models, health, SSE streaming with
-``stream_options.include_usage``) so that the gateway, its limits and its clients can be exercised end to
-end. See ``generation`` for what it answers.
+It speaks the OpenAI/vLLM API shapes (chat, completions, embeddings, models, SSE streaming with
+``stream_options.include_usage``), vLLM's operational endpoints (``/health``, ``/ready``, ``/metrics``)
+and one of its own, ``POST /sim/health``, which turns the health checks off and on. docs/simulator.md
+describes it all. The parts: ``generation`` (what it says), ``engine`` (the queue and the KV cache),
+``completions`` (pacing and streaming), ``failures`` and ``metrics``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
-from maas_gateway.errors import error_body
-from maas_gateway.simulator.generation import (
-    SimulatorSettings,
-    completion_tokens,
-    embedding,
-    prompt_tokens,
+from maas_gateway.simulator.completions import Answer, Completions
+from maas_gateway.simulator.disconnect import until_disconnected
+from maas_gateway.simulator.engine import Engine
+from maas_gateway.simulator.failures import (
+    CutResponse,
+    Failures,
+    context_length_error,
+    hide_cuts_from_server_log,
 )
+from maas_gateway.simulator.generation import completion_tokens, embedding, prompt_tokens
+from maas_gateway.simulator.latency import Latency
+from maas_gateway.simulator.metrics import CONTENT_TYPE, SimulatorMetrics
+from maas_gateway.simulator.parsing import (
+    BadRequest,
+    embedding_inputs,
+    last_user_text,
+    max_tokens_of,
+    read_body,
+)
+from maas_gateway.simulator.settings import FailureType, SimulatorSettings
+from maas_gateway.simulator.shapes import error_response, json_response
 from maas_gateway.tokens import estimate_tokens, prompt_text
 
 __all__ = ["create_simulator_app"]
 
-
-class _BadRequest(Exception):
-    def __init__(self, status: int, message: str, code: str) -> None:
-        super().__init__(message)
-        self.status, self.message, self.code = status, message, code
-
-
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
-
-
-def _error(status: int, message: str, code: str) -> Response:
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    return Response(error_body(message, kind, code), status, media_type="application/json")
+# What a handler returns for a client that has gone away: nothing is sent (nginx's code for it).
+_CLIENT_GONE = 499
 
 
 class _Simulator:
     def __init__(self, settings: SimulatorSettings) -> None:
         self.settings = settings
         self.started = int(time.time())
-
-    async def _body(self, request: Request, models: tuple[str, ...]) -> dict[str, Any]:
-        try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            raise _BadRequest(400, "The request body is not valid JSON.", "invalid_json") from None
-        if not isinstance(body, dict):
-            raise _BadRequest(400, "The request body must be a JSON object.", "invalid_json")
-        model = body.get("model")
-        if model not in models:
-            raise _BadRequest(404, f"The model `{model}` does not exist.", "model_not_found")
-        if self.settings.failure_rate and self.settings.rng.random() < self.settings.failure_rate:
-            raise _BadRequest(500, "The simulator failed this request on purpose.", "injected")
-        return body
+        self.healthy = True
+        self.engine = Engine(settings.max_num_seqs, settings.kv_cache_tokens)
+        # vLLM labels its metrics with the first served model name.
+        self.metrics = SimulatorMetrics(self.engine, settings.models[0])
+        latency = Latency(
+            settings.time_to_first_token,
+            settings.time_to_first_token_std,
+            settings.inter_token_latency,
+            settings.inter_token_latency_std,
+            settings.rng,
+        )
+        self.completions = Completions(self.engine, latency, self.metrics)
+        self.failures = Failures(settings)
 
     async def chat(self, request: Request) -> Response:
         return await self._generate(request, chat=True)
 
-    async def completions(self, request: Request) -> Response:
+    async def text_completions(self, request: Request) -> Response:
         return await self._generate(request, chat=False)
 
     async def _generate(self, request: Request, *, chat: bool) -> Response:
+        settings = self.settings
+        param = "messages" if chat else "prompt"
         try:
-            body = await self._body(request, self.settings.models)
-        except _BadRequest as exc:
-            return _error(exc.status, exc.message, exc.code)
-        max_tokens = body.get("max_completion_tokens")
-        if max_tokens is None:
-            max_tokens = body.get("max_tokens")
-        if max_tokens is not None and (not _is_int(max_tokens) or max_tokens < 1):
-            return _error(400, "`max_tokens` must be a positive integer.", "invalid_value")
-        last_user = _last_user_text(body) if chat else prompt_text(body)
-        tokens, finish = completion_tokens(self.settings, last_user, max_tokens)
-        usage = {
-            "prompt_tokens": prompt_tokens(prompt_text(body)),
-            "completion_tokens": len(tokens),
-        }
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+            body = await read_body(request, settings.models)
+            failure = self.failures.draw()
+            text = prompt_text(body)
+            prompt = prompt_tokens(text)
+            if failure is not None:
+                early = await self._fail_early(request, failure, body, prompt, param)
+                if early is not None:
+                    return early
+            max_tokens = max_tokens_of(body)
+        except BadRequest as exc:
+            return exc.response()
+        too_long = context_length_error(settings.max_model_len, prompt, max_tokens, param)
+        if too_long is not None:
+            return too_long
+        room = settings.max_model_len - prompt
+        tokens, finish = completion_tokens(settings, last_user_text(body) if chat else text, max_tokens, room)
+        generated = len(tokens)
+        usage = {"prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated}
         ident = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
-        model = body["model"]
+        answer = Answer(ident, body["model"], chat, tokens, finish, usage)
+        cut = failure == "cut"
         if body.get("stream") is True:
             options = body.get("stream_options")
             include_usage = isinstance(options, dict) and options.get("include_usage") is True
-            stream = self._stream(ident, model, chat, tokens, finish, usage, include_usage)
-            return StreamingResponse(stream, media_type="text/event-stream")
-        await self._pause(len(tokens))
-        text = "".join(tokens)
-        choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": finish}
-        if chat:
-            choice["message"] = {"role": "assistant", "content": text}
-        else:
-            choice["text"] = text
-        return _json(
-            {
-                "id": ident,
-                "object": "chat.completion" if chat else "text_completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [choice],
-                "usage": usage,
-            }
-        )
+            return self.completions.stream(answer, include_usage=include_usage, cut=cut)
+        whole = await self.completions.whole(answer, request.receive, cut=cut)
+        return whole or Response(status_code=_CLIENT_GONE)
 
-    async def _pause(self, token_count: int) -> None:
-        delay = self.settings.time_to_first_token
-        delay += self.settings.inter_token_latency * max(0, token_count - 1)
-        if delay > 0:
-            await asyncio.sleep(delay)
-
-    async def _stream(
-        self,
-        ident: str,
-        model: str,
-        chat: bool,
-        tokens: list[str],
-        finish: str,
-        usage: dict[str, int],
-        include_usage: bool,
-    ) -> AsyncIterator[bytes]:
-        created = int(time.time())
-        kind = "chat.completion.chunk" if chat else "text_completion"
-
-        def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
-            payload = {"id": ident, "object": kind, "created": created, "model": model}
-            payload["choices"] = choices
-            payload.update(extra)
-            return b"data: " + orjson.dumps(payload) + b"\n\n"
-
-        def piece(text: str | None, reason: str | None, role: bool = False) -> dict[str, Any]:
-            if not chat:
-                return {"index": 0, "text": text or "", "logprobs": None, "finish_reason": reason}
-            delta: dict[str, Any] = {} if text is None else {"content": text}
-            if role:
-                delta["role"] = "assistant"
-            return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
-
-        if self.settings.time_to_first_token > 0:
-            await asyncio.sleep(self.settings.time_to_first_token)
-        if chat:
-            yield chunk([piece("", None, role=True)])
-        for index, token in enumerate(tokens):
-            if index and self.settings.inter_token_latency > 0:
-                await asyncio.sleep(self.settings.inter_token_latency)
-            yield chunk([piece(token, None)])
-        yield chunk([piece(None if chat else "", finish)])
-        if include_usage:
-            yield chunk([], usage=usage)
-        yield b"data: [DONE]\n\n"
+    async def _fail_early(
+        self, request: Request, failure: FailureType, body: dict[str, object], prompt: int, param: str
+    ) -> Response | None:
+        """The answer to a failure that comes before any generation (all but ``cut``); ``param`` names
+        the field that holds the prompt."""
+        refusal = self.failures.refusal(failure, str(body["model"]), prompt, param)
+        if refusal is not None:
+            return refusal
+        if failure == "hang":
+            await until_disconnected(request.receive)
+            return Response(status_code=_CLIENT_GONE)
+        return None
 
     async def embeddings(self, request: Request) -> Response:
         try:
-            body = await self._body(request, self.settings.embedding_models)
-        except _BadRequest as exc:
-            return _error(exc.status, exc.message, exc.code)
-        raw = body.get("input")
-        texts = _embedding_inputs(raw)
+            body = await read_body(request, self.settings.embedding_models)
+        except BadRequest as exc:
+            return exc.response()
+        failure = self.failures.draw()
+        if failure is not None:
+            prompt = prompt_tokens(prompt_text(body))
+            early = await self._fail_early(request, failure, body, prompt, "input")
+            if early is not None:
+                return early
+        texts = embedding_inputs(body.get("input"))
         if texts is None:
-            return _error(400, "`input` must be a string or a list of strings.", "invalid_value")
+            return error_response(400, "`input` must be a string or a list of strings.", "invalid_value")
         encoding = body.get("encoding_format") or "float"
         if encoding not in ("float", "base64"):
-            return _error(400, "`encoding_format` must be 'float' or 'base64'.", "invalid_value")
+            return error_response(400, "`encoding_format` must be 'float' or 'base64'.", "invalid_value")
         dims = self.settings.embedding_dimensions
         data = [
             {"object": "embedding", "index": i, "embedding": embedding(text, dims, encoding)}
@@ -178,7 +140,10 @@ class _Simulator:
         ]
         used = sum(max(1, estimate_tokens(text)) for text in texts)
         usage = {"prompt_tokens": used, "total_tokens": used}
-        return _json({"object": "list", "data": data, "model": body["model"], "usage": usage})
+        answer = orjson.dumps({"object": "list", "data": data, "model": body["model"], "usage": usage})
+        if failure == "cut":
+            return CutResponse(answer, media_type="application/json")
+        return Response(answer, media_type="application/json")
 
     async def models(self, request: Request) -> Response:
         names = self.settings.models + self.settings.embedding_models
@@ -194,46 +159,41 @@ class _Simulator:
             }
             for name in names
         ]
-        return _json({"object": "list", "data": data})
+        return json_response({"object": "list", "data": data})
 
     async def health(self, request: Request) -> Response:
-        return Response(b"", 200)
+        """The health and readiness checks: 200 with an empty body as vLLM's, or 503 once
+        `POST /sim/health` says so."""
+        return Response(b"", 200 if self.healthy else 503)
 
+    async def set_health(self, request: Request) -> Response:
+        """`{"healthy": false}` makes /health and /ready answer 503, `{"healthy": true}` 200 again."""
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            body = None
+        healthy = body.get("healthy") if isinstance(body, dict) else None
+        if not isinstance(healthy, bool):
+            message = 'The body must be {"healthy": true} or {"healthy": false}.'
+            return error_response(400, message, "invalid_value")
+        self.healthy = healthy
+        return json_response({"healthy": healthy})
 
-def _last_user_text(body: dict[str, Any]) -> str:
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        for message in reversed(messages):
-            if isinstance(message, dict) and message.get("role") == "user":
-                return prompt_text({"messages": [message]})
-    return ""
-
-
-def _embedding_inputs(raw: Any) -> list[str] | None:
-    if isinstance(raw, str):
-        return [raw]
-    if isinstance(raw, list) and raw:
-        if all(isinstance(item, str) for item in raw):
-            return list(raw)
-        if all(_is_int(item) for item in raw):
-            return [" ".join(map(str, raw))]
-        if all(isinstance(item, list) and item and all(_is_int(i) for i in item) for item in raw):
-            return [" ".join(map(str, item)) for item in raw]
-    return None
-
-
-def _is_int(value: Any) -> bool:
-    """JSON integers only: ``true`` is not 1 here."""
-    return isinstance(value, int) and not isinstance(value, bool)
+    async def scrape(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
 
 def create_simulator_app(settings: SimulatorSettings | None = None) -> Starlette:
     simulator = _Simulator(settings or SimulatorSettings())
+    hide_cuts_from_server_log()
     routes = [
         Route("/v1/chat/completions", simulator.chat, methods=["POST"]),
-        Route("/v1/completions", simulator.completions, methods=["POST"]),
+        Route("/v1/completions", simulator.text_completions, methods=["POST"]),
         Route("/v1/embeddings", simulator.embeddings, methods=["POST"]),
         Route("/v1/models", simulator.models, methods=["GET"]),
         Route("/health", simulator.health, methods=["GET"]),
+        Route("/ready", simulator.health, methods=["GET"]),
+        Route("/metrics", simulator.scrape, methods=["GET"]),
+        Route("/sim/health", simulator.set_health, methods=["POST"]),
     ]
     return Starlette(routes=routes)

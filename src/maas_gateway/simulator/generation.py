@@ -5,16 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-import random
 import struct
-from dataclasses import dataclass, field
-from typing import Literal
 
+from maas_gateway.simulator.engine import FinishReason
+from maas_gateway.simulator.settings import SimulatorSettings
 from maas_gateway.tokens import estimate_tokens
 
-__all__ = ["Mode", "SimulatorSettings", "completion_tokens", "embedding", "prompt_tokens"]
-
-Mode = Literal["fixed", "echo", "random"]
+__all__ = ["completion_tokens", "embedding", "prompt_tokens"]
 
 # A short prompt costs 30 tokens in all, as with the origin system's simulator: a prompt counts at least
 # MIN_PROMPT_TOKENS (the chat template alone costs about that many) and the default answer has
@@ -29,28 +26,18 @@ _ANSWER = (
 _WORDS = _ANSWER.split()
 
 
-@dataclass(frozen=True)
-class SimulatorSettings:
-    models: tuple[str, ...] = ("simulator-model",)
-    embedding_models: tuple[str, ...] = ("simulator-embed",)
-    mode: Mode = "fixed"
-    time_to_first_token: float = 0.0
-    inter_token_latency: float = 0.0
-    failure_rate: float = 0.0
-    embedding_dimensions: int = 384
-    max_model_len: int = 8192
-    seed: int | None = None
-    rng: random.Random = field(default_factory=random.Random, compare=False)
-
-
 def prompt_tokens(text: str) -> int:
     return max(MIN_PROMPT_TOKENS, estimate_tokens(text))
 
 
 def completion_tokens(
-    settings: SimulatorSettings, last_user_text: str, max_tokens: int | None
-) -> tuple[list[str], str]:
-    """The completion as a list of tokens (each ends in a space but the last) and its finish reason."""
+    settings: SimulatorSettings, last_user_text: str, max_tokens: int | None, room: int | None = None
+) -> tuple[list[str], FinishReason]:
+    """The completion as a list of tokens (each ends in a space but the last) and its finish reason.
+
+    ``room`` is what the context leaves after the prompt: like vLLM, a completion without ``max_tokens``
+    stops for "length" where the context ends.
+    """
     if settings.mode == "echo":
         words = last_user_text.split() or ["(empty)"]
     elif settings.mode == "random":
@@ -60,9 +47,12 @@ def completion_tokens(
     else:
         count = max_tokens if max_tokens is not None else FIXED_COMPLETION_TOKENS
         words = [_WORDS[i % len(_WORDS)] for i in range(count)]
-    finish = "stop"
+    finish: FinishReason = "stop"
     if max_tokens is not None and len(words) >= max_tokens:
         words = words[:max_tokens]
+        finish = "length"
+    if room is not None and len(words) > room:
+        words = words[: max(1, room)]
         finish = "length"
     tokens = [word + " " for word in words[:-1]] + words[-1:]
     return tokens, finish
