@@ -71,18 +71,48 @@ def test_routing_by_host_header(gateway: ServerProcess) -> None:
     embed = _post(gateway, "/v1/embeddings", {"model": "simulator-embed", "input": "x"}, headers=host)
     assert embed.status_code == 200
     other = _post(gateway, "/v1/chat/completions", {**CHAT, "model": "gpt-4"}, headers=host)
-    _assert_openai_error(other, 404, "model_not_found")
+    _assert_openai_error(other, 400, "model_mismatch")
 
 
-def test_routing_by_path_prefix_rewrites_the_model(gateway: ServerProcess) -> None:
-    """`/simulator/v1/...` reaches simulator-model whatever the body names, and the backend sees its name."""
-    response = _post(gateway, "/simulator/v1/chat/completions", {**CHAT, "model": "anything"})
+def test_a_host_of_several_models_needs_the_body_to_name_one(gateway: ServerProcess) -> None:
+    """The demo host serves two models: a body without `model` is a 400 that lists them."""
+    response = _post(
+        gateway,
+        "/v1/chat/completions",
+        {"messages": CHAT["messages"]},
+        headers={"Host": "simulator.maas.local"},
+    )
+    error = _assert_openai_error(response, 400, "missing_model")
+    assert error["param"] == "model"
+    assert error["message"] == (
+        "The host 'simulator.maas.local' serves several models ('simulator-model' and 'simulator-embed'): "
+        "the request body must name one of them in `model`."
+    )
+
+
+def test_routing_by_path_prefix(gateway: ServerProcess) -> None:
+    """`/simulator/v1/...` reaches simulator-model when the body names it or no model at all."""
+    response = _post(gateway, "/simulator/v1/chat/completions", CHAT)
     assert response.status_code == 200
     assert response.json()["model"] == "simulator-model"
     no_model = _post(gateway, "/simulator/v1/chat/completions", {"messages": CHAT["messages"]})
     assert no_model.status_code == 200
+    assert no_model.json()["model"] == "simulator-model"
     unknown = _post(gateway, "/nosuchmodel/v1/chat/completions", CHAT)
     _assert_openai_error(unknown, 404, "model_not_found")
+
+
+@pytest.mark.parametrize("named", ["simulator-embed", "anything"])
+def test_a_path_prefix_and_a_body_model_that_disagree_are_400(gateway: ServerProcess, named: str) -> None:
+    """A body naming another model than the prefix's, configured or not, is a 400 naming both, and the
+    prefix no longer wins silently."""
+    response = _post(gateway, "/simulator/v1/chat/completions", {**CHAT, "model": named})
+    error = _assert_openai_error(response, 400, "model_mismatch")
+    assert error["param"] == "model"
+    assert error["message"] == (
+        f"The path prefix '/simulator' serves the model 'simulator-model', but the request body names the "
+        f"model '{named}'."
+    )
 
 
 def test_models_lists_only_what_the_caller_may_use(

@@ -14,6 +14,7 @@ import orjson
 from maas_gateway.errors import BackendError, GatewayError
 from maas_gateway.http.asgi import HOP_BY_HOP, Receive, Send
 from maas_gateway.proxy.exchange import Usage
+from maas_gateway.proxy.public_name import PublicName
 from maas_gateway.proxy.sse import SSEFollower
 from maas_gateway.upstream import UpstreamResponse
 
@@ -68,11 +69,14 @@ def passthrough_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes,
     ]
 
 
-async def read_answer(response: UpstreamResponse) -> BufferedAnswer:
-    """Read a whole backend answer; raise for backend failures, map backend 4xx to OpenAI errors."""
+async def read_answer(response: UpstreamResponse, renamed: PublicName | None = None) -> BufferedAnswer:
+    """Read a whole backend answer; raise for backend failures, map backend 4xx to OpenAI errors.
+
+    With ``renamed``, the answer and any error show the model's public name, never the served one.
+    """
     body = await response.read()
     if response.status >= 400:
-        raise backend_failure(response.status, body)
+        raise backend_failure(response.status, body, renamed)
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -81,6 +85,8 @@ async def read_answer(response: UpstreamResponse) -> BufferedAnswer:
         raise BackendError("The model backend sent an answer that is not a JSON object.")
     usage = Usage.from_backend(payload.get("usage"))
     chars = 0 if usage is not None else _output_chars(payload)
+    if renamed is not None:
+        body = renamed.answer(body, payload)
     headers = [h for h in passthrough_headers(response.headers) if h[0] != b"content-type"]
     return BufferedAnswer(response.status, headers, body, usage, chars)
 
@@ -100,8 +106,10 @@ def _output_chars(payload: dict[str, Any]) -> int:
     return chars
 
 
-def backend_failure(status: int, body: bytes) -> GatewayError:
+def backend_failure(status: int, body: bytes, renamed: PublicName | None = None) -> GatewayError:
     message, code = _backend_message(body)
+    if renamed is not None:
+        message, code = renamed.message(message), renamed.message(code)
     if status >= 500 or status in (401, 403, 407):
         # The backend's own auth or crash is the operator's problem, not the caller's.
         detail = f" It said: {message.rstrip('.')}." if message else ""
@@ -134,8 +142,11 @@ async def relay_stream(
     headers: list[tuple[bytes, bytes]],
     *,
     client_wants_usage: bool,
+    renamed: PublicName | None = None,
 ) -> StreamResult:
     """Relay an SSE answer event by event; stop the backend if the client leaves.
+
+    With ``renamed``, every event shows the model's public name where the backend wrote the served one.
 
     The response is left open: the caller charges the usage first and then ends it with ``end_stream``,
     so a client that sees the end of a stream also sees its tokens counted.
@@ -159,11 +170,14 @@ async def relay_stream(
             if events := follower.feed(chunk):
                 # Events that arrived together leave together: one write to the client, not one each.
                 body = events[0] if len(events) == 1 else b"".join(events)
+                if renamed is not None:
+                    body = renamed.events(body)
                 await send({"type": "http.response.body", "body": body, "more_body": True})
                 if first_event_at is None:
                     first_event_at = time.perf_counter()
         if events := follower.flush():
-            await send({"type": "http.response.body", "body": b"".join(events), "more_body": True})
+            body = b"".join(events) if renamed is None else renamed.events(b"".join(events))
+            await send({"type": "http.response.body", "body": body, "more_body": True})
     except GatewayError as failure:
         if not disconnected.is_set():
             # The backend broke mid-stream: tell the client in-band, since the status is already sent.

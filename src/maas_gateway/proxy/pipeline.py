@@ -27,6 +27,7 @@ from maas_gateway.limits import Admission, Limiter, TokenCharge, rate_limit_head
 from maas_gateway.proxy.body_parser import BodyParser, ParsedBody
 from maas_gateway.proxy.exchange import Exchange, Usage
 from maas_gateway.proxy.forward import end_stream, passthrough_headers, read_answer, relay_stream
+from maas_gateway.proxy.public_name import public_name
 from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS, GenerationRequest
 from maas_gateway.proxy.snapshot import Snapshot
 from maas_gateway.proxy.upstream_request import upstream_headers
@@ -140,6 +141,7 @@ class Pipeline:
                     receive,
                     passthrough_headers(response.headers) + own + limit_headers,
                     client_wants_usage=options.get("include_usage") is True,
+                    renamed=public_name(model.upstream_model, model.name),
                 )
                 exchange.client_disconnected = result.client_disconnected
                 if result.broken_off is not None:
@@ -156,7 +158,7 @@ class Pipeline:
                 finally:
                     await end_stream(send)
                 return
-            answer = await read_answer(response)
+            answer = await read_answer(response, public_name(model.upstream_model, model.name))
             usage = answer.usage or Usage(
                 parsed.prompt().estimated_tokens, -(-answer.output_chars // 4), estimated=True
             )
