@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.support.configs import demo_dict
 from tests.support.gateways import GatewayFactory
 from tests.support.oidc_provider import CLIENT_ID, TokenIssuer, start_token_issuer
+from tests.support.polling import wait_until
 from tests.support.processes import ServerProcess, free_port
 
 
@@ -41,14 +42,6 @@ def _models(gateway: ServerProcess, token: str) -> httpx.Response:
 
 def _code(response: httpx.Response) -> str | None:
     return response.json()["error"]["code"] if response.status_code != 200 else None
-
-
-def _wait_for_log(gateway: ServerProcess, text: str, seconds: float) -> str:
-    deadline = time.monotonic() + seconds
-    while text not in (log := gateway.log()):
-        assert time.monotonic() < deadline, f"{text!r} is not in the gateway's log:\n{log}"
-        time.sleep(0.05)
-    return log
 
 
 def test_a_hanging_key_endpoint_stalls_only_unknown_key_ids(
@@ -86,7 +79,8 @@ def test_a_hanging_key_endpoint_stalls_only_unknown_key_ids(
         assert _code(response) == "unknown_key", response.text
         assert failed not in gateway.log(), "the answers above waited for the fetch to fail"
         assert issuer.jwks_fetches() == 2, "one fetch at a time, however many tokens arrive"
-        log = _wait_for_log(gateway, failed, 10)
+        wait_until(lambda: failed in gateway.log(), "the failed fetch's log line")
+        log = gateway.log()
         assert f"{failed} did not arrive within 3s. Its 1 cached key(s) stay in use" in log
         issuer.hang(0)
         deadline = time.monotonic() + 10  # a retry 0.5 s after the failure, plus the fetch
