@@ -137,7 +137,7 @@ def test_bulk_revoke_with_dry_run(gateway: ServerProcess) -> None:
     assert all(chat(gateway.url, key, max_tokens=1).status_code == 401 for key in keys)
 
 
-def test_revocation_reaches_another_replica_within_the_cache_ttl(
+def test_revocation_reaches_another_replica_that_cached_the_key(
     simulator: ServerProcess, gateway_factory: GatewayFactory, tmp_path: Path
 ) -> None:
     """Two replicas on one database: a key revoked through one is soon refused by the other, which had it
