@@ -283,12 +283,23 @@ def test_random_mode_lengths_are_between_one_and_max_tokens(tmp_path: Path) -> N
         assert body["choices"][0]["finish_reason"] == ("length" if count == 6 else "stop")
 
 
-def test_ttft_and_itl_options_slow_the_stream_down(tmp_path: Path) -> None:
-    """`maas sim --ttft 0.2 --itl 0.05`: a five-token stream takes about 0.2 s + 4 x 0.05 s at least. A
-    lower bound only, with a margin for the clock's resolution (sleeps never end early, so a slow machine
-    cannot fail it); the order of the delays and chunks is checked in process in
-    test_simulator_latency.py."""
-    with _sim(tmp_path, "--ttft", "0.2", "--itl", "0.05") as http:
+def test_ttft_delays_the_first_streamed_chunk(tmp_path: Path) -> None:
+    """With --ttft 0.3 the first streamed chunk arrives no earlier than about 0.3 s after the request."""
+    with _sim(tmp_path, "--ttft", "0.3") as http:
+        started = time.monotonic()
+        with http.stream("POST", CHAT, json={**HELLO, "stream": True}) as response:
+            lines = (line for line in response.iter_lines() if line.startswith("data: "))
+            first = next(lines)
+            elapsed = time.monotonic() - started
+            rest = list(lines)
+    assert first != "data: [DONE]"
+    assert rest[-1] == "data: [DONE]"
+    assert elapsed >= 0.25
+
+
+def test_itl_spaces_the_streamed_tokens(tmp_path: Path) -> None:
+    """With --itl 0.1 a five-token stream takes at least about four inter-token gaps."""
+    with _sim(tmp_path, "--itl", "0.1") as http:
         started = time.monotonic()
         data = _stream(http, CHAT, {**HELLO, "max_tokens": 5})
         elapsed = time.monotonic() - started

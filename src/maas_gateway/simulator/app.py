@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -30,8 +30,6 @@ from maas_gateway.tokens import estimate_tokens, prompt_text
 
 __all__ = ["create_simulator_app"]
 
-Sleep = Callable[[float], Awaitable[None]]
-
 
 class _BadRequest(Exception):
     def __init__(self, status: int, message: str, code: str) -> None:
@@ -49,9 +47,8 @@ def _error(status: int, message: str, code: str) -> Response:
 
 
 class _Simulator:
-    def __init__(self, settings: SimulatorSettings, sleep: Sleep) -> None:
+    def __init__(self, settings: SimulatorSettings) -> None:
         self.settings = settings
-        self._sleep = sleep
         self.started = int(time.time())
 
     async def _body(self, request: Request, models: tuple[str, ...]) -> dict[str, Any]:
@@ -120,7 +117,7 @@ class _Simulator:
         delay = self.settings.time_to_first_token
         delay += self.settings.inter_token_latency * max(0, token_count - 1)
         if delay > 0:
-            await self._sleep(delay)
+            await asyncio.sleep(delay)
 
     async def _stream(
         self,
@@ -150,12 +147,12 @@ class _Simulator:
             return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
 
         if self.settings.time_to_first_token > 0:
-            await self._sleep(self.settings.time_to_first_token)
+            await asyncio.sleep(self.settings.time_to_first_token)
         if chat:
             yield chunk([piece("", None, role=True)])
         for index, token in enumerate(tokens):
             if index and self.settings.inter_token_latency > 0:
-                await self._sleep(self.settings.inter_token_latency)
+                await asyncio.sleep(self.settings.inter_token_latency)
             yield chunk([piece(token, None)])
         yield chunk([piece(None if chat else "", finish)])
         if include_usage:
@@ -230,12 +227,8 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def create_simulator_app(
-    settings: SimulatorSettings | None = None, sleep: Sleep = asyncio.sleep
-) -> Starlette:
-    """The simulator's ASGI app; ``sleep`` waits out the simulated latencies (tests pass one that records
-    them instead of waiting)."""
-    simulator = _Simulator(settings or SimulatorSettings(), sleep)
+def create_simulator_app(settings: SimulatorSettings | None = None) -> Starlette:
+    simulator = _Simulator(settings or SimulatorSettings())
     routes = [
         Route("/v1/chat/completions", simulator.chat, methods=["POST"]),
         Route("/v1/completions", simulator.completions, methods=["POST"]),
