@@ -12,16 +12,23 @@ from hypothesis import strategies as st
 from maas_gateway.config import TierConfig, UserConfig, demo_config
 from maas_gateway.errors import RateLimitError
 from maas_gateway.limits import InMemoryLimitStorage, Limiter, RuleBook, TokenCharge
-from tests.support.clock import FakeClock
+
+
+class Clock:
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def _limiter(
     tiers: dict[str, TierConfig] | None = None,
     users: dict[str, UserConfig] | None = None,
-    clock: FakeClock | None = None,
+    clock: Clock | None = None,
 ) -> Limiter:
     tiers = tiers if tiers is not None else demo_config().tiers
-    return Limiter(InMemoryLimitStorage(), RuleBook(tiers, users or {}), clock or FakeClock())
+    return Limiter(InMemoryLimitStorage(), RuleBook(tiers, users or {}), clock or Clock())
 
 
 def _tier(*limits: tuple[int, str, str], reserve: bool = False) -> TierConfig:
@@ -37,7 +44,7 @@ async def _use(limiter: Limiter, user: str, tier: str, tokens: int, model: str =
 
 def test_hour_window_is_enforced_and_resets_on_the_hour() -> None:
     """The free tier's 5,000 tokens per hour stop a user mid-hour and come back in the next hour."""
-    clock = FakeClock(3600 * 500_000)  # exactly on an hour boundary
+    clock = Clock(start=3600 * 500_000)  # exactly on an hour boundary
     limiter = _limiter(clock=clock)
 
     async def scenario() -> None:
@@ -56,7 +63,7 @@ def test_hour_window_is_enforced_and_resets_on_the_hour() -> None:
 def test_day_window_is_enforced_until_the_next_utc_day() -> None:
     """The premium tier's 500,000 tokens per day hold across hours until midnight UTC."""
     day = 86400 * 20_000
-    clock = FakeClock(day)
+    clock = Clock(start=day)
     limiter = _limiter(clock=clock)
 
     async def scenario() -> None:
@@ -154,7 +161,7 @@ Step = tuple[float, int]
 def test_fixed_windows_match_a_reference_model(steps: Sequence[Step]) -> None:
     """For any timing and usage, admissions equal those of a naive recount of each fixed window."""
     request_limit, request_window, token_limit, token_window = 4, 60.0, 100, 30.0
-    clock = FakeClock(1_000_020.0)
+    clock = Clock(start=1_000_020.0)
     limiter = _limiter(
         {"t": _tier((request_limit, "requests", "1m"), (token_limit, "tokens", "30s"))}, clock=clock
     )
