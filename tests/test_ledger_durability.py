@@ -74,7 +74,7 @@ def test_postgres_down_and_back_mid_load_loses_nothing(
     with Load(gateway.url) as load:
         load.wait_for_answers(20, "answers before the outage")
         private_postgres.stop()
-        load.wait_for_answers(len(load.answered) + 150, "answers while the ledger is down")
+        load.wait_for_answers(len(load.answered) + 101, "answers while the ledger is down")
         deadline = time.monotonic() + 20
         while "Spooled" not in gateway.log():
             assert time.monotonic() < deadline, f"no records were spooled:\n{gateway.log()}"
