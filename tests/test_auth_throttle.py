@@ -9,16 +9,9 @@ import pytest
 from maas_gateway.auth.failure_gate import FailureGate
 from maas_gateway.auth.throttle import FailureThrottle
 from maas_gateway.errors import AuthenticationThrottledError
+from tests.support.clock import FakeClock
 
 T0 = 1_000.0
-
-
-class Clock:
-    def __init__(self, start: float = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _throttle(burst: int = 3, per: float = 6.0, max_addresses: int = 100) -> FailureThrottle:
@@ -110,7 +103,7 @@ def test_the_gate_refuses_with_retry_after_and_logs_once_without_the_credential(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The gate raises a 429 with a whole-second Retry-After and logs the address once per episode."""
-    clock = Clock()
+    clock = FakeClock(T0)
     gate = FailureGate(_throttle(burst=2, per=3.0), clock)
     with caplog.at_level(logging.WARNING, logger="maas_gateway.auth"):
         for _ in range(5):

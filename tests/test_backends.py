@@ -166,14 +166,13 @@ def test_stream_that_breaks_ends_with_an_error_event(nosy_gateway: ServerProcess
 
 
 def test_stream_that_stalls_ends_after_the_read_timeout(nosy_gateway: ServerProcess) -> None:
-    """A stream that goes silent for longer than the read timeout (1 s) ends with an error event."""
-    started = time.monotonic()
+    """A stream that goes silent for longer than the read timeout (1 s) ends with an error event, before
+    the backend's silence (3 s) ends: the [DONE] it sends afterwards never arrives. The access log names
+    the timeout as the cause."""
     text = _stream_text(nosy_gateway, "stream-stall")
-    elapsed = time.monotonic() - started
     assert '"two "' in text
     assert "broke off the stream" in text
     assert "[DONE]" not in text
-    assert 1.0 <= elapsed < 2.5
     assert _access_log_line(nosy_gateway, "stream-stall")["error"] == "backend_timeout"
 
 

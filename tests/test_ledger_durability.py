@@ -30,8 +30,8 @@ def _unlimited(config: dict[str, object]) -> dict[str, object]:
 def test_sigterm_mid_load_loses_nothing(
     simulator: ServerProcess, gateway_factory: GatewayFactory, tmp_path: Path
 ) -> None:
-    """SIGTERM during load: every request a client got an answer for is in the SQLite ledger afterwards,
-    though the flush interval (5 s) had not come round."""
+    """SIGTERM during load (once 50 requests were answered): every request a client got an answer for is
+    in the SQLite ledger afterwards, though the flush interval (5 s) had not come round."""
     database = tmp_path / "ledger.db"
     config = ledger_config(
         simulator.url,
@@ -42,9 +42,8 @@ def test_sigterm_mid_load_loses_nothing(
     )
     gateway = gateway_factory(_unlimited(config))
     with Load(gateway.url) as load:
-        time.sleep(1.5)
+        load.wait_for_answers(50, "answers before the SIGTERM")
         assert gateway.stop(signal.SIGTERM) == 0
-    assert len(load.answered) > 50
     with sqlite3.connect(database) as connection:
         stored = {row[0] for row in connection.execute("SELECT request_id FROM usage_records")}
     assert load.answered <= stored
@@ -65,20 +64,23 @@ def test_postgres_down_and_back_mid_load_loses_nothing(
     private_postgres: PrivatePostgres,
     tmp_path: Path,
 ) -> None:
-    """PostgreSQL stopped mid-load: answers keep flowing, records overflow memory to the spool, and once
-    PostgreSQL is back every answered request is stored exactly once."""
+    """PostgreSQL stopped mid-load: answers keep flowing (more than the 100 records memory holds), records
+    overflow memory to the spool, and once PostgreSQL is back every answered request is stored exactly
+    once. The load runs until each of these has happened, not for fixed times."""
     url = create_database(private_postgres.dsn)
     dsn = url.replace("postgresql+asyncpg://", "postgresql://")
     config = ledger_config(simulator.url, url, tmp_path / "spool", max_buffer_records=100)
     gateway = gateway_factory(_unlimited(config))
     with Load(gateway.url) as load:
-        time.sleep(0.5)
+        load.wait_for_answers(20, "answers before the outage")
         private_postgres.stop()
-        down_at = len(load.answered)
-        time.sleep(2.5)
-        assert len(load.answered) - down_at > 100, "the gateway kept answering while the ledger was down"
+        load.wait_for_answers(len(load.answered) + 101, "answers while the ledger is down")
+        deadline = time.monotonic() + 20
+        while "Spooled" not in gateway.log():
+            assert time.monotonic() < deadline, f"no records were spooled:\n{gateway.log()}"
+            time.sleep(0.05)
         private_postgres.start()
-        time.sleep(0.5)
+        load.wait_for_answers(len(load.answered) + 20, "answers once PostgreSQL is back")
     deadline = time.monotonic() + 20
     while not load.answered <= stored_ids(dsn):
         assert time.monotonic() < deadline, "records were not all written after PostgreSQL came back"

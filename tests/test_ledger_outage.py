@@ -8,6 +8,7 @@ from pathlib import Path
 
 from maas_gateway.metering import LedgerWriter, Spool, UsageQuery, UsageRecord, UsageRow
 from maas_gateway.metering.outage import OutagePolicy
+from tests.support.clock import FakeClock
 
 
 def record(index: int) -> UsageRecord:
@@ -15,14 +16,6 @@ def record(index: int) -> UsageRecord:
         f"req-{index}", 1_800_000_000.0, "alice", "free", "key_x", "m", "/v1/chat/completions", 200,
         10, 5, 15, 15, 0.0, False, False, False, 3.0,
     )  # fmt: skip
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FlakyStore:
@@ -63,7 +56,7 @@ def spooled_ids(spool: Spool) -> list[str]:
 def test_policy_enters_outage_on_failure_or_stall_and_leaves_on_success() -> None:
     """A failed write starts an outage (once), a write in flight past ``stall_after`` spools too, and a
     successful write ends the outage."""
-    clock = Clock()
+    clock = FakeClock(1000.0)
     policy = OutagePolicy(stall_after=1.0, clock=clock)
     assert not policy.spooling()
     policy.write_started()
@@ -139,7 +132,7 @@ def test_a_hung_write_spools_its_batch_and_the_buffer(tmp_path: Path) -> None:
     """A write that hangs (the database neither answers nor refuses) counts as an outage once it has
     been in flight past ``stall_after``: a commit spools the records in memory and a copy of the batch
     in flight. When the write finally succeeds, the replay of the copy stores nothing twice."""
-    clock = Clock()
+    clock = FakeClock(1000.0)
     store = FlakyStore()
     store.hang = asyncio.Event()
     spool = Spool(tmp_path / "spool")

@@ -9,19 +9,20 @@ import pytest
 
 from tests.support.configs import demo_dict
 from tests.support.gateways import GatewayFactory
-from tests.support.limits import chat, concurrent_statuses, wait_for_fresh_window
+from tests.support.limits import HOUR, chat, concurrent_statuses, long_windows, wait_for_fresh_window
 from tests.support.processes import ServerProcess
 
 
 @pytest.fixture
 def demo(simulator: ServerProcess, gateway_factory: GatewayFactory) -> ServerProcess:
-    """A fresh demo gateway (fresh counters), started well inside a minute window."""
-    wait_for_fresh_window()
-    return gateway_factory(demo_dict(simulator.url))
+    """A fresh demo gateway (fresh counters) with its windows 60 times as long (2m: 2h, 1m: 1h), started
+    well inside them, so no count straddles a window's end."""
+    wait_for_fresh_window(HOUR)
+    return gateway_factory(long_windows(demo_dict(simulator.url)))
 
 
 def test_free_user_gets_five_requests_then_429_twice(demo: ServerProcess) -> None:
-    """A free user gets 5 requests per 2 minutes; the 6th and 7th are 429 with Retry-After."""
+    """A free user gets 5 requests per window; the 6th and 7th are 429 with Retry-After, within it."""
     statuses = [chat(demo.url, "freeuser1_key", max_tokens=1).status_code for _ in range(5)]
     assert statuses == [200] * 5
     for _ in range(2):
@@ -29,8 +30,8 @@ def test_free_user_gets_five_requests_then_429_twice(demo: ServerProcess) -> Non
         assert limited.status_code == 429
         error = limited.json()["error"]
         assert error["type"] == "rate_limit_error"
-        assert "5 requests per 2m" in error["message"]
-        assert 1 <= int(limited.headers["retry-after"]) <= 120
+        assert "5 requests per 2h" in error["message"]
+        assert 1 <= int(limited.headers["retry-after"]) <= 2 * HOUR
         assert limited.headers["x-ratelimit-remaining-requests"] == "0"
 
 
@@ -45,7 +46,7 @@ def test_second_free_user_is_unaffected(demo: ServerProcess) -> None:
 
 
 def test_premium_user_gets_twenty(demo: ServerProcess) -> None:
-    """A premium user gets 20 requests per 2 minutes, then 429."""
+    """A premium user gets 20 requests per window, then 429."""
     statuses = [chat(demo.url, "premiumuser1_key", max_tokens=1).status_code for _ in range(21)]
     assert statuses == [200] * 20 + [429]
 
@@ -59,7 +60,7 @@ def test_models_and_health_are_never_limited(demo: ServerProcess) -> None:
     assert httpx.get(demo.url + "/health").status_code == 200
 
 
-def test_token_headers_follow_usage_and_429_comes_when_the_minute_is_spent(demo: ServerProcess) -> None:
+def test_token_headers_follow_usage_and_429_comes_when_the_window_is_spent(demo: ServerProcess) -> None:
     """Each answer's token headers match its usage; the first 429 comes exactly when 200 tokens are spent."""
     spent = 0
     for _ in range(4):
@@ -72,7 +73,7 @@ def test_token_headers_follow_usage_and_429_comes_when_the_minute_is_spent(demo:
         assert int(response.headers["x-ratelimit-remaining-tokens"]) == 200 - spent
     limited = chat(demo.url, "freeuser2_key", max_tokens=1)
     assert limited.status_code == 429
-    assert "200 tokens per 1m" in limited.json()["error"]["message"]
+    assert "200 tokens per 1h" in limited.json()["error"]["message"]
     assert limited.headers["x-ratelimit-remaining-tokens"] == "0"
     # The rejected request did not count against the request window (4 of 5 used).
     assert limited.headers["x-ratelimit-remaining-requests"] == "1"
@@ -112,7 +113,7 @@ def test_concurrent_free_burst_admits_exactly_five(demo: ServerProcess) -> None:
 
 def test_multiplier_and_per_model_scope(simulator: ServerProcess, gateway_factory: GatewayFactory) -> None:
     """A 2x model is charged double; a limit scoped to one model does not touch another."""
-    config = demo_dict(simulator.url)
+    config = long_windows(demo_dict(simulator.url))
     config["models"].append(
         {
             "name": "big-model",
@@ -124,7 +125,7 @@ def test_multiplier_and_per_model_scope(simulator: ServerProcess, gateway_factor
     config["tiers"]["premium"]["limits"].append(
         {"limit": 2, "unit": "requests", "window": "1h", "model": "big-model"}
     )
-    wait_for_fresh_window()
+    wait_for_fresh_window(HOUR)
     gateway = gateway_factory(config)
     big = chat(gateway.url, "premiumuser1_key", model="big-model", max_tokens=5)
     assert big.json()["usage"]["total_tokens"] == 15
@@ -142,6 +143,7 @@ def test_completion_token_limit_counts_output_only(
     """A `completion_tokens` limit is spent by output tokens alone, and headers stand in for it."""
     config = demo_dict(simulator.url)
     config["tiers"]["free"]["limits"] = [{"limit": 25, "unit": "completion_tokens", "window": "1h"}]
+    wait_for_fresh_window(HOUR)
     gateway = gateway_factory(config)
     first = chat(gateway.url, "freeuser1_key", max_tokens=20)
     assert first.headers["x-ratelimit-remaining-tokens"] == "5"
@@ -159,6 +161,7 @@ def test_reserve_mode_never_lets_a_user_exceed(
         "reserve_default_max_tokens": 50,
         "limits": [{"limit": 150, "unit": "tokens", "window": "1h"}],
     }
+    wait_for_fresh_window(HOUR)
     gateway = gateway_factory(config)
     used = 0
     statuses = []

@@ -21,6 +21,7 @@ from maas_gateway.auth.signing_keys import SigningKey, compatible, select_key
 from maas_gateway.auth.user_policy import UserPolicy
 from maas_gateway.config.schema import OIDCIssuer, OIDCSettings
 from maas_gateway.errors import AuthenticationError, PermissionDeniedError, ServiceUnavailableError
+from tests.support.clock import FakeClock
 from tests.support.oidc_provider import unsigned_token
 
 ISSUER = OIDCIssuer(
@@ -182,20 +183,12 @@ def _run(test: Callable[[_KeyServer, OIDCIssuer, CacheFactory], Awaitable[None]]
     asyncio.run(main())
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_cache_coalesces_and_rate_limits_refreshes() -> None:
     """Concurrent first uses share one fetch; unknown key ids refetch at most once per interval; the
     cache expires after its TTL."""
 
     async def check(server: _KeyServer, issuer: OIDCIssuer, make_cache: CacheFactory) -> None:
-        clock = _Clock()
+        clock = FakeClock(1000.0)
         cache = make_cache(cache_ttl=300, min_refresh_interval=10, clock=clock)
         server.delay = 0.05
         found = await asyncio.gather(*(cache.key(issuer, "k1", "RS256") for _ in range(20)))
@@ -222,7 +215,7 @@ def test_cache_serves_stale_keys_while_the_provider_is_down() -> None:
     token may carry a new key); with no keys at all, the failure is a 503 sentence naming the issuer."""
 
     async def check(server: _KeyServer, issuer: OIDCIssuer, make_cache: CacheFactory) -> None:
-        clock = _Clock()
+        clock = FakeClock(1000.0)
         cache = make_cache(cache_ttl=60, min_refresh_interval=5, clock=clock)
         assert await cache.key(issuer, "k1", "RS256") is not None
         server.up = False

@@ -107,21 +107,26 @@ def test_a_caller_that_stops_waiting_leaves_the_others_their_replies(redis_serve
 
 
 def test_commands_time_out_by_themselves(redis_server: RedisServer) -> None:
-    """A Redis that stalls fails every command in flight with TimeoutError once the timeout is over."""
+    """A Redis that stalls fails every command in flight with TimeoutError once the timeout is over,
+    rather than with its late replies; once Redis wakes, a new connection is served. No duration is
+    measured: a caller that waited would get the replies, and the deadline only bounds a hang."""
 
     async def scenario(connection: RedisConnection) -> None:
         await connection.execute("SET", "k", "1")
-        loop = asyncio.get_running_loop()
-        started = loop.time()
         stalled = await asyncio.gather(
             connection.execute("DEBUG", "SLEEP", "0.6"),
             connection.execute("GET", "k"),
             return_exceptions=True,
         )
         assert all(isinstance(outcome, TimeoutError) for outcome in stalled), stalled
-        assert 0.2 <= loop.time() - started < 0.5
-        await asyncio.sleep(0.5)  # the sleep ends; a new connection is served
-        assert await connection.execute("GET", "k") == b"1"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while True:  # each try ends within the timeout, with the answer once Redis is awake
+            try:
+                assert await connection.execute("GET", "k") == b"1"  # not the sleep's "OK"
+                break
+            except TimeoutError:
+                assert loop.time() < deadline, "no new connection was served after Redis woke"
 
     _run(redis_server.url, scenario, timeout=0.2)
 

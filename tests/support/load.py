@@ -127,3 +127,11 @@ class Load:
         self._stop.set()
         for thread in self._threads:
             thread.join(15)
+
+    def wait_for_answers(self, count: int, what: str, seconds: float = 30.0) -> None:
+        """Return once ``count`` requests in all have been answered; fail, saying ``what`` was awaited, if
+        that takes ``seconds`` (a gateway that stopped answering, not a slow machine, is the failure)."""
+        deadline = time.monotonic() + seconds
+        while len(self.answered) < count:
+            assert time.monotonic() < deadline, f"{what}: {len(self.answered)} of {count} answered"
+            time.sleep(0.01)

@@ -11,7 +11,7 @@ start. Endpoints:
 - ``POST /users`` ``{"username", "password", "claims"}``: a user for the password grant.
 - ``POST /publish-oct`` ``{"kid", "secret"}``: also publish a symmetric key (a misconfigured provider).
 - ``POST /hang`` ``{"seconds": 10}``: for that long, ``GET /jwks`` answers only when the time is up (a
-  hanging provider); ``0`` ends a hang early for requests that arrive afterwards.
+  hanging provider); ``0`` ends a hang early, also for the requests it holds.
 - ``GET /stats``: ``{"jwks_fetches", "discovery_fetches"}``.
 
 Run as ``python oidc_issuer.py PORT``.
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import sys
 import time
 import uuid
@@ -43,6 +44,7 @@ class Issuer:
         self.jwks_fetches = 0
         self.discovery_fetches = 0
         self.hang_until = 0.0  # monotonic time until which key requests are held
+        self.hang_ended = asyncio.Event()  # set by hang(0), to end a hang early
         self.rotate(keep_old=False)
 
     def rotate(self, keep_old: bool) -> str:
@@ -89,13 +91,21 @@ def create_app(issuer: Issuer) -> web.Application:
     @routes.get("/jwks")
     async def jwks(request: web.Request) -> web.Response:
         issuer.jwks_fetches += 1
-        await asyncio.sleep(max(0.0, issuer.hang_until - time.monotonic()))
+        left = issuer.hang_until - time.monotonic()
+        if left > 0:
+            with contextlib.suppress(TimeoutError):  # the hang's time is up
+                await asyncio.wait_for(issuer.hang_ended.wait(), left)
         return web.json_response(issuer.jwks())
 
     @routes.post("/hang")
     async def hang(request: web.Request) -> web.Response:
         data = await request.json()
-        issuer.hang_until = time.monotonic() + float(data["seconds"])
+        seconds = float(data["seconds"])
+        issuer.hang_until = time.monotonic() + seconds
+        if seconds > 0:
+            issuer.hang_ended.clear()
+        else:
+            issuer.hang_ended.set()  # releases the requests held by an earlier hang
         return web.json_response({})
 
     @routes.get("/stats")

@@ -101,7 +101,8 @@ class TokenIssuer:
         assert httpx.post(self.url + "/publish-oct", json={"kid": kid, "secret": secret}).status_code == 201
 
     def hang(self, seconds: float) -> None:
-        """Make key requests, from now on for ``seconds``, wait until that time is up to be answered."""
+        """Make key requests, from now on for ``seconds``, wait until that time is up to be answered;
+        ``hang(0)`` ends a hang early, releasing the requests that wait."""
         assert httpx.post(self.url + "/hang", json={"seconds": seconds}).status_code == 200
 
     def jwks_fetches(self) -> int:
