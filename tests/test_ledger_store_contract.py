@@ -89,6 +89,7 @@ def test_a_replayed_record_is_counted_once(run: Callable[[Contract], None]) -> N
                 "user": "alice",
                 "requests": 5,
                 "rate_limited": 0,
+                "failed": 0,
                 "prompt_tokens": 50,
                 "completion_tokens": 25,
                 "total_tokens": 75,
