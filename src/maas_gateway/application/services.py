@@ -1,8 +1,8 @@
 """The gateway's long-lived services, built once from the settings that need a restart to change.
 
 Everything here holds open resources or state that must survive a reload: connections to the database
-and the limit storage, the key and user caches, the ledger's buffer, the metrics, the upstream pool.
-What a reload replaces is in ``snapshots.py``.
+and the limit storage, the key and user caches, the ledger's buffer, the metrics, the upstream pool, the
+backends' health and load. What a reload replaces is in ``snapshots.py``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from maas_gateway.auth.key_service import KeyService
 from maas_gateway.auth.memory_key_repository import InMemoryKeyRepository
 from maas_gateway.auth.throttle import FailureThrottle
 from maas_gateway.auth.user_directory import UserDirectory
+from maas_gateway.balancing import BackendRegistry
 from maas_gateway.config.schema import DatabaseSettings, GatewayConfig, LimitsSettings, ServerSettings
 from maas_gateway.database import Database
 from maas_gateway.limits import InMemoryLimitStorage, LimitStorage
@@ -40,6 +41,7 @@ class Services:
     metrics: GatewayMetrics | None
     failures: FailureThrottle
     transport: UpstreamTransport
+    backends: BackendRegistry  # every model's backends, kept across reloads
 
 
 def build_services(config: GatewayConfig, transport: UpstreamTransport | None = None) -> Services:
@@ -65,6 +67,7 @@ def build_services(config: GatewayConfig, transport: UpstreamTransport | None = 
             burst=throttle.burst, per=throttle.per, max_addresses=throttle.max_addresses
         ),
         transport=transport,
+        backends=BackendRegistry(),
     )
 
 

@@ -1,4 +1,5 @@
-"""Choosing a model, and a backend for it, from the Host, the path prefix and the body's ``model``.
+"""Choosing a model from the Host, the path prefix and the body's ``model``; which of its backends
+serves a request is the ``balancing`` package's choice (``proxy/dispatch.py``).
 
 The order is fixed: a Host that some models list narrows the choice to those models; otherwise a path
 prefix (``/simulator/v1/...``) names one model; otherwise every model is a candidate. The body's
@@ -9,8 +10,7 @@ the body's ``model`` is rewritten to the name the backend serves.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from maas_gateway.auth.identity import Identity
 from maas_gateway.errors import InvalidRequestError, ModelNotFoundError, PermissionDeniedError
@@ -20,7 +20,7 @@ __all__ = ["Router"]
 
 
 class Router:
-    """Immutable once built but for the round-robin position; a reload builds a new one."""
+    """Immutable once built; a reload builds a new one."""
 
     def __init__(self, models: Sequence[ModelRoute]) -> None:
         self._models = {model.name: model for model in models}
@@ -29,13 +29,14 @@ class Router:
         for model in models:
             for host in model.hosts:
                 self._by_host.setdefault(host, []).append(model)
-        self._backends: dict[str, Iterator[str]] = {
-            model.name: itertools.cycle(model.backends) for model in models
-        }
 
     @property
     def models(self) -> list[ModelRoute]:
         return list(self._models.values())
+
+    def get(self, name: str) -> ModelRoute | None:
+        """The model named ``name`` (a fallback's, say), if there is one."""
+        return self._models.get(name)
 
     def has_prefix(self, prefix: str) -> bool:
         return prefix in self._by_prefix
@@ -81,10 +82,6 @@ class Router:
 
     def visible_to(self, identity: Identity) -> list[ModelRoute]:
         return [model for model in self._models.values() if self.allows(identity, model)]
-
-    def next_backend(self, model: ModelRoute) -> str:
-        """The next backend base URL for ``model``, round robin."""
-        return next(self._backends[model.name])
 
 
 def _strip_port(host: str) -> str:
