@@ -1,7 +1,8 @@
 """The background polls of the backends: health checks and, for queue-aware models, load scrapes.
 
-They ask through the gateway's own upstream transport (``TransportFetch``): the same connection pool,
-TLS settings and connect timeout as the requests, so a check sees what a request would see. Which
+They ask through the gateway's own upstream client (``TransportFetch``), with the TLS settings and
+connect timeout of the requests, so a check sees what a request would see; its connections are a pool of
+their own (``Services.poll_transport``), so a busy gateway's requests cannot make a check wait. Which
 backends are polled, and how often, is the ``PollPlan`` of the configuration in force; a reload that
 changes it restarts the polls (a backend's state is kept: only the loops are new).
 """

@@ -69,7 +69,7 @@ class Application:
         self._access_log = AccessLog(lambda: self._snapshot.config.server.access_log)
         self._snapshot = build_snapshot(config, self.services, self._access_log)
         self._background = BackgroundTasks()
-        self.polling = BackendPolling(self.services.transport)
+        self.polling = BackendPolling(self.services.poll_transport)
         self.polling.update(polls(self._snapshot.backends))
         self._retired: list[Authenticator] = []
         services = self.services
@@ -132,6 +132,8 @@ class Application:
             if services.metrics is not None:
                 services.metrics.close()  # after the ledger's last flush, so its counts are published
             await services.transport.aclose()
+            if services.poll_transport is not services.transport:
+                await services.poll_transport.aclose()
             if services.limit_storage is not None:
                 await services.limit_storage.aclose()
             if services.database is not None:
