@@ -142,6 +142,7 @@ def test_a_request_is_never_sent_again_once_a_backend_got_it() -> None:
         response = await _chat(client)
         assert response.status_code == 502
         assert response.json()["error"]["code"] == "backend_unavailable"
+        assert response.headers["x-maas-served-model"] == "simulator-model"  # errors say it too
         assert backends.sent == ["a"]
 
     _run(_config(["http://a:1", "http://b:2"], balancing="round-robin"), backends, scenario)

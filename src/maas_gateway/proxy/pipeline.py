@@ -103,6 +103,7 @@ class Pipeline:
 
         async def request_for(route: ModelRoute, base_url: str) -> UpstreamRequest:
             """The request for a backend of ``route`` (a fallback's body names its own served name)."""
+            exchange.served_model = route.name  # what the answer, or the error, says served it
             served = route.upstream_model
             served_body = bodies.get(served)
             if served_body is None:
@@ -144,7 +145,6 @@ class Pipeline:
         key = affinity_key(parsed.data, model.affinity_chars) if model.affinity_chars else None
         delivery = await dispatch(self.transport, snapshot, identity, model, key, request_for)
         response, lease = delivery.response, delivery.lease
-        exchange.served_model = delivery.served.name
         try:
             own = [
                 (b"x-request-id", exchange.request_id.encode()),
