@@ -314,3 +314,20 @@ def test_failure_rate_one_fails_every_generation(tmp_path: Path) -> None:
             error = _assert_openai_error(http.post(path, json=body), 500)
             assert error["type"] == "server_error"
         assert http.get("/health").status_code == 200
+
+
+def test_metrics_report_running_generations_as_vllm_does(tmp_path: Path) -> None:
+    """`/metrics` has vLLM's queue gauges per model: a stream counts as running until its end, then as a
+    success; the gateway's parser reads them."""
+    from maas_gateway.balancing import LoadSample, parse_vllm_load
+
+    with _sim(tmp_path, "--itl", "0.2") as http:
+        assert parse_vllm_load(http.get("/metrics").text, "simulator-model") == LoadSample(0, 0)
+        with http.stream("POST", CHAT, json={**HELLO, "stream": True, "max_tokens": 5}) as response:
+            lines = response.iter_lines()  # held: a dropped iterator would close the stream
+            next(line for line in lines if line.startswith("data: "))
+            assert parse_vllm_load(http.get("/metrics").text, "simulator-model") == LoadSample(0, 1)
+            assert "data: [DONE]" in list(lines)
+        text = http.get("/metrics").text
+    assert parse_vllm_load(text, "simulator-model") == LoadSample(0, 0)
+    assert 'vllm:request_success_total{model_name="simulator-model"} 1' in text

@@ -1,8 +1,9 @@
 """A vLLM-compatible model server that needs no GPU.
 
 It speaks the OpenAI/vLLM API shapes (chat, completions, embeddings, models, health, SSE streaming with
-``stream_options.include_usage``) so that the gateway, its limits and its clients can be exercised end to
-end. See ``generation`` for what it answers.
+``stream_options.include_usage``, vLLM's queue gauges in ``/metrics``: ``load_metrics``) so that the
+gateway, its limits, its balancing and its clients can be exercised end to end. See ``generation`` for
+what it answers.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from maas_gateway.simulator.generation import (
     embedding,
     prompt_tokens,
 )
+from maas_gateway.simulator.load_metrics import ServerLoad
 from maas_gateway.tokens import estimate_tokens, prompt_text
 
 __all__ = ["create_simulator_app"]
@@ -50,6 +52,7 @@ class _Simulator:
     def __init__(self, settings: SimulatorSettings) -> None:
         self.settings = settings
         self.started = int(time.time())
+        self.load = ServerLoad(settings.models)
 
     async def _body(self, request: Request, models: tuple[str, ...]) -> dict[str, Any]:
         try:
@@ -94,8 +97,14 @@ class _Simulator:
             options = body.get("stream_options")
             include_usage = isinstance(options, dict) and options.get("include_usage") is True
             stream = self._stream(ident, model, chat, tokens, finish, usage, include_usage)
-            return StreamingResponse(stream, media_type="text/event-stream")
-        await self._pause(len(tokens))
+            return StreamingResponse(self.load.tracked(model, stream), media_type="text/event-stream")
+        self.load.started(model)
+        whole = False
+        try:
+            await self._pause(len(tokens))
+            whole = True
+        finally:
+            self.load.ended(model, whole=whole)
         text = "".join(tokens)
         choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": finish}
         if chat:
@@ -199,6 +208,9 @@ class _Simulator:
     async def health(self, request: Request) -> Response:
         return Response(b"", 200)
 
+    async def metrics(self, request: Request) -> Response:
+        return Response(self.load.text(), 200, media_type="text/plain; version=0.0.4; charset=utf-8")
+
 
 def _last_user_text(body: dict[str, Any]) -> str:
     messages = body.get("messages")
@@ -235,5 +247,6 @@ def create_simulator_app(settings: SimulatorSettings | None = None) -> Starlette
         Route("/v1/embeddings", simulator.embeddings, methods=["POST"]),
         Route("/v1/models", simulator.models, methods=["GET"]),
         Route("/health", simulator.health, methods=["GET"]),
+        Route("/metrics", simulator.metrics, methods=["GET"]),
     ]
     return Starlette(routes=routes)
