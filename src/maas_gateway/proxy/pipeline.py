@@ -117,7 +117,7 @@ class Pipeline:
                 snapshot, receive, send, exchange, identity, model, request_for, parsed, request, admission
             )
         except Exception as error:
-            # The gateway or the backends failed (not the caller): nothing is charged, not even the request.
+            # The gateway or a backend failed, not the caller: nothing is charged, not even the request.
             exchange.failed = exchange.usage is None and _not_the_callers_fault(error)
             raise
         finally:
