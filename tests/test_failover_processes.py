@@ -139,6 +139,7 @@ def test_a_backend_at_capacity_passes_the_request_to_another(
     config["models"].append(
         {"name": "busy-only", "backends": [f"{fake_backend.url}/busy"], "served_name": "x"}
     )
+    config["retry_budget"] = {"min_retries": 10}  # every 429 here may be retried
     gateway = gateway_factory(config)
     statuses = [chat(gateway.url, KEY).status_code for _ in range(4)]
     assert statuses == [200] * 4
