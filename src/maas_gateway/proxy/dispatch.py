@@ -76,7 +76,7 @@ async def dispatch(
             raise
         if response.status != 429:
             return Delivery(response, lease, served)
-        lease.succeeded()  # at capacity, not broken: this says nothing against the backend's health
+        lease.succeeded()  # at capacity, not broken: it answered, which is a success for its health
         retry_after = next((value for name, value in response.headers if name == "retry-after"), None)
         response.close()
         lease.release()
