@@ -243,4 +243,5 @@ def test_body_over_the_limit_is_413_while_reading(gateway: ServerProcess) -> Non
 def test_health_and_ready_need_no_credentials(gateway: ServerProcess) -> None:
     """`/health` and `/ready` answer 200 without a key."""
     assert httpx.get(gateway.url + "/health").json() == {"status": "ok"}
-    assert httpx.get(gateway.url + "/ready").json() == {"status": "ready"}
+    ready = httpx.get(gateway.url + "/ready").json()
+    assert ready == {"status": "ready", "models_without_available_backends": 0}

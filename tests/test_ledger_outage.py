@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
+import orjson
+
 from maas_gateway.metering import LedgerWriter, Spool, UsageQuery, UsageRecord, UsageRow
 from maas_gateway.metering.outage import OutagePolicy
 from tests.support.clock import FakeClock
@@ -182,6 +184,17 @@ def test_a_record_appended_after_a_torn_line_is_kept(tmp_path: Path) -> None:
         file.write(b'{"request_id": "req-torn", "crea')
     spool.append([record(2)])
     assert [item.request_id for item in Spool.read(spool.path)] == ["req-1", "req-2"]
+
+
+def test_a_record_spooled_before_the_failed_field_existed_is_replayed(tmp_path: Path) -> None:
+    """A spool written by an earlier version has no ``failed`` field: its records load as not failed."""
+    spool = Spool(tmp_path / "spool")
+    old = record(1).to_dict()
+    del old["failed"]
+    spool.directory.mkdir(parents=True, exist_ok=True)
+    spool.path.write_bytes(orjson.dumps(old) + b"\n")
+    [replayed] = Spool.read(spool.path)
+    assert (replayed.request_id, replayed.failed) == ("req-1", False)
 
 
 def test_records_wait_in_memory_when_the_spool_cannot_be_written(tmp_path: Path) -> None:

@@ -89,6 +89,7 @@ def test_a_replayed_record_is_counted_once(run: Callable[[Contract], None]) -> N
                 "user": "alice",
                 "requests": 5,
                 "rate_limited": 0,
+                "failed": 0,
                 "prompt_tokens": 50,
                 "completion_tokens": 25,
                 "total_tokens": 75,
@@ -126,5 +127,21 @@ def test_reports_group_filter_and_order_alike(run: Callable[[Contract], None]) -
         hourly = await store.aggregate(UsageQuery(BASE, BASE + 2 * HOUR, ("hour",)))
         assert [(r.groups["hour"], r.requests) for r in hourly] == [(BASE, 1), (BASE + HOUR, 2)]
         assert await store.aggregate(UsageQuery(BASE + 3 * HOUR, BASE + 4 * HOUR, ("user",))) == []
+
+    run(contract)
+
+
+def test_failed_requests_are_counted_apart(run: Callable[[Contract], None]) -> None:
+    """A request that failed at the gateway or a backend is a request, and counted as failed."""
+
+    async def contract(store: LedgerStore) -> None:
+        await store.write(
+            [
+                _record("ok", BASE + 10),
+                _record("lost", BASE + 20, status=502, prompt_tokens=0, completion_tokens=0, failed=True),
+            ]
+        )
+        [row] = await store.aggregate(UsageQuery(BASE, BASE + HOUR, ("user",)))
+        assert (row.requests, row.failed, row.rate_limited, row.prompt_tokens) == (2, 1, 0, 10)
 
     run(contract)

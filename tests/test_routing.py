@@ -1,4 +1,5 @@
-"""Routing: from Host, path prefix and body model to a model, a backend, and an allowed caller."""
+"""Routing: from Host, path prefix and body model to a model and an allowed caller (its backends:
+tests/test_balancing_wiring.py)."""
 
 from __future__ import annotations
 
@@ -205,27 +206,6 @@ def test_missing_model_without_host_or_prefix_is_400(host: str | None) -> None:
     assert error.code == "missing_model"
     assert error.param == "model"
     assert "GET /v1/models" in error.message
-
-
-def test_round_robin_over_backends() -> None:
-    """Several backends are used in turn, and their URLs carry no trailing slash."""
-    backends = ["http://a.backend:1", "http://b.backend:2/", "http://c.backend:3/v0/"]
-    model = _model("multi", backends=backends)
-    router = Router([model, _model("other")])
-    picks = [router.next_backend(model) for _ in range(7)]
-    expected = ["http://a.backend:1", "http://b.backend:2", "http://c.backend:3/v0"]
-    assert picks == expected * 2 + expected[:1]
-    assert router.next_backend(router.models[1]) == "http://other.backend:8000"
-
-
-def test_round_robin_is_per_model() -> None:
-    """Each model keeps its own rotation."""
-    first = _model("first", backends=["http://a:1", "http://b:2"])
-    second = _model("second", backends=["http://c:3", "http://d:4"])
-    router = Router([first, second])
-    assert router.next_backend(first) == "http://a:1"
-    assert router.next_backend(second) == "http://c:3"
-    assert router.next_backend(first) == "http://b:2"
 
 
 def test_tier_restriction_denies_other_tiers() -> None:

@@ -302,3 +302,23 @@ def test_failure_rate_one_fails_every_generation(tmp_path: Path) -> None:
             error = _assert_openai_error(http.post(path, json=body), 500)
             assert error["type"] == "server_error"
         assert http.get("/health").status_code == 200
+
+
+def test_the_gateways_parser_reads_the_simulators_load(tmp_path: Path) -> None:
+    """The balancing's parser reads the simulator's `/metrics` as it reads vLLM's: a stream counts as
+    running until its end, and nothing waits."""
+    from maas_gateway.balancing import parse_vllm_load
+
+    def load(text: str) -> tuple[float, float]:
+        sample = parse_vllm_load(text, "simulator-model")
+        assert sample is not None, text
+        return sample.waiting, sample.running
+
+    with simulator_client(tmp_path, "--itl", "0.2") as http:
+        assert load(http.get("/metrics").text) == (0, 0)
+        with http.stream("POST", CHAT, json={**HELLO, "stream": True, "max_tokens": 5}) as response:
+            lines = response.iter_lines()  # held: a dropped iterator would close the stream
+            next(line for line in lines if line.startswith("data: "))
+            assert load(http.get("/metrics").text) == (0, 1)
+            assert "data: [DONE]" in list(lines)
+        assert load(http.get("/metrics").text) == (0, 0)

@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from maas_gateway.upstream import (
+    BackendConnectError,
     BackendTimeoutError,
     BackendUnavailableError,
     HttptoolsTransport,
@@ -168,18 +169,25 @@ def test_the_backend_sees_the_request_headers_and_url_credentials(run: Callable[
 def test_failures_before_the_answer_are_the_gateways_errors(
     run: Callable[[Scenario], None], behaviour: str, error: type[Exception], message: str
 ) -> None:
+    """The request was sent, so it is not a connection failure: the gateway must not send it again."""
+
     async def scenario(backend: Backend) -> None:
-        with pytest.raises(error, match=message):
+        with pytest.raises(error, match=message) as caught:
             await backend.transport.send(_post(backend, behaviour))
+        assert not isinstance(caught.value, BackendConnectError)
 
     run(scenario)
 
 
-def test_an_unreachable_backend_is_backend_unavailable(run: Callable[[Scenario], None]) -> None:
+def test_an_unreachable_backend_is_a_connection_failure(run: Callable[[Scenario], None]) -> None:
+    """Nothing could be sent: ``BackendConnectError``, a 502 ``BackendUnavailableError`` that may be
+    sent to another backend."""
+
     async def scenario(backend: Backend) -> None:
         request = UpstreamRequest("POST", backend.unreachable_url + "/v1/chat/completions", [], CHAT)
-        with pytest.raises(BackendUnavailableError, match="cannot be reached"):
+        with pytest.raises(BackendConnectError, match="cannot be reached") as caught:
             await backend.transport.send(request)
+        assert isinstance(caught.value, BackendUnavailableError)
 
     run(scenario)
 

@@ -12,6 +12,8 @@ import orjson
 __all__ = [
     "AuthenticationError",
     "AuthenticationThrottledError",
+    "BackendBusyError",
+    "BackendConnectError",
     "BackendError",
     "BackendTimeoutError",
     "BackendUnavailableError",
@@ -141,6 +143,27 @@ class BackendError(GatewayError):
 
 class BackendUnavailableError(BackendError):
     code = "backend_unavailable"
+
+
+class BackendConnectError(BackendUnavailableError):
+    """No connection to the backend could be opened: nothing of the request was sent, so another backend
+    may be asked without the request running twice."""
+
+
+class BackendBusyError(GatewayError):
+    """Every backend asked answered 429: they are at capacity. The caller is not at fault and is not
+    charged; ``Retry-After`` is the backend's, when it gave one."""
+
+    status_code = 429
+    error_type = "server_error"
+    code = "model_overloaded"
+
+    def __init__(self, message: str, *, retry_after: str | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": self.retry_after} if self.retry_after else {}
 
 
 class BackendTimeoutError(GatewayError):

@@ -10,6 +10,9 @@ The gateway appends the OpenAI path to a backend URL, so a model whose backend i
 - ``nousage``: a valid answer without ``usage``.      - ``stream-break``: two SSE events, then drops.
 - ``stream-nousage``: an SSE answer that never reports usage.
 - ``stream-stall``: two SSE events, then silence for 3 seconds before the rest.
+- ``busy``: 429 with ``Retry-After: 3``, as a model server at capacity answers.
+
+``GET /{behaviour}/health`` answers 200, as a model server's ``/health`` does for the gateway's checks.
 
 ``GET /peers`` lists the client port of every request so far, which shows whether connections are reused.
 
@@ -77,6 +80,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return web.Response(body=b"<html>not json</html>", content_type="text/html")
     if behaviour == "error500":
         return web.json_response({"error": {"message": "CUDA out of memory"}}, status=500)
+    if behaviour == "busy":
+        capacity = {"error": {"message": "The server is at capacity.", "code": "busy"}}
+        return web.json_response(capacity, status=429, headers={"retry-after": "3"})
     if behaviour == "error400":
         error = {"object": "error", "message": "This model's maximum context length is 8", "code": 400}
         return web.json_response(error, status=400)
@@ -134,6 +140,7 @@ async def health(request: web.Request) -> web.Response:
 def main() -> None:
     app = web.Application(client_max_size=64 * 1024 * 1024)  # big-body tests send 10 MB
     app.router.add_get("/health", health)
+    app.router.add_get("/{behaviour}/health", health)
     app.router.add_get("/record/last", last)
     app.router.add_get("/record/body", last_body)
     app.router.add_get("/counts", counts)

@@ -49,6 +49,9 @@ class MemoryBackend:
             return MemoryAnswer(200, [("content-type", "text/html; charset=utf-8")], b"<html>not json</html>")
         if behaviour == "error500":
             return _json({"error": {"message": "CUDA out of memory"}}, 500)
+        if behaviour == "busy":
+            capacity = {"error": {"message": "The server is at capacity.", "code": "busy"}}
+            return MemoryAnswer(429, [_JSON, ("retry-after", "3")], orjson.dumps(capacity))
         if behaviour == "error400":
             error = {"object": "error", "message": "This model's maximum context length is 8", "code": 400}
             return _json(error, 400)

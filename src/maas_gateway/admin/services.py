@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from maas_gateway.admin.guard import AdminGuard
 from maas_gateway.auth.failure_gate import FailureGate
@@ -32,3 +33,4 @@ class AdminServices:
     address: Callable[[Scope], str]  # the client's address, trusting the configured proxies
     guard: Callable[[], AdminGuard]
     config: Callable[[], GatewayConfig]
+    backend_states: Callable[[str], list[dict[str, Any]]]  # a model's backends as they are now

@@ -61,6 +61,7 @@ def rows_to_csv(rows: list[UsageRow], groups: tuple[Group, ...]) -> str:
         *groups,
         "requests",
         "rate_limited",
+        "failed",
         "prompt_tokens",
         "completion_tokens",
         "total_tokens",

@@ -136,8 +136,12 @@ def users_router(services: AdminServices, admin: Callable[..., Awaitable[None]])
 
     @router.get("/admin/models", tags=["admin: catalog"])
     async def models() -> dict[str, Any]:
-        """Models, their backends, hosts, tiers, multipliers and prices, as configured."""
-        data = [model.model_dump(mode="json") for model in services.config().models]
+        """Models, their backends, hosts, tiers, multipliers and prices, as configured, and each backend's
+        state now (`backend_states`: healthy, unhealthy or ejected, why, requests in flight, load)."""
+        data = [
+            {**model.model_dump(mode="json"), "backend_states": services.backend_states(model.name)}
+            for model in services.config().models
+        ]
         return {"object": "list", "data": data}
 
     return router

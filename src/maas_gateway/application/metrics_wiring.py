@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from maas_gateway.application.services import Services
+from maas_gateway.balancing import HealthState, ModelBackends, display_url
 from maas_gateway.limits.resilient import ResilientStorage
 from maas_gateway.metrics import GatewayMetrics
 
-__all__ = ["watch_services"]
+__all__ = ["watch_backends", "watch_services"]
+
+Series = dict[tuple[str, ...], float]
 
 
 def watch_services(metrics: GatewayMetrics, services: Services) -> None:
@@ -59,4 +64,95 @@ def watch_services(metrics: GatewayMetrics, services: Services) -> None:
         "maas_auth_throttled",
         "Requests refused (429) because their address made too many failed authentications.",
         lambda: throttle.throttled,
+    )
+
+
+def watch_backends(metrics: GatewayMetrics, current: Callable[[], Mapping[str, ModelBackends]]) -> None:
+    """Every model's backends, as the configuration in force has them: state, load, ejections, retries."""
+
+    def states() -> Series:
+        series: Series = {}
+        for model, backends in current().items():
+            for snapshot in backends.pool.snapshots():
+                for state in HealthState:
+                    series[(model, snapshot.url, state.value)] = float(snapshot.state is state)
+        return series
+
+    def in_flight() -> Series:
+        return {
+            (model, display_url(state.url)): float(state.in_flight)
+            for model, backends in current().items()
+            for state in backends.pool.backends
+        }
+
+    def ejections() -> Series:
+        return {
+            (model, display_url(state.url), kind.value): float(count)
+            for model, backends in current().items()
+            for state in backends.pool.backends
+            for kind, count in state.health.ejections_by_kind.items()
+        }
+
+    def retries() -> Series:
+        return {
+            (model, cause): float(count)
+            for model, backends in current().items()
+            for cause, count in backends.counts.retries.items()
+        }
+
+    def fallbacks() -> Series:
+        return {
+            (model, fallback): float(count)
+            for model, backends in current().items()
+            for fallback, count in backends.counts.fallbacks.items()
+        }
+
+    def per_model(read: Callable[[ModelBackends], int]) -> Callable[[], Series]:
+        return lambda: {(model,): float(read(backends)) for model, backends in current().items()}
+
+    metrics.watch_family(
+        "gauge",
+        "maas_backend_state",
+        "1 for each backend's state (healthy, unhealthy, ejected) as this process sees it.",
+        ("model", "backend", "state"),
+        states,
+        combine="max",  # with several workers: 1 where any of them sees it so
+    )
+    metrics.watch_family(
+        "gauge", "maas_backend_in_flight", "Requests in flight per backend.", ("model", "backend"), in_flight
+    )
+    metrics.watch_family(
+        "counter",
+        "maas_backend_ejections",
+        "Backends ejected by outlier detection, by the kind of the last failure (connect, 5xx).",
+        ("model", "backend", "kind"),
+        ejections,
+    )
+    metrics.watch_family(
+        "counter",
+        "maas_backend_retries",
+        "Requests sent again to another backend, by cause (connect: no connection; busy: a 429).",
+        ("model", "cause"),
+        retries,
+    )
+    metrics.watch_family(
+        "counter",
+        "maas_backend_retries_refused",
+        "Retries the retry budget did not allow.",
+        ("model",),
+        per_model(lambda backends: backends.counts.retries_refused),
+    )
+    metrics.watch_family(
+        "counter",
+        "maas_backend_fallbacks",
+        "Requests sent to a fallback model because none of the model's backends was available.",
+        ("model", "fallback"),
+        fallbacks,
+    )
+    metrics.watch_family(
+        "counter",
+        "maas_backend_panic_picks",
+        "Requests sent to a backend although none of the model's (or its fallbacks') was available.",
+        ("model",),
+        per_model(lambda backends: backends.counts.panic_picks),
     )

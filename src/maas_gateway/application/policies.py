@@ -11,12 +11,20 @@ from collections.abc import Mapping
 from maas_gateway.auth import KeyRecord
 from maas_gateway.auth.keys import key_id_for
 from maas_gateway.auth.user_policy import UserPolicy
+from maas_gateway.balancing import (
+    BackendSpec,
+    HealthPolicy,
+    PickerSpec,
+    PollSpec,
+    PoolSpec,
+    RetrySpec,
+)
 from maas_gateway.config.schema import GatewayConfig, LimitConfig, ModelConfig, TierConfig, UserConfig
 from maas_gateway.limits import LimitRule, RuleBook, TierPolicy
 from maas_gateway.metering import ModelPrice
 from maas_gateway.routing import ModelRoute
 
-__all__ = ["key_records", "model_prices", "model_route", "rule_book", "user_policy"]
+__all__ = ["key_records", "model_prices", "model_route", "pool_spec", "rule_book", "user_policy"]
 
 
 def model_route(model: ModelConfig) -> ModelRoute:
@@ -29,6 +37,40 @@ def model_route(model: ModelConfig) -> ModelRoute:
         tiers=frozenset(model.tiers) if model.tiers is not None else None,
         owned_by=model.owned_by,
         token_multiplier=model.token_multiplier,
+        fallbacks=tuple(model.fallbacks),
+        affinity_chars=model.prefix_affinity.prefix_chars if model.prefix_affinity else None,
+    )
+
+
+def pool_spec(model: ModelConfig, config: GatewayConfig) -> PoolSpec:
+    """How ``model``'s backends are balanced, checked and retried: its own settings, else the file's."""
+    checks = model.health_checks or config.health_checks
+    outliers = model.outlier_detection or config.outlier_detection
+    queue = config.queue_aware
+    retry = config.retry_budget
+    queue_aware = model.balancing == "queue-aware"
+    return PoolSpec(
+        backends=tuple(
+            BackendSpec(str(backend.url).rstrip("/"), backend.weight) for backend in model.backends
+        ),
+        picker=PickerSpec(
+            policy=model.balancing,
+            affinity_margin=model.prefix_affinity.margin if model.prefix_affinity else None,
+            stale_after=queue.stale_after,
+            waiting_cost=queue.waiting_cost,
+            kv_cost=queue.kv_cost,
+        ),
+        health=HealthPolicy(
+            healthy_threshold=checks.healthy_threshold,
+            unhealthy_threshold=checks.unhealthy_threshold,
+            consecutive_failures=outliers.consecutive_failures,
+            base_ejection=outliers.base_ejection,
+            max_ejection=outliers.max_ejection,
+            recovery_successes=outliers.recovery_successes,
+        ),
+        health_checks=PollSpec(checks.interval, checks.timeout) if checks.enabled else None,
+        load_scrape=PollSpec(queue.scrape_interval, queue.scrape_timeout) if queue_aware else None,
+        retry=RetrySpec(retry.ratio, retry.min_retries, retry.window),
     )
 
 

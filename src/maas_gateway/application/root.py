@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from maas_gateway.admin.api import create_admin_app
 from maas_gateway.admin.call_log import AdminCallLog
 from maas_gateway.admin.json_body import JsonBodyByDefault
 from maas_gateway.admin.services import AdminServices
+from maas_gateway.application.backend_polling import BackendPolling
 from maas_gateway.application.background import BackgroundTasks, publish_metrics, purge_expired_keys
-from maas_gateway.application.metrics_wiring import watch_services
+from maas_gateway.application.metrics_wiring import watch_backends, watch_services
 from maas_gateway.application.services import Services, build_services
 from maas_gateway.application.snapshots import build_snapshot
 from maas_gateway.auth import Authenticator, Identity
@@ -27,6 +29,7 @@ from maas_gateway.auth.change_watcher import IdentityChangeWatcher
 from maas_gateway.auth.credentials import parse_authorization
 from maas_gateway.auth.failure_gate import FailureGate
 from maas_gateway.auth.key_repository import IdentityChange
+from maas_gateway.balancing import polls
 from maas_gateway.config import ConfigError, load_config
 from maas_gateway.config.schema import GatewayConfig
 from maas_gateway.http.asgi import Scope, request_header
@@ -67,6 +70,8 @@ class Application:
         self._access_log = AccessLog(lambda: self._snapshot.config.server.access_log)
         self._snapshot = build_snapshot(config, self.services, self._access_log)
         self._background = BackgroundTasks()
+        self.polling = BackendPolling(self.services.poll_transport)
+        self.polling.update(polls(self._snapshot.backends))
         self._retired: list[Authenticator] = []
         services = self.services
         self._watcher = None
@@ -79,6 +84,7 @@ class Application:
             )
         if services.metrics is not None:
             watch_services(services.metrics, services)
+            watch_backends(services.metrics, lambda: self._snapshot.backends)
         self.pipeline = Pipeline(services.transport, FailureGate(services.failures))
         admin_app = JsonBodyByDefault(create_admin_app(self._admin_services()))
         metrics_endpoint = None
@@ -111,11 +117,13 @@ class Application:
         metrics = services.metrics
         if metrics is not None and metrics.shared_directory is not None:
             self._background.start("metrics-publisher", lambda: publish_metrics(metrics))
+        self.polling.start()
 
     async def stop(self) -> None:
         services = self.services
         self._access_log.flush()
         await self._background.cancel()
+        await self.polling.stop()
         if self._watcher is not None:
             await self._watcher.aclose()
         await services.users.drain()
@@ -125,6 +133,8 @@ class Application:
             if services.metrics is not None:
                 services.metrics.close()  # after the ledger's last flush, so its counts are published
             await services.transport.aclose()
+            if services.poll_transport is not services.transport:
+                await services.poll_transport.aclose()
             if services.limit_storage is not None:
                 await services.limit_storage.aclose()
             if services.database is not None:
@@ -170,6 +180,7 @@ class Application:
         ):
             needs_restart.insert(0, "server")
         self._snapshot = snapshot
+        self.polling.update(polls(snapshot.backends))
         if snapshot.authenticator.oidc is not previous.authenticator.oidc:
             self._retire(previous.authenticator)
         return needs_restart
@@ -206,7 +217,13 @@ class Application:
             address=self._address,
             guard=lambda: self._snapshot.admin,
             config=lambda: self._snapshot.config,
+            backend_states=self._backend_states,
         )
+
+    def _backend_states(self, model: str) -> list[dict[str, Any]]:
+        """How each backend of ``model`` is doing now, as ``GET /admin/models`` shows it."""
+        backends = self._snapshot.backends.get(model)
+        return [] if backends is None else [state.as_dict() for state in backends.pool.snapshots()]
 
     def _address(self, scope: Scope) -> str:
         """The client's address, believing X-Forwarded-For from the trusted proxies in force only."""

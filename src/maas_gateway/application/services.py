@@ -1,8 +1,8 @@
 """The gateway's long-lived services, built once from the settings that need a restart to change.
 
 Everything here holds open resources or state that must survive a reload: connections to the database
-and the limit storage, the key and user caches, the ledger's buffer, the metrics, the upstream pool.
-What a reload replaces is in ``snapshots.py``.
+and the limit storage, the key and user caches, the ledger's buffer, the metrics, the upstream pool, the
+backends' health and load. What a reload replaces is in ``snapshots.py``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from maas_gateway.auth.key_service import KeyService
 from maas_gateway.auth.memory_key_repository import InMemoryKeyRepository
 from maas_gateway.auth.throttle import FailureThrottle
 from maas_gateway.auth.user_directory import UserDirectory
+from maas_gateway.balancing import BackendRegistry
 from maas_gateway.config.schema import DatabaseSettings, GatewayConfig, LimitsSettings, ServerSettings
 from maas_gateway.database import Database
 from maas_gateway.limits import InMemoryLimitStorage, LimitStorage
@@ -40,12 +41,19 @@ class Services:
     metrics: GatewayMetrics | None
     failures: FailureThrottle
     transport: UpstreamTransport
+    poll_transport: UpstreamTransport  # the health checks' and load scrapes' own connections
+    backends: BackendRegistry  # every model's backends, kept across reloads
 
 
 def build_services(config: GatewayConfig, transport: UpstreamTransport | None = None) -> Services:
-    """Build every service; ``transport`` replaces the pool of backend connections (tests pass an
-    in-memory one). A CA bundle that cannot be read raises ``ValueError`` here, before anything runs."""
-    transport = transport or upstream_transport(config.server)  # first: it may refuse the settings
+    """Build every service; ``transport`` replaces the pools of backend connections (tests pass an
+    in-memory one). A CA bundle that cannot be read raises ``ValueError`` here, before anything runs.
+
+    The background polls of the backends get a pool of their own, with the same settings: they must
+    neither wait for a connection behind a busy gateway's requests (and time out, and take healthy
+    backends out) nor take the idle connections the requests would reuse."""
+    poll_transport = transport or upstream_transport(config.server)  # first: it may refuse the settings
+    transport = transport or upstream_transport(config.server)
     database = _database(config.database)
     repository, signal = _key_repository(config, database)
     throttle = config.security.auth_failures
@@ -65,6 +73,8 @@ def build_services(config: GatewayConfig, transport: UpstreamTransport | None = 
             burst=throttle.burst, per=throttle.per, max_addresses=throttle.max_addresses
         ),
         transport=transport,
+        poll_transport=poll_transport,
+        backends=BackendRegistry(),
     )
 
 

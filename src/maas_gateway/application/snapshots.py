@@ -11,6 +11,7 @@ from maas_gateway.application.policies import (
     key_records,
     model_prices,
     model_route,
+    pool_spec,
     rule_book,
     user_policy,
 )
@@ -46,9 +47,13 @@ def build_snapshot(
     limiter = None
     if services.limit_storage is not None:
         limiter = Limiter(services.limit_storage, rule_book(config.tiers, config.users))
+    router = Router([model_route(model) for model in config.models])
+    # Last: nothing below can refuse the configuration, so the registry never holds a refused one's pools.
+    backends = services.backends.update({model.name: pool_spec(model, config) for model in config.models})
     return Snapshot(
         config=config,
-        router=Router([model_route(model) for model in config.models]),
+        router=router,
+        backends=backends,
         authenticator=Authenticator(store, services.users, user_policy(config), oidc),
         limiter=limiter,
         observers=ExchangeObservers(access_log, services.metrics, services.ledger, model_prices(config)),

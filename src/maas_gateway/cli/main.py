@@ -26,6 +26,7 @@ from maas_gateway.cli import (
 )
 from maas_gateway.cli.banner import print_banner
 from maas_gateway.config import ConfigError, GatewayConfig, demo_config, load_config
+from maas_gateway.config.balancing_settings import BackendConfig
 from maas_gateway.reload_status import ReloadBoard, board_beside, reload_and_report
 
 __all__ = ["app", "main"]
@@ -177,7 +178,7 @@ def up(
 ) -> None:
     """Start everything on embedded defaults: the gateway, the simulator, demo tiers and keys."""
     config = _with_server(demo_config(), host, port)
-    backend = f"http://127.0.0.1:{sim_port}"
+    backend = BackendConfig.model_validate({"url": f"http://127.0.0.1:{sim_port}"})
     models = [m.model_copy(update={"backends": [backend]}) for m in config.models]
     data_dir = data_dir.resolve()
     database = config.database.model_copy(

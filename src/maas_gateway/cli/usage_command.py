@@ -39,7 +39,15 @@ def usage(
 
 def _print_table(rows: list[dict[str, Any]], groups: list[str]) -> None:
     table = Table(title="usage")
-    numbers = ["requests", "rate_limited", "prompt_tokens", "completion_tokens", "total_tokens", "cost"]
+    numbers = [
+        "requests",
+        "rate_limited",
+        "failed",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "cost",
+    ]
     for column in [*groups, *numbers]:
         table.add_column(column, justify="right" if column in numbers else "left")
     for row in rows:

@@ -12,7 +12,6 @@ import re
 from typing import Literal
 
 from pydantic import (
-    AnyHttpUrl,
     Field,
     SecretStr,
     field_serializer,
@@ -20,6 +19,15 @@ from pydantic import (
     model_validator,
 )
 
+from maas_gateway.config.balancing_settings import (
+    BackendConfig,
+    BalancingPolicy,
+    HealthCheckSettings,
+    OutlierDetectionSettings,
+    PrefixAffinitySettings,
+    QueueAwareSettings,
+    RetryBudgetSettings,
+)
 from maas_gateway.config.base import Strict
 from maas_gateway.config.durations import Duration
 from maas_gateway.config.server_settings import ServerSettings
@@ -37,6 +45,7 @@ from maas_gateway.config.settings import (
 __all__ = [
     "APIKeyConfig",
     "AdminSettings",
+    "BackendConfig",
     "DatabaseSettings",
     "GatewayConfig",
     "KeySettings",
@@ -66,9 +75,25 @@ class ModelPricing(Strict):
 
 class ModelConfig(Strict):
     name: str = Field(pattern=_NAME, max_length=200)
-    backends: list[AnyHttpUrl] = Field(
+    backends: list[BackendConfig] = Field(
         min_length=1,
-        description="Base URLs; credentials in one (`https://user:password@host`) are sent as Basic auth.",
+        description="Base URLs, or `{url, weight}`; credentials in one (`https://user:password@host`) are "
+        "sent as Basic auth.",
+    )
+    balancing: BalancingPolicy = Field(
+        default="least-outstanding", description="How a request's backend is chosen among the available."
+    )
+    fallbacks: list[str] = Field(
+        default_factory=list, description="Models that answer, in order, when none of its backends can."
+    )
+    prefix_affinity: PrefixAffinitySettings | None = Field(
+        default=None, description="Send requests with the same prompt start to the same backend."
+    )
+    health_checks: HealthCheckSettings | None = Field(
+        default=None, description="Replaces the top-level `health_checks` for this model."
+    )
+    outlier_detection: OutlierDetectionSettings | None = Field(
+        default=None, description="Replaces the top-level `outlier_detection` for this model."
     )
     served_name: str | None = Field(
         default=None, description="The model name the backend expects; defaults to `name`."
@@ -91,13 +116,33 @@ class ModelConfig(Strict):
                 raise ValueError(f"'{host}' is not a valid host name (no port, no scheme).")
         return normalised
 
+    @field_validator("backends", mode="before")
+    @classmethod
+    def _plain_urls_are_backends(cls, backends: object) -> object:
+        """A backend written as a URL string is a backend of weight 1."""
+        if isinstance(backends, list):
+            return [{"url": backend} if isinstance(backend, str) else backend for backend in backends]
+        return backends
+
+    @model_validator(mode="after")
+    def _affinity_needs_a_scoring_policy(self) -> ModelConfig:
+        if self.prefix_affinity is not None and self.balancing == "round-robin":
+            raise ValueError(
+                "`prefix_affinity` needs `balancing: least-outstanding` or `queue-aware`; "
+                "round robin ignores affinity."
+            )
+        return self
+
     @field_serializer("backends")
-    def _backends_without_passwords(self, backends: list[AnyHttpUrl]) -> list[str]:
-        """Wherever the configuration is shown (``GET /admin/models``), a backend's password is not."""
-        return [
-            str(url).replace(f":{url.password}@", ":***@", 1) if url.password else str(url)
-            for url in backends
-        ]
+    def _backends_without_passwords(self, backends: list[BackendConfig]) -> list[str | dict[str, object]]:
+        """Wherever the configuration is shown (``GET /admin/models``), a backend's password is not; a
+        backend of weight 1 is shown as its URL, as it is usually written."""
+        shown: list[str | dict[str, object]] = []
+        for backend in backends:
+            url = backend.url
+            text = str(url).replace(f":{url.password}@", ":***@", 1) if url.password else str(url)
+            shown.append(text if backend.weight == 1 else {"url": text, "weight": backend.weight})
+        return shown
 
     @property
     def upstream_model(self) -> str:
@@ -105,7 +150,7 @@ class ModelConfig(Strict):
 
     @property
     def backend_urls(self) -> list[str]:
-        return [str(url).rstrip("/") for url in self.backends]
+        return [str(backend.url).rstrip("/") for backend in self.backends]
 
 
 class LimitConfig(Strict):
@@ -181,6 +226,10 @@ class GatewayConfig(Strict):
     oidc: OIDCSettings = Field(default_factory=OIDCSettings)
     keys: KeySettings = Field(default_factory=KeySettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    health_checks: HealthCheckSettings = Field(default_factory=HealthCheckSettings)
+    outlier_detection: OutlierDetectionSettings = Field(default_factory=OutlierDetectionSettings)
+    retry_budget: RetryBudgetSettings = Field(default_factory=RetryBudgetSettings)
+    queue_aware: QueueAwareSettings = Field(default_factory=QueueAwareSettings)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:
@@ -191,6 +240,9 @@ class GatewayConfig(Strict):
         for index, model in enumerate(self.models):
             for tier in model.tiers or []:
                 _known(f"models.{index}.tiers", tier, tiers, "tier")
+            for fallback in model.fallbacks:
+                _known(f"models.{index}.fallbacks", fallback, set(names) - {model.name}, "fallback model")
+            _no_duplicates(f"models.{index}", "fallback", model.fallbacks)
         for index, key in enumerate(self.api_keys):
             _known(f"api_keys.{index}.tier", key.tier, tiers, "tier")
             for model_name in key.models or []:

@@ -129,6 +129,29 @@ class Limiter:
                 values[position] = value
         return tuple(values)
 
+    async def refund(self, admission: Admission) -> None:
+        """Give back all that admission took: the request in every request window and any reservation,
+        for a request that failed at the gateway or a backend. Windows that have ended since are left
+        alone: what was counted in them went with them."""
+        now = self._clock()
+        keys, amounts, ttls = [], [], []
+        for counter in admission.counters:
+            rule = counter.rule
+            if rule.window_index(now) != counter.window_index:
+                continue
+            if rule.counts_requests:
+                amount = 1
+            elif admission.reserved is not None:
+                amount = admission.reserved.amount(rule)
+            else:
+                continue
+            if amount:
+                keys.append(counter.key)
+                amounts.append(-amount)
+                ttls.append((counter.window_index + 1) * rule.window - now + _TTL_GRACE)
+        if keys:
+            await self.storage.add(keys, amounts, ttls, now)
+
     def _rejection(
         self,
         user: str,

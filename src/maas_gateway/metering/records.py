@@ -27,6 +27,9 @@ class UsageRecord:
     rate_limited: bool
     usage_estimated: bool
     latency_ms: float
+    # Admitted, then failed at the gateway or a backend (502, 503, 504, the backends at capacity): the
+    # request and its tokens were not charged. Records written before this field read False.
+    failed: bool = False
 
     @property
     def hour(self) -> int:
@@ -39,7 +42,9 @@ class UsageRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UsageRecord:
-        return cls(**{name: data[name] for name in USAGE_COLUMNS})
+        """A record from ``to_dict``'s output; a field added since it was written takes its default (a
+        missing field without one raises ``TypeError``)."""
+        return cls(**{name: data[name] for name in USAGE_COLUMNS if name in data})
 
 
 USAGE_COLUMNS = tuple(field.name for field in fields(UsageRecord))

@@ -47,6 +47,7 @@ class SqlLedgerStore:
         sums = [
             func.count().label("requests"),
             func.coalesce(func.sum(func.cast(usage_records.c.rate_limited, usage_records.c.status.type)), 0),
+            func.coalesce(func.sum(func.cast(usage_records.c.failed, usage_records.c.status.type)), 0),
             func.coalesce(func.sum(usage_records.c.prompt_tokens), 0),
             func.coalesce(func.sum(usage_records.c.completion_tokens), 0),
             func.coalesce(func.sum(usage_records.c.total_tokens), 0),

@@ -32,6 +32,7 @@ class UsageRow:
     groups: dict[str, str | int | None]
     requests: int
     rate_limited: int
+    failed: int  # failed at the gateway or a backend, and not charged
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
@@ -40,15 +41,16 @@ class UsageRow:
 
     @classmethod
     def of(cls, groups: dict[str, str | int | None], sums: Sequence[float]) -> UsageRow:
-        """A row from its groups and the seven sums, in field order (cost last)."""
-        requests, limited, prompt, completion, total, charged = (int(v) for v in sums[:6])
-        return cls(groups, requests, limited, prompt, completion, total, charged, float(sums[6]))
+        """A row from its groups and the eight sums, in field order (cost last)."""
+        requests, limited, failed, prompt, completion, total, charged = (int(v) for v in sums[:7])
+        return cls(groups, requests, limited, failed, prompt, completion, total, charged, float(sums[7]))
 
     def as_dict(self) -> dict[str, object]:
         return {
             **self.groups,
             "requests": self.requests,
             "rate_limited": self.rate_limited,
+            "failed": self.failed,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
@@ -101,14 +103,15 @@ class InMemoryLedgerStore:
             if len(self._seen) > self._remembered:
                 self._seen.popitem(last=False)
             key = (record.hour, record.user, record.tier, record.model, record.endpoint)
-            sums = self._buckets.setdefault(key, [0, 0, 0, 0, 0, 0, 0.0])
+            sums = self._buckets.setdefault(key, [0, 0, 0, 0, 0, 0, 0, 0.0])
             sums[0] += 1
             sums[1] += int(record.rate_limited)
-            sums[2] += record.prompt_tokens
-            sums[3] += record.completion_tokens
-            sums[4] += record.total_tokens
-            sums[5] += record.charged_tokens
-            sums[6] += record.cost
+            sums[2] += int(record.failed)
+            sums[3] += record.prompt_tokens
+            sums[4] += record.completion_tokens
+            sums[5] += record.total_tokens
+            sums[6] += record.charged_tokens
+            sums[7] += record.cost
 
     async def aggregate(self, query: UsageQuery) -> list[UsageRow]:
         first, last = int(query.since // 3600), int(-(-query.until // 3600))
@@ -125,7 +128,7 @@ class InMemoryLedgerStore:
                 "hour": hour * 3600,
             }
             key = tuple(values[group] for group in query.group_by)
-            target = totals.setdefault(key, [0, 0, 0, 0, 0, 0, 0.0])
+            target = totals.setdefault(key, [0, 0, 0, 0, 0, 0, 0, 0.0])
             for index, value in enumerate(sums):
                 target[index] += value
         rows = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Double, Index, Integer, String, Table
+from sqlalchemy import Boolean, Column, Double, Index, Integer, String, Table, false
 
 from maas_gateway.database import metadata
 
@@ -29,6 +29,7 @@ usage_records = Table(
     Column("rate_limited", Boolean, nullable=False),
     Column("usage_estimated", Boolean, nullable=False),
     Column("latency_ms", Double, nullable=False),
+    Column("failed", Boolean, nullable=False, server_default=false()),
     Index("ix_usage_records_hour_user", "hour", "user"),
     Index("ix_usage_records_user_hour", "user", "hour"),
 )

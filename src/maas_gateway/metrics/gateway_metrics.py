@@ -9,7 +9,7 @@ each series costs memory in the gateway and in Prometheus, roughly users x tiers
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from maas_gateway.metrics.multiprocess import render_directory, retire_process
-from maas_gateway.metrics.watched import Combine, Kind, PublishedValues, ScrapeTimeValues
+from maas_gateway.metrics.watched import Combine, Kind, LabelledValues, PublishedValues, ScrapeTimeValues
 
 __all__ = ["CONTENT_TYPE", "GatewayMetrics"]
 
@@ -169,6 +169,19 @@ class GatewayMetrics:
         ``combine`` says how the gauges of several workers make the pod's value: their sum or maximum.
         """
         self._watched.add(kind, name, documentation, read, combine)
+
+    def watch_family(
+        self,
+        kind: Kind,
+        name: str,
+        documentation: str,
+        labels: Sequence[str],
+        read: LabelledValues,
+        combine: Combine = "sum",
+    ) -> None:
+        """Export values owned elsewhere as one metric with ``labels``: ``read`` maps label values to
+        values."""
+        self._watched.add_family(kind, name, documentation, labels, read, combine)
 
     def publish(self) -> None:
         """Copy the watched values where a scrape sees them (only workers need it; cheap, a few values)."""

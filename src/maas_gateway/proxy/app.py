@@ -109,7 +109,11 @@ class GatewayApp:
             return
         if path == "/ready":
             if await self._is_ready():
-                await self._only(method, ("GET", "HEAD"), send, b'{"status":"ready"}')
+                # Ready whatever the backends: a model without one still has fallbacks or panic mode.
+                backends = self.current().backends.values()
+                unavailable = sum(not model.has_available() for model in backends)
+                body = orjson.dumps({"status": "ready", "models_without_available_backends": unavailable})
+                await self._only(method, ("GET", "HEAD"), send, body)
             else:
                 await send_error(send, ServiceUnavailableError("The gateway is not ready yet."))
             return
@@ -127,7 +131,10 @@ class GatewayApp:
             exchange.error_code = error.code
             if not exchange.response_started:
                 exchange.status = error.status_code
-                await send_error(send, error, [(b"x-request-id", exchange.request_id.encode())])
+                own = [(b"x-request-id", exchange.request_id.encode())]
+                if exchange.served_model is not None:
+                    own.append((b"x-maas-served-model", exchange.served_model.encode()))
+                await send_error(send, error, own)
         except Exception:
             logger.exception("Unexpected failure in request %s.", exchange.request_id)
             exchange.error_code = InternalError.code

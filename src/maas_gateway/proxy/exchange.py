@@ -53,6 +53,7 @@ class Exchange:
     status: int = 0
     identity: Identity | None = None
     model: str | None = None
+    served_model: str | None = None  # the model whose backend answered: ``model`` or a fallback of it
     stream: bool = False
     usage: Usage | None = None
     charged_tokens: int = 0
@@ -60,6 +61,7 @@ class Exchange:
     client_disconnected: bool = False
     response_started: bool = False
     error_code: str | None = None
+    failed: bool = False  # admitted, then failed at the gateway or a backend: charged nothing
 
     @property
     def latency_seconds(self) -> float:

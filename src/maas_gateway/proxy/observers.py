@@ -14,7 +14,7 @@ from maas_gateway.proxy.exchange import Exchange
 
 __all__ = ["ExchangeObservers"]
 
-_BACKEND_FAILURES = frozenset({"bad_gateway", "backend_unavailable", "backend_timeout"})
+_BACKEND_FAILURES = frozenset({"bad_gateway", "backend_unavailable", "backend_timeout", "model_overloaded"})
 
 
 class ExchangeObservers:
@@ -66,6 +66,7 @@ class ExchangeObservers:
             rate_limited=exchange.rate_limited,
             usage_estimated=usage.estimated if usage else False,
             latency_ms=round(exchange.latency_seconds * 1000, 3),
+            failed=exchange.failed,
         )
 
     def _observe(self, exchange: Exchange) -> None:

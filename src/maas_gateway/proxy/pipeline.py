@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from maas_gateway.auth import parse_authorization
 from maas_gateway.auth.failure_gate import FailureGate
 from maas_gateway.auth.identity import Identity
-from maas_gateway.errors import AuthenticationError, RateLimitError
+from maas_gateway.errors import AuthenticationError, BackendBusyError, GatewayError, RateLimitError
 from maas_gateway.http.asgi import (
     Receive,
     Scope,
@@ -24,7 +24,9 @@ from maas_gateway.http.asgi import (
 )
 from maas_gateway.http.forwarded import client_address
 from maas_gateway.limits import Admission, Limiter, TokenCharge, rate_limit_headers
+from maas_gateway.proxy.affinity import affinity_key
 from maas_gateway.proxy.body_parser import BodyParser, ParsedBody
+from maas_gateway.proxy.dispatch import RequestFor, dispatch, report_outcome
 from maas_gateway.proxy.exchange import Exchange, Usage
 from maas_gateway.proxy.forward import end_stream, passthrough_headers, read_answer, relay_stream
 from maas_gateway.proxy.public_name import public_name
@@ -97,35 +99,60 @@ class Pipeline:
                 raise
         exchange.admitted = True
         body = await self.bodies.upstream_body(raw, parsed, model.upstream_model, stream, changed=edited)
+        bodies = {model.upstream_model: body}
+        trusted = snapshot.trusted_proxies
+
+        async def request_for(route: ModelRoute, base_url: str) -> UpstreamRequest:
+            """The request for a backend of ``route`` (a fallback's body names its own served name)."""
+            exchange.served_model = route.name  # what the answer, or the error, says served it
+            served = route.upstream_model
+            served_body = bodies.get(served)
+            if served_body is None:
+                served_body = await self.bodies.upstream_body(raw, parsed, served, stream, changed=True)
+                bodies[served] = served_body
+            headers = upstream_headers(scope, identity, route.name, exchange.request_id, trusted)
+            return UpstreamRequest("POST", base_url + exchange.endpoint, headers, served_body)
+
         try:
             await self._forward(
-                snapshot, scope, receive, send, exchange, identity, model, body, parsed, request, admission
+                snapshot, receive, send, exchange, identity, model, request_for, parsed, request, admission
             )
+        except Exception as error:
+            # The gateway or a backend failed, not the caller: nothing is charged, not even the request.
+            exchange.failed = exchange.usage is None and _not_the_callers_fault(error)
+            raise
         finally:
-            if exchange.usage is None and admission is not None and admission.reserved is not None:
-                # Nothing was generated (the backend failed): give the reservation back.
+            if exchange.usage is None and admission is not None:
                 assert limiter is not None
-                await limiter.settle(admission, TokenCharge(0, 0))
+                if exchange.failed:
+                    await limiter.refund(admission)
+                elif admission.reserved is not None:
+                    # Nothing was generated (the backend refused the request): give the reservation back.
+                    await limiter.settle(admission, TokenCharge(0, 0))
 
     async def _forward(
         self,
         snapshot: Snapshot,
-        scope: Scope,
         receive: Receive,
         send: Send,
         exchange: Exchange,
         identity: Identity,
         model: ModelRoute,
-        body: bytes,
+        request_for: RequestFor,
         parsed: ParsedBody,
         request: GenerationRequest,
         admission: Admission | None,
     ) -> None:
-        url = snapshot.router.next_backend(model) + exchange.endpoint
-        headers = upstream_headers(scope, identity, model.name, exchange.request_id, snapshot.trusted_proxies)
-        response = await self.transport.send(UpstreamRequest("POST", url, headers, body))
+        key = affinity_key(parsed.data, model.affinity_chars) if model.affinity_chars else None
+        delivery = await dispatch(self.transport, snapshot, identity, model, key, request_for)
+        response, lease = delivery.response, delivery.lease
+        served = delivery.served  # a fallback model when the requested one had no backend available
+        renamed = public_name(served.upstream_model, served.name)
         try:
-            own = [(b"x-request-id", exchange.request_id.encode())]
+            own = [
+                (b"x-request-id", exchange.request_id.encode()),
+                (b"x-maas-served-model", delivery.served.name.encode()),
+            ]
             event_stream = any(
                 name == "content-type" and value.startswith("text/event-stream")
                 for name, value in response.headers
@@ -141,8 +168,9 @@ class Pipeline:
                     receive,
                     passthrough_headers(response.headers) + own + limit_headers,
                     client_wants_usage=options.get("include_usage") is True,
-                    renamed=public_name(model.upstream_model, model.name),
+                    renamed=renamed,
                 )
+                report_outcome(lease, result.broken_off)
                 exchange.client_disconnected = result.client_disconnected
                 if result.broken_off is not None:
                     exchange.error_code = result.broken_off.code  # the access log shows what went wrong
@@ -158,7 +186,12 @@ class Pipeline:
                 finally:
                     await end_stream(send)
                 return
-            answer = await read_answer(response, public_name(model.upstream_model, model.name))
+            try:
+                answer = await read_answer(response, renamed)
+            except Exception as error:
+                report_outcome(lease, error)
+                raise
+            report_outcome(lease, None)
             usage = answer.usage or Usage(
                 parsed.prompt().estimated_tokens, -(-answer.output_chars // 4), estimated=True
             )
@@ -168,6 +201,7 @@ class Pipeline:
             await send_response(send, answer.status, answer.body, answer.headers + own + limit_headers)
         finally:
             response.close()  # a no-op once the answer was read to its end; frees the connection otherwise
+            lease.release()  # the backend has one request fewer in flight
 
     @staticmethod
     async def _charge(
@@ -191,6 +225,14 @@ class Pipeline:
         if admission is None or not admission.limited:
             return []
         return rate_limit_headers(admission.counters, values or admission.values, consumed=consumed)
+
+
+def _not_the_callers_fault(error: Exception) -> bool:
+    """Whether a request that ended with ``error`` failed at the gateway or a backend: a 5xx, a backend at
+    capacity, or anything unexpected; a 4xx of the caller's own (a backend's 400) is the caller's."""
+    if isinstance(error, BackendBusyError):
+        return True
+    return not isinstance(error, GatewayError) or error.status_code >= 500
 
 
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

@@ -2,15 +2,19 @@
 
 A reload builds a new ``Snapshot`` and swaps one reference; a request reads that reference once, when
 it starts, and finishes under the objects it started with. Nothing in a snapshot is changed after it is
-built (the router's round-robin position aside), so there is no half-applied configuration to observe.
+built, so there is no half-applied configuration to observe. The models' backends are the exception by
+design: their health and load change all the time, and a reload that keeps a model keeps its
+``ModelBackends`` (``balancing.BackendRegistry``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from maas_gateway.admin.guard import AdminGuard
 from maas_gateway.auth import Authenticator
+from maas_gateway.balancing import ModelBackends
 from maas_gateway.config.schema import GatewayConfig
 from maas_gateway.http.forwarded import TrustedProxies
 from maas_gateway.limits import Limiter
@@ -24,6 +28,7 @@ __all__ = ["Snapshot"]
 class Snapshot:
     config: GatewayConfig  # what the admin API shows and validates against
     router: Router
+    backends: Mapping[str, ModelBackends]  # by model name: each model's pool, retry budget and counts
     authenticator: Authenticator
     limiter: Limiter | None  # None when limits are off
     observers: ExchangeObservers  # the ledger, metrics and access log, with this configuration's prices

@@ -21,6 +21,8 @@ class ModelRoute:
     tiers: frozenset[str] | None = None  # None: every tier may use the model
     owned_by: str = "maas-gateway"
     token_multiplier: float = 1.0
+    fallbacks: tuple[str, ...] = ()  # models that answer, in order, when none of this one's backends can
+    affinity_chars: int | None = None  # prefix affinity: how much of the prompt's start is its key
 
     def __post_init__(self) -> None:
         if not self.backends:

@@ -1,4 +1,5 @@
-"""Choosing a model, and a backend for it, from the Host, the path prefix and the body's ``model``.
+"""Choosing a model from the Host, the path prefix and the body's ``model``; which of its backends
+serves a request is the ``balancing`` package's choice (``proxy/dispatch.py``).
 
 Each of the three may narrow the choice, and all that a request gives must agree; the gateway never
 picks a model the request did not ask for:
@@ -18,8 +19,7 @@ The pipeline then rewrites the body's ``model`` to the name the backend serves.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from maas_gateway.auth.identity import Identity
 from maas_gateway.errors import InvalidRequestError, ModelNotFoundError, PermissionDeniedError
@@ -31,7 +31,7 @@ _SHOWN_NAME_CHARS = 200  # a body's `model` is echoed in errors; a megabyte of i
 
 
 class Router:
-    """Immutable once built but for the round-robin position; a reload builds a new one."""
+    """Immutable once built; a reload builds a new one."""
 
     def __init__(self, models: Sequence[ModelRoute]) -> None:
         self._models = {model.name: model for model in models}
@@ -40,13 +40,14 @@ class Router:
         for model in models:
             for host in model.hosts:
                 self._by_host.setdefault(host, []).append(model)
-        self._backends: dict[str, Iterator[str]] = {
-            model.name: itertools.cycle(model.backends) for model in models
-        }
 
     @property
     def models(self) -> list[ModelRoute]:
         return list(self._models.values())
+
+    def get(self, name: str) -> ModelRoute | None:
+        """The model named ``name`` (a fallback's, say), if there is one."""
+        return self._models.get(name)
 
     def has_prefix(self, prefix: str) -> bool:
         return prefix in self._by_prefix
@@ -92,10 +93,6 @@ class Router:
 
     def visible_to(self, identity: Identity) -> list[ModelRoute]:
         return [model for model in self._models.values() if self.allows(identity, model)]
-
-    def next_backend(self, model: ModelRoute) -> str:
-        """The next backend base URL for ``model``, round robin."""
-        return next(self._backends[model.name])
 
 
 def _pick(model: ModelRoute, where: str, requested: str | None) -> ModelRoute:

@@ -5,7 +5,7 @@ One interface (``base``), the real implementation (``httptools_transport``, one 
 (``memory``, for tests), and the exceptions every implementation maps its failures to.
 """
 
-from maas_gateway.errors import BackendTimeoutError, BackendUnavailableError
+from maas_gateway.errors import BackendConnectError, BackendTimeoutError, BackendUnavailableError
 from maas_gateway.upstream.base import (
     UpstreamRequest,
     UpstreamResponse,
@@ -16,6 +16,7 @@ from maas_gateway.upstream.memory import InMemoryTransport, MemoryAnswer
 from maas_gateway.upstream.tls import tls_context
 
 __all__ = [
+    "BackendConnectError",
     "BackendTimeoutError",
     "BackendUnavailableError",
     "HttptoolsTransport",

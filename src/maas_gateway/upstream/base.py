@@ -2,8 +2,10 @@
 
 Every implementation maps its own failures once, at its edge: callers only ever see a response,
 ``BackendUnavailableError`` (502: refused, reset, closed early, malformed) or ``BackendTimeoutError``
-(504). The real implementation is ``httptools_transport.HttptoolsTransport``; ``memory.InMemoryTransport``
-answers requests with a function, for tests.
+(504). A connection that could not be opened at all is ``BackendConnectError``, a kind of
+``BackendUnavailableError``: nothing of the request was sent, so it may be sent to another backend. The
+real implementation is ``httptools_transport.HttptoolsTransport``; ``memory.InMemoryTransport`` answers
+requests with a function, for tests.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from maas_gateway.errors import BackendTimeoutError, BackendUnavailableError
+from maas_gateway.errors import BackendConnectError, BackendTimeoutError, BackendUnavailableError
 
 __all__ = [
+    "BackendConnectError",
     "BackendTimeoutError",
     "BackendUnavailableError",
     "UpstreamRequest",

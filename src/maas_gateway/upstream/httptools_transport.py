@@ -15,7 +15,7 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator, Sequence
 
-from maas_gateway.errors import BackendUnavailableError
+from maas_gateway.errors import BackendConnectError, BackendUnavailableError
 from maas_gateway.upstream.backend_connection import BackendConnection
 from maas_gateway.upstream.backend_exchange import BackendExchange
 from maas_gateway.upstream.base import UpstreamRequest, UpstreamResponse
@@ -159,7 +159,7 @@ class HttptoolsTransport:
                     lambda: BackendConnection(origin), host, port, ssl=context
                 )
         except (OSError, TimeoutError):
-            raise BackendUnavailableError("The model backend cannot be reached.") from None
+            raise BackendConnectError("The model backend cannot be reached.") from None
         return connection
 
     def _give_back(self, connection: BackendConnection) -> None:

@@ -5,8 +5,8 @@ with credentials, ``authorization`` headers the real transport adds) and returns
 whose body is bytes or an async iterator of chunks (a stream). A handler simulates the network's failures
 by raising them: ``ConnectionRefusedError`` (unreachable), any other ``OSError`` (connection lost), or by
 taking longer than ``read_timeout``. They are mapped here, as the real transport maps its own, to
-``BackendUnavailableError`` and ``BackendTimeoutError``. ``close()`` on a stream stops the handler's
-iterator, as a closed connection stops a real backend.
+``BackendConnectError``, ``BackendUnavailableError`` and ``BackendTimeoutError``. ``close()`` on a
+stream stops the handler's iterator, as a closed connection stops a real backend.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from maas_gateway.errors import BackendTimeoutError, BackendUnavailableError
+from maas_gateway.errors import BackendConnectError, BackendTimeoutError, BackendUnavailableError
 from maas_gateway.upstream.base import UpstreamRequest, UpstreamResponse
 from maas_gateway.upstream.target import parse_target
 
@@ -125,7 +125,7 @@ class InMemoryTransport:
         except TimeoutError:  # an OSError too: first
             raise BackendTimeoutError(_SLOW) from None
         except ConnectionRefusedError:
-            raise BackendUnavailableError("The model backend cannot be reached.") from None
+            raise BackendConnectError("The model backend cannot be reached.") from None
         except OSError:
             raise BackendUnavailableError(_BROKEN) from None
         response = _MemoryResponse(answer, self.read_timeout)

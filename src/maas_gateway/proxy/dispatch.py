@@ -1,0 +1,167 @@
+"""Sending a request to one of its model's backends: the pick, one retry elsewhere, fallback models.
+
+The first backend is the model's pool's pick; when none of its backends is available, each fallback
+model the caller may use is tried in order; when none of those has one either, the pool picks among
+all of its backends whatever their state (panic mode: health data can be wrong, and a request that may
+succeed beats a certain 503).
+
+A request is sent again, once, to another backend in two cases only, and only while the model's retry
+budget allows: its connection could not be opened (nothing was sent, so it cannot run twice), or the
+backend answered 429 (it is at capacity, which is not the caller's fault). Once a backend has started
+answering otherwise, the request is never sent again. A 429 that cannot be retried is passed on with
+the backend's ``Retry-After``. Every attempt tells the backend's health how it went; the caller reports
+the outcome of the answer it reads, and releases the lease when the answer is over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from maas_gateway.auth.identity import Identity
+from maas_gateway.balancing import FailureKind, Lease, ModelBackends
+from maas_gateway.errors import BackendBusyError, BackendConnectError, BackendError, BackendTimeoutError
+from maas_gateway.proxy.forward import BackendStatusError
+from maas_gateway.proxy.snapshot import Snapshot
+from maas_gateway.routing import ModelRoute
+from maas_gateway.upstream import UpstreamRequest, UpstreamResponse, UpstreamTransport
+
+__all__ = ["Delivery", "RequestFor", "dispatch", "report_outcome"]
+
+# The request for a model's backend at a base URL (its body names that model's served name).
+RequestFor = Callable[[ModelRoute, str], Awaitable[UpstreamRequest]]
+
+
+@dataclass(slots=True)  # per request: a frozen dataclass costs 4x as much to build
+class Delivery:
+    """A backend's answer (its head), the lease on that backend, and the model it serves."""
+
+    response: UpstreamResponse
+    lease: Lease
+    served: ModelRoute  # the requested model, or the fallback that answered for it
+
+
+async def dispatch(
+    transport: UpstreamTransport,
+    snapshot: Snapshot,
+    identity: Identity,
+    model: ModelRoute,
+    affinity_key: str | None,
+    request_for: RequestFor,
+) -> Delivery:
+    """Send the request to a backend; return once one answered with anything but a 429.
+
+    Raises ``BackendConnectError`` when no connection could be made (and no retry was possible),
+    ``BackendBusyError`` when the backends asked were at capacity, and the transport's errors.
+    """
+    backends = snapshot.backends[model.name]
+    backends.retry_budget.record_request()
+    lease, served = _first_pick(snapshot, identity, model, backends, affinity_key)
+    retried = False
+    while True:
+        try:
+            response = await transport.send(await request_for(served, lease.backend.url))
+        except BackendConnectError:
+            lease.failed(FailureKind.CONNECT)
+            lease.release()
+            again = None if retried else _retry_pick(snapshot, identity, model, lease, served, affinity_key)
+            if again is None:
+                raise
+            backends.counts.retried("connect")
+            lease, served, retried = again[0], again[1], True
+            continue
+        except BaseException as error:
+            report_outcome(lease, error)
+            lease.release()
+            raise
+        if response.status != 429:
+            return Delivery(response, lease, served)
+        lease.succeeded()  # at capacity, not broken: it answered, which is a success for its health
+        retry_after = next((value for name, value in response.headers if name == "retry-after"), None)
+        response.close()
+        lease.release()
+        again = None if retried else _retry_pick(snapshot, identity, model, lease, served, affinity_key)
+        if again is None:
+            raise BackendBusyError(
+                f"The model '{model.name}' is at capacity; try again "
+                + (f"in {retry_after} seconds." if retry_after and retry_after.isdigit() else "shortly."),
+                retry_after=retry_after,
+            )
+        backends.counts.retried("busy")
+        lease, served, retried = again[0], again[1], True
+
+
+def report_outcome(lease: Lease, error: BaseException | None) -> None:
+    """Tell the backend's health how its answer went: ``error`` is what reading it raised, if anything.
+
+    A 5xx, a broken or silent connection, or an answer that is not one are failures; a backend's own
+    4xx (the request's fault) and a whole answer are successes; anything else (the client left, the
+    gateway failed) says nothing about the backend.
+    """
+    if error is None or isinstance(error, BackendStatusError):
+        lease.succeeded()
+    elif isinstance(error, BackendConnectError):
+        lease.failed(FailureKind.CONNECT)
+    elif isinstance(error, BackendError | BackendTimeoutError):
+        lease.failed(FailureKind.SERVER_ERROR)
+
+
+def _first_pick(
+    snapshot: Snapshot,
+    identity: Identity,
+    model: ModelRoute,
+    backends: ModelBackends,
+    affinity_key: str | None,
+) -> tuple[Lease, ModelRoute]:
+    lease = backends.pool.pick(affinity_key)
+    if lease is not None:
+        return lease, model
+    for fallback in _fallbacks(snapshot, identity, model):
+        lease = snapshot.backends[fallback.name].pool.pick(affinity_key)
+        if lease is not None:
+            backends.counts.fell_back(fallback.name)
+            return lease, fallback
+    backends.counts.panic_picks += 1
+    return backends.pool.panic_pick(affinity_key), model
+
+
+def _retry_pick(
+    snapshot: Snapshot,
+    identity: Identity,
+    model: ModelRoute,
+    failed: Lease,
+    served: ModelRoute,
+    affinity_key: str | None,
+) -> tuple[Lease, ModelRoute] | None:
+    """A lease on another available backend (of the model served, else of a fallback), if there is one
+    and the retry budget allows it; None otherwise."""
+    lease = snapshot.backends[served.name].pool.pick(affinity_key, avoid=failed.backend)
+    target = served
+    if lease is None:
+        for fallback in _fallbacks(snapshot, identity, model):
+            if fallback is not served:
+                lease = snapshot.backends[fallback.name].pool.pick(affinity_key, avoid=failed.backend)
+                if lease is not None:
+                    target = fallback
+                    break
+    if lease is None:
+        return None
+    backends = snapshot.backends[model.name]
+    if not backends.retry_budget.try_spend():
+        backends.counts.retries_refused += 1
+        lease.release()
+        return None
+    if target is not served and target is not model:
+        backends.counts.fell_back(target.name)
+    return lease, target
+
+
+def _fallbacks(snapshot: Snapshot, identity: Identity, model: ModelRoute) -> list[ModelRoute]:
+    """The model's fallbacks that exist in this configuration and that the caller may use, in order."""
+    router = snapshot.router
+    found = []
+    for name in model.fallbacks:
+        fallback = router.get(name)
+        if fallback is not None and router.allows(identity, fallback):
+            found.append(fallback)
+    return found
