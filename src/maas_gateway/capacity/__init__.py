@@ -11,16 +11,30 @@ from maas_gateway.capacity.base import (
     SlotClaim,
     TokenBudget,
 )
+from maas_gateway.capacity.events import CapacityEvents, NoEvents, WaitOutcome
+from maas_gateway.capacity.gate import CapacityGate, Slot
+from maas_gateway.capacity.guard import CapacityGuard
 from maas_gateway.capacity.memory import InMemoryCapacityStorage
+from maas_gateway.capacity.rules import CapacityRules, Demand, ModelCaps, QueueSettings
 
 __all__ = [
     "AcquireRequest",
     "AcquireResult",
     "BudgetCharge",
+    "CapacityEvents",
+    "CapacityGate",
+    "CapacityGuard",
+    "CapacityRules",
     "CapacityStorage",
+    "Demand",
     "HeldLease",
     "InMemoryCapacityStorage",
+    "ModelCaps",
+    "NoEvents",
+    "QueueSettings",
     "Refusal",
+    "Slot",
     "SlotClaim",
     "TokenBudget",
+    "WaitOutcome",
 ]
