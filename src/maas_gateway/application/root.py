@@ -107,6 +107,7 @@ class Application:
         )
         if self._watcher is not None:
             self._background.start("identity-changes", self._watcher.run)
+        self._background.start("capacity-leases", services.capacity.leases.keep)
         metrics = services.metrics
         if metrics is not None and metrics.shared_directory is not None:
             self._background.start("metrics-publisher", lambda: publish_metrics(metrics))
@@ -126,6 +127,7 @@ class Application:
             await services.transport.aclose()
             if services.limit_storage is not None:
                 await services.limit_storage.aclose()
+            await services.capacity.aclose()
             if services.database is not None:
                 await services.database.aclose()
             for authenticator in (*self._retired, self._snapshot.authenticator):

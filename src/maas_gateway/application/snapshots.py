@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from maas_gateway.admin.guard import AdminGuard
 from maas_gateway.application.policies import (
+    capacity_rules,
     key_records,
     model_prices,
     model_route,
@@ -17,6 +18,7 @@ from maas_gateway.application.policies import (
 from maas_gateway.application.services import Services
 from maas_gateway.auth import Authenticator, InMemoryKeyStore, OIDCVerifier
 from maas_gateway.auth.keys import LayeredKeyStore
+from maas_gateway.capacity import CapacityGuard
 from maas_gateway.config.schema import GatewayConfig
 from maas_gateway.http.forwarded import TrustedProxies
 from maas_gateway.limits import Limiter
@@ -46,11 +48,13 @@ def build_snapshot(
     limiter = None
     if services.limit_storage is not None:
         limiter = Limiter(services.limit_storage, rule_book(config.tiers, config.users))
+    rules = capacity_rules(config)
     return Snapshot(
         config=config,
         router=Router([model_route(model) for model in config.models]),
         authenticator=Authenticator(store, services.users, user_policy(config), oidc),
         limiter=limiter,
+        capacity=CapacityGuard(services.capacity, rules) if rules.active else None,
         observers=ExchangeObservers(access_log, services.metrics, services.ledger, model_prices(config)),
         admin=admin,
         trusted_proxies=TrustedProxies(config.server.trusted_proxies),

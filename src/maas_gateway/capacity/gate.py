@@ -290,8 +290,14 @@ class CapacityGate:
             if line.queue:
                 self._wake(line)
 
+    @property
+    def storage(self) -> CapacityStorage:
+        return self._storage
+
     async def aclose(self) -> None:
+        """Stop the lines' pumps and close the storage (the gate owns it)."""
         pumps = [line.pump for line in self._lines.values() if line.pump is not None]
         for pump in pumps:
             pump.cancel()
         await asyncio.gather(*pumps, return_exceptions=True)
+        await self._storage.aclose()

@@ -25,6 +25,7 @@ from maas_gateway.config.durations import Duration
 from maas_gateway.config.server_settings import ServerSettings
 from maas_gateway.config.settings import (
     AdminSettings,
+    CapacitySettings,
     DatabaseSettings,
     KeySettings,
     LimitsSettings,
@@ -37,6 +38,7 @@ from maas_gateway.config.settings import (
 __all__ = [
     "APIKeyConfig",
     "AdminSettings",
+    "CapacitySettings",
     "DatabaseSettings",
     "GatewayConfig",
     "KeySettings",
@@ -44,6 +46,7 @@ __all__ = [
     "LimitUnit",
     "LimitsSettings",
     "MetricsSettings",
+    "ModelCapacity",
     "ModelConfig",
     "ModelPricing",
     "OIDCIssuer",
@@ -64,6 +67,27 @@ class ModelPricing(Strict):
     completion_per_1k: float = Field(default=0.0, ge=0, description="Price of 1,000 output tokens.")
 
 
+class ModelCapacity(Strict):
+    """What all users together may use of a model, across every replica (shared through
+    `limits.storage`)."""
+
+    max_in_flight: int | None = Field(
+        default=None, ge=1, description="Requests to the model in progress at once; omitted: no cap."
+    )
+    tokens_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        description="Tokens (prompt and completion, as the backend counts them) per clock minute; "
+        "requests pass while any are left. Omitted: no cap.",
+    )
+    max_queue: int | None = Field(
+        default=None, ge=0, description="Replaces `capacity.max_queue` for this model."
+    )
+    queue_timeout: Duration | None = Field(
+        default=None, description="Replaces `capacity.queue_timeout` for this model."
+    )
+
+
 class ModelConfig(Strict):
     name: str = Field(pattern=_NAME, max_length=200)
     backends: list[AnyHttpUrl] = Field(
@@ -81,6 +105,7 @@ class ModelConfig(Strict):
     token_multiplier: float = Field(default=1.0, gt=0, le=1000)
     owned_by: str = "maas-gateway"
     pricing: ModelPricing | None = Field(default=None, description="Prices for chargeback.")
+    capacity: ModelCapacity = Field(default_factory=ModelCapacity)
 
     @field_validator("hosts")
     @classmethod
@@ -134,6 +159,12 @@ class TierConfig(Strict):
         description="Reserve each request's worst case before forwarding, then settle to actual usage.",
     )
     reserve_default_max_tokens: int = Field(default=1024, ge=1)
+    max_concurrent: int | None = Field(
+        default=None,
+        ge=1,
+        description="Requests one user of the tier may have in progress at once, across every replica; "
+        "more wait, then get 429. Omitted: no limit.",
+    )
 
 
 class APIKeyConfig(Strict):
@@ -166,6 +197,9 @@ class UserConfig(Strict):
     limits: list[LimitConfig] | None = Field(
         default=None, description="Replaces the tier's limits for this user only."
     )
+    max_concurrent: int | None = Field(
+        default=None, ge=1, description="Replaces the tier's `max_concurrent` for this user only."
+    )
 
 
 class GatewayConfig(Strict):
@@ -181,6 +215,7 @@ class GatewayConfig(Strict):
     oidc: OIDCSettings = Field(default_factory=OIDCSettings)
     keys: KeySettings = Field(default_factory=KeySettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    capacity: CapacitySettings = Field(default_factory=CapacitySettings)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:
@@ -215,6 +250,9 @@ class GatewayConfig(Strict):
             for index, limit in enumerate(tier_config.limits):
                 if limit.model is not None:
                     _known(f"tiers.{tier_name}.limits.{index}.model", limit.model, set(names), "model")
+        _no_duplicates("capacity.tier_order", "tier", self.capacity.tier_order)
+        for tier in self.capacity.tier_order:
+            _known("capacity.tier_order", tier, tiers, "tier")
         first_seen: dict[str, int] = {}
         for index, key in enumerate(self.api_keys):
             earlier = first_seen.setdefault(key.digest, index)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from maas_gateway.auth import parse_authorization
 from maas_gateway.auth.failure_gate import FailureGate
 from maas_gateway.auth.identity import Identity
-from maas_gateway.errors import AuthenticationError, RateLimitError
+from maas_gateway.capacity import CapacityGuard, Slot
+from maas_gateway.errors import AuthenticationError, GatewayError, RateLimitError
 from maas_gateway.http.asgi import (
     Receive,
     Scope,
@@ -96,15 +97,22 @@ class Pipeline:
                 raise
         exchange.admitted = True
         body = await self.bodies.upstream_body(raw, parsed, model.upstream_model, stream, changed=edited)
+        slot = None
         try:
+            if snapshot.capacity is not None:
+                slot = await _capacity_slot(snapshot.capacity, exchange, identity, model)
             await self._forward(
                 snapshot, scope, receive, send, exchange, identity, model, body, parsed, request, admission
             )
         finally:
-            if exchange.usage is None and admission is not None and admission.reserved is not None:
-                # Nothing was generated (the backend failed): give the reservation back.
-                assert limiter is not None
-                await limiter.settle(admission, TokenCharge(0, 0))
+            try:
+                if slot is not None:  # the answer has ended (a stream's too): the slot and its tokens
+                    await slot.release(exchange.usage.total_tokens if exchange.usage else 0)
+            finally:
+                if exchange.usage is None and admission is not None and admission.reserved is not None:
+                    # Nothing was generated (the backend failed): give the reservation back.
+                    assert limiter is not None
+                    await limiter.settle(admission, TokenCharge(0, 0))
 
     async def _forward(
         self,
@@ -189,6 +197,19 @@ class Pipeline:
         if admission is None or not admission.limited:
             return []
         return rate_limit_headers(admission.counters, values or admission.values, consumed=consumed)
+
+
+async def _capacity_slot(
+    capacity: CapacityGuard, exchange: Exchange, identity: Identity, model: ModelRoute
+) -> Slot | None:
+    """A slot of the model's capacity and the user's concurrency, after waiting in line if need be; a
+    request turned away (429 or 503, with Retry-After) was not admitted to any backend."""
+    try:
+        return await capacity.acquire(identity.user, identity.tier, model.name)
+    except GatewayError as exc:
+        exchange.admitted = False
+        exchange.rate_limited = isinstance(exc, RateLimitError)
+        raise
 
 
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from maas_gateway.admin.guard import AdminGuard
 from maas_gateway.auth import Authenticator
+from maas_gateway.capacity import CapacityGuard
 from maas_gateway.config.schema import GatewayConfig
 from maas_gateway.http.forwarded import TrustedProxies
 from maas_gateway.limits import Limiter
@@ -26,6 +27,7 @@ class Snapshot:
     router: Router
     authenticator: Authenticator
     limiter: Limiter | None  # None when limits are off
+    capacity: CapacityGuard | None  # None when no model, tier or user is capped
     observers: ExchangeObservers  # the ledger, metrics and access log, with this configuration's prices
     admin: AdminGuard
     trusted_proxies: TrustedProxies
