@@ -34,14 +34,16 @@ def test_the_tier_order_names_known_tiers_once_each() -> None:
         (("models", 0, "capacity", "max_in_flight"), 0),
         (("models", 0, "capacity", "tokens_per_minute"), -5),
         (("tiers", "free", "max_concurrent"), 0),
+        (("tiers", "free", "capacity_share"), 1.5),
+        (("tiers", "free", "capacity_share"), 0),
         (("capacity", "lease_ttl"), "500ms"),
         (("capacity", "poll_interval"), "2s"),
         (("capacity", "max_queue"), -1),
     ],
 )
 def test_out_of_range_capacity_settings_are_refused(where: tuple[Any, ...], value: Any) -> None:
-    """Caps and concurrency are at least 1, a lease lives at least a second, polls are at most a second
-    apart, and a line cannot be shorter than empty."""
+    """Caps and concurrency are at least 1, a tier's share is more than none and at most all, a lease
+    lives at least a second, polls are at most a second apart, and a line cannot be shorter than empty."""
     data = _demo()
     node = data
     for step in where[:-1]:
@@ -53,16 +55,23 @@ def test_out_of_range_capacity_settings_are_refused(where: tuple[Any, ...], valu
 
 def test_rules_take_model_caps_queue_overrides_and_user_overrides_of_tier_concurrency() -> None:
     """A model's own queue settings replace the gateway-wide ones; a user's `max_concurrent` replaces
-    their tier's; tiers outside `tier_order` come after the listed ones; uncapped requests have no demand."""
+    their tier's; a tier's share is whole slots, rounded down; tiers outside `tier_order` come after the
+    listed ones; uncapped requests have no demand."""
     data = _demo()
     data["models"][0]["capacity"] = {"max_in_flight": 8, "tokens_per_minute": 1000, "queue_timeout": "2s"}
     data["tiers"]["free"]["max_concurrent"] = 2
+    data["tiers"]["free"]["capacity_share"] = 0.3
     data["users"] = {"freeuser2": {"max_concurrent": 5}}
     data["capacity"] = {"tier_order": ["enterprise"], "max_queue": 7, "queue_timeout": "3s"}
     rules = capacity_rules(parse_config(data))
     capped = rules.demand("freeuser1", "free", "simulator-model")
     assert capped is not None
-    assert (capped.model_limit, capped.tokens_per_minute, capped.user_limit) == (8, 1000, 2)
+    assert (capped.model_limit, capped.tokens_per_minute, capped.user_limit, capped.tier_limit) == (
+        8,
+        1000,
+        2,
+        2,
+    )
     assert (capped.queue.max_queue, capped.queue.timeout) == (7, 2.0)
     assert (capped.rank, capped.ranks) == (1, 2)
     overridden = rules.demand("freeuser2", "free", "simulator-embed")

@@ -303,6 +303,41 @@ def test_a_better_tier_waiting_on_another_gate_gets_the_slot_released_on_this_on
     _run(scenario)
 
 
+def test_a_tiers_share_leaves_slots_to_other_tiers_and_does_not_hold_up_the_line() -> None:
+    """Five slots, of which premium and free may each hold two: with both shares in use an enterprise
+    request still passes at once; a premium request waiting on its full share does not keep the free
+    request behind it in line from the slot that comes free in the free share."""
+
+    async def scenario() -> None:
+        rules = CapacityRules(
+            models={"m": ModelCaps(max_in_flight=5)},
+            tiers=TIERS,
+            tier_order=TIERS,
+            tier_shares={"premium": 0.5, "free": 0.5},
+            queue=QueueSettings(100, 30.0),
+            lease_ttl=30.0,
+            poll_interval=0.02,
+        )
+        gate = CapacityGate(InMemoryCapacityStorage())
+        premium = [await gate.acquire(_demand(rules, f"p{n}", "premium")) for n in range(2)]
+        free = [await gate.acquire(_demand(rules, f"f{n}")) for n in range(2)]
+        boss = await gate.acquire(_demand(rules, "boss", "enterprise"))
+        premium_waits = asyncio.create_task(gate.acquire(_demand(rules, "p2", "premium")))
+        free_waits = asyncio.create_task(gate.acquire(_demand(rules, "f2")))
+        await _until(lambda: gate.waiting("m") == 2, "a premium and a free request in line")
+        await boss.release()  # a slot of the model, but in no share that has room: nobody moves
+        await free[0].release()
+        await (await free_waits).release()
+        assert not premium_waits.done()
+        await premium[0].release()
+        await (await premium_waits).release()
+        for slot in (premium[1], free[1]):
+            await slot.release()
+        assert gate.held == 0
+
+    _run(scenario)
+
+
 def test_requests_nothing_caps_skip_the_gate() -> None:
     """A model without caps, and a user without a concurrency limit: no demand at all."""
     rules = _rules(tier_concurrency={"free": 2})

@@ -23,7 +23,7 @@ from maas_gateway.errors import ServiceUnavailableError
 from tests.support.clock import FakeClock
 
 NOW = 1_800_000_000.0
-ONE = SlotClaim("slots:model:m", 1, quota=False)
+ONE = SlotClaim("slots:model:m", 1, "capacity")
 
 
 class _FlakyStorage(InMemoryCapacityStorage):

@@ -28,8 +28,8 @@ from tests.support.redis_server import RedisServer, single_node_cluster
 
 Contract = Callable[[CapacityStorage], Awaitable[None]]
 NOW = 1_800_000_000.0
-MODEL = SlotClaim("slots:model:m", 2, quota=False)
-USER = SlotClaim("slots:user:u", 1, quota=True)
+MODEL = SlotClaim("slots:model:m", 2, "capacity")
+USER = SlotClaim("slots:user:u", 1, "quota")
 
 
 @pytest.fixture(scope="module", params=["memory", "redis", "redis-cluster"])
@@ -110,7 +110,7 @@ def test_acquiring_is_all_or_nothing_and_names_the_users_own_allowance(
         assert (await storage.acquire(_ask("a", USER, MODEL), NOW)).in_use == (1, 1)
         refused = await storage.acquire(_ask("b", USER, MODEL), NOW)
         assert (refused.acquired, refused.refusal, refused.in_use) == (False, "quota", (1, 1))
-        other_user = SlotClaim("slots:user:v", 1, quota=True)
+        other_user = SlotClaim("slots:user:v", 1, "quota")
         assert (await storage.acquire(_ask("c", other_user, MODEL), NOW)).in_use == (1, 2)
 
     run(contract)
@@ -217,7 +217,7 @@ def test_withdrawn_and_own_quota_refusals_leave_no_registration(run: Callable[[C
     waiting for the model, so it is not registered (and an earlier registration of it goes)."""
 
     async def contract(storage: CapacityStorage) -> None:
-        full = SlotClaim("slots:model:full", 1, quota=False)
+        full = SlotClaim("slots:model:full", 1, "capacity")
         await storage.acquire(_ask("holder", USER, full), NOW)
         line = "waiting:m:0"
         assert (
@@ -235,11 +235,31 @@ def test_withdrawn_and_own_quota_refusals_leave_no_registration(run: Callable[[C
     run(contract)
 
 
+def test_a_full_tier_share_refuses_that_tier_only_and_registers_nothing(
+    run: Callable[[Contract], None],
+) -> None:
+    """A tier's share of the model is in use: its next request is refused ("share") with model slots
+    still free, is not registered as waiting for the model, and another tier's request passes."""
+
+    async def contract(storage: CapacityStorage) -> None:
+        free_share = SlotClaim("slots:tier:m\x1ffree", 1, "share")
+        assert (await storage.acquire(_ask("f1", free_share, MODEL), NOW)).acquired
+        waits = _ask("f2", free_share, MODEL, waiting="waiting:m:1", registered_until=NOW + 10)
+        refused = await storage.acquire(waits, NOW)
+        assert (refused.acquired, refused.refusal, refused.in_use) == (False, "share", (1, 1))
+        worse = _ask(
+            "x", SlotClaim("slots:tier:m\x1fother", 1, "share"), MODEL, outranked_by=("waiting:m:1",)
+        )
+        assert (await storage.acquire(worse, NOW)).acquired
+
+    run(contract)
+
+
 def test_concurrent_acquisitions_never_pass_the_limit(run: Callable[[Contract], None]) -> None:
     """A hundred simultaneous acquisitions of a set of ten slots: exactly ten are granted."""
 
     async def contract(storage: CapacityStorage) -> None:
-        ten = SlotClaim("slots:model:ten", 10, quota=False)
+        ten = SlotClaim("slots:model:ten", 10, "capacity")
         results = await asyncio.gather(*(storage.acquire(_ask(f"l{i}", ten), NOW) for i in range(100)))
         assert sum(result.acquired for result in results) == 10
         assert await storage.ping()

@@ -75,6 +75,7 @@ def capacity_rules(config: GatewayConfig) -> CapacityRules:
         tiers=list(config.tiers),
         tier_order=settings.tier_order,
         tier_concurrency={name: t.max_concurrent for name, t in config.tiers.items() if t.max_concurrent},
+        tier_shares={name: t.capacity_share for name, t in config.tiers.items() if t.capacity_share},
         user_concurrency={name: u.max_concurrent for name, u in config.users.items() if u.max_concurrent},
         queue=QueueSettings(settings.max_queue, settings.queue_timeout),
         lease_ttl=settings.lease_ttl,

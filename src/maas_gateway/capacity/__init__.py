@@ -9,6 +9,7 @@ from maas_gateway.capacity.base import (
     HeldLease,
     Refusal,
     SlotClaim,
+    SlotKind,
     TokenBudget,
 )
 from maas_gateway.capacity.events import CapacityEvents, NoEvents, WaitOutcome
@@ -35,6 +36,7 @@ __all__ = [
     "Refusal",
     "Slot",
     "SlotClaim",
+    "SlotKind",
     "TokenBudget",
     "WaitOutcome",
 ]

@@ -24,13 +24,18 @@ __all__ = [
     "HeldLease",
     "Refusal",
     "SlotClaim",
+    "SlotKind",
     "TokenBudget",
 ]
 
-# Why a lease was not granted: the user's own allowance is full ("quota", answered 429 in the end), the
-# model's slots are all held ("capacity"), its tokens for the minute are spent ("budget"), or a request
-# of a better tier is waiting for the model somewhere ("outranked"; the slot is left to that request).
-Refusal = Literal["quota", "capacity", "budget", "outranked"]
+# What a full slot set means: the user's own allowance is used ("quota", answered 429 in the end), the
+# share of the model their tier may hold is ("share"; other tiers may still pass), or all of the model's
+# slots are held ("capacity").
+SlotKind = Literal["quota", "share", "capacity"]
+# Why a lease was not granted: a full slot set (its kind), the model's tokens for the minute are spent
+# ("budget"), or a request of a better tier is waiting for the model somewhere ("outranked"; the slot is
+# left to that request). Only the last three mean the model itself has nothing for the request.
+Refusal = Literal["quota", "share", "capacity", "budget", "outranked"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +44,7 @@ class SlotClaim:
 
     key: str
     limit: int
-    quota: bool  # the user's own allowance (a refusal is "quota") rather than shared capacity
+    kind: SlotKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +61,8 @@ class AcquireRequest:
 
     ``outranked_by`` are the waiting sets of better tiers: a live registration in any of them refuses the
     attempt. ``waiting`` is the set this request registers in (until ``registered_until``) when it is
-    refused for want of capacity and will wait; a refusal on its own quota, or success, takes it out.
+    refused because the model has nothing for it ("capacity", "budget", "outranked") and will wait; a
+    refusal on its user's or tier's own allowance, or success, takes it out.
     """
 
     lease: str

@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
-from maas_gateway.capacity.base import AcquireRequest, SlotClaim, TokenBudget
-from maas_gateway.capacity.keys import model_slots, model_tokens, user_slots, waiting
+from maas_gateway.capacity.base import AcquireRequest, Refusal, SlotClaim, TokenBudget
+from maas_gateway.capacity.keys import model_slots, model_tokens, tier_slots, user_slots, waiting
 from maas_gateway.capacity.rules import Demand
 
-__all__ = ["acquire_request", "registers", "slot_keys"]
+__all__ = ["acquire_request", "model_has_nothing", "registers", "slot_keys"]
 
 _REGISTRATION_POLLS = 4  # a registration lapses after this many polls without an offer renewing it
 _SHORTEST_REGISTRATION = 0.25  # seconds: a replica busy for a moment must not lose its tier's place
 
 
-def slot_keys(demand: Demand) -> tuple[str, ...]:
-    """The slot sets the request's lease is in: its user's first, then its model's."""
-    keys = []
+def _claims(demand: Demand) -> tuple[SlotClaim, ...]:
+    """The slot sets the request needs a slot of: its user's, its tier's share, then its model's."""
+    claims = []
     if demand.user_limit is not None:
-        keys.append(user_slots(demand.user))
+        claims.append(SlotClaim(user_slots(demand.user), demand.user_limit, "quota"))
+    if demand.tier_limit is not None:
+        claims.append(SlotClaim(tier_slots(demand.model, demand.tier), demand.tier_limit, "share"))
     if demand.model_limit is not None:
-        keys.append(model_slots(demand.model))
-    return tuple(keys)
+        claims.append(SlotClaim(model_slots(demand.model), demand.model_limit, "capacity"))
+    return tuple(claims)
+
+
+def slot_keys(demand: Demand) -> tuple[str, ...]:
+    return tuple(claim.key for claim in _claims(demand))
+
+
+def model_has_nothing(refusal: Refusal) -> bool:
+    """Whether nobody of the request's rank or worse can have a slot of the model now: the request then
+    waits registered, and a round of offers ends. A full user allowance or tier share is not that."""
+    return refusal in ("capacity", "budget", "outranked")
 
 
 def registers(demand: Demand) -> bool:
@@ -29,18 +41,13 @@ def registers(demand: Demand) -> bool:
 
 def acquire_request(demand: Demand, lease: str, now: float, *, register: bool) -> AcquireRequest:
     """The storage call for one attempt; ``register``: the request will wait if refused for capacity."""
-    slots = []
-    if demand.user_limit is not None:
-        slots.append(SlotClaim(user_slots(demand.user), demand.user_limit, quota=True))
-    if demand.model_limit is not None:
-        slots.append(SlotClaim(model_slots(demand.model), demand.model_limit, quota=False))
     budget = None
     if demand.tokens_per_minute is not None:
         budget = TokenBudget(model_tokens(demand.model, now), demand.tokens_per_minute)
     registration = max(_SHORTEST_REGISTRATION, _REGISTRATION_POLLS * demand.poll_interval)
     return AcquireRequest(
         lease=lease,
-        slots=tuple(slots),
+        slots=_claims(demand),
         expires_at=now + demand.lease_ttl,
         budget=budget,
         outranked_by=tuple(waiting(demand.model, rank) for rank in range(demand.rank)),

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from maas_gateway.capacity.base import BudgetCharge, CapacityStorage, Refusal
-from maas_gateway.capacity.claims import acquire_request, registers
+from maas_gateway.capacity.claims import acquire_request, model_has_nothing, registers
 from maas_gateway.capacity.drain import DrainRate
 from maas_gateway.capacity.events import CapacityEvents, NoEvents
 from maas_gateway.capacity.keys import minute_ends_in, model_tokens, waiting
@@ -130,7 +130,7 @@ class CapacityGate:
                 return self._hold(demand, lease, now, waited=0.0)
             assert result.refusal is not None
             refusal = result.refusal
-            registered = room and refusal != "quota"
+            registered = room and model_has_nothing(refusal)
         return await self._wait(line, demand, lease, refusal, registered)
 
     async def _wait(
@@ -232,10 +232,11 @@ class CapacityGate:
         """One round: offer slots in line order until the model has none left for anyone."""
         loop = asyncio.get_running_loop()
         offers = 0
+        full_shares: set[int] = set()  # ranks whose tier share is in use: their other users wait too
         for waiter in line.queue.candidates():
             if offers == _OFFERS_PER_ROUND:
                 return
-            if waiter not in line.queue:
+            if waiter not in line.queue or waiter.demand.rank in full_shares:
                 continue  # gave up, or was shed, during an earlier offer of this round
             offers += 1
             demand = waiter.demand
@@ -261,9 +262,11 @@ class CapacityGate:
                 continue
             assert result.refusal is not None
             waiter.refusal = result.refusal
-            if result.refusal != "quota":
+            if model_has_nothing(result.refusal):
                 waiter.registered = True
                 return
+            if result.refusal == "share":
+                full_shares.add(demand.rank)
 
     def _hold(self, demand: Demand, lease: str, now: float, waited: float) -> Slot:
         self.leases.hold(demand, lease, now)

@@ -51,7 +51,7 @@ class InMemoryCapacityStorage:
         refusal: Refusal | None = None
         for slot, count in zip(request.slots, counts, strict=True):
             if count >= slot.limit:
-                refusal = "quota" if slot.quota else "capacity"
+                refusal = slot.kind
                 break
         budget = request.budget
         if refusal is None and budget is not None and self._counter(budget.key, now) >= budget.limit:
@@ -59,7 +59,7 @@ class InMemoryCapacityStorage:
         if refusal is None and any(self._live(key, now) for key in request.outranked_by):
             refusal = "outranked"
         if request.waiting is not None:
-            if refusal is None or refusal == "quota":
+            if refusal in (None, "quota", "share"):
                 self._remove(request.waiting, request.lease)
             else:
                 self._sets.setdefault(request.waiting, {})[request.lease] = request.registered_until

@@ -23,16 +23,25 @@ from maas_gateway.capacity.base import (
     BudgetCharge,
     HeldLease,
     Refusal,
+    SlotKind,
 )
 from maas_gateway.limits.script_runner import script_runner
 
 __all__ = ["RedisCapacityStorage"]
 
-_REFUSALS: dict[int, Refusal | None] = {0: None, 1: "quota", 2: "capacity", 3: "budget", 4: "outranked"}
+_REFUSALS: dict[int, Refusal | None] = {
+    0: None,
+    1: "quota",
+    2: "capacity",
+    3: "budget",
+    4: "outranked",
+    5: "share",
+}
+_KINDS: dict[SlotKind, int] = {"quota": 1, "capacity": 2, "share": 5}
 
 # KEYS: the slot sets (n), the budget counter (if any), the better tiers' waiting sets (m), the own
 # waiting set (if any). ARGV: now, lease, expiry, n, has budget, m, has waiting, registered until, key
-# lifetime (ms), budget limit, then per slot set: limit, quota (1/0).
+# lifetime (ms), budget limit, then per slot set: limit, the refusal code it gives when full.
 # Returns {refusal code (0: acquired), live leases in each slot set...}.
 _ACQUIRE = """
 local now, lease, expiry = tonumber(ARGV[1]), ARGV[2], ARGV[3]
@@ -45,7 +54,7 @@ for i = 1, n do
 end
 for i = 1, n do
   if counts[i] >= tonumber(ARGV[9 + 2 * i]) then
-    if ARGV[10 + 2 * i] == '1' then refusal = 1 else refusal = 2 end
+    refusal = tonumber(ARGV[10 + 2 * i])
     break
   end
 end
@@ -63,7 +72,7 @@ for j = next_key, next_key + m - 1 do
 end
 if has_waiting then
   local waiting = KEYS[next_key + m]
-  if refusal == 0 or refusal == 1 then
+  if refusal == 0 or refusal == 1 or refusal == 5 then
     redis.call('ZREM', waiting, lease)
   else
     redis.call('ZADD', waiting, registered_until, lease)
@@ -161,7 +170,7 @@ class RedisCapacityStorage:
             budget.limit if budget is not None else 0,
         ]
         for slot in request.slots:
-            args += [slot.limit, int(slot.quota)]
+            args += [slot.limit, _KINDS[slot.kind]]
         code, *counts = (int(item) for item in await self._runner.script(_ACQUIRE, keys, args))
         return AcquireResult(code == 0, _REFUSALS[code], tuple(counts))
 

@@ -52,6 +52,13 @@ def turned_away(
             retry_after_seconds=retry,
         )
     retry = drain.retry_after(ahead, fallback)
+    if refusal == "share" and ending == "timeout":
+        return CapacityExhaustedError(
+            f"The model '{model}' is at capacity for the '{demand.tier}' tier: its requests hold the "
+            f"{demand.tier_limit} slots the tier may use at once, and none came free while this request "
+            f"waited {_seconds(waited)}. Try again in {retry} seconds.",
+            retry_after_seconds=retry,
+        )
     if ending == "shed":
         why = (
             "this request's place in line went to a request of a higher tier or of a user with fewer "

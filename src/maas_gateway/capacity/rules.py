@@ -37,6 +37,7 @@ class Demand:
     rank: int  # 0 is served first
     ranks: int  # how many ranks there are (a request of the last rank outranks nobody)
     model_limit: int | None
+    tier_limit: int | None  # the slots of the model the request's tier may hold together
     user_limit: int | None
     tokens_per_minute: int | None
     queue: QueueSettings
@@ -48,6 +49,8 @@ class CapacityRules:
     """The caps of every model, the concurrency of every tier and overriding user, and the tier order.
 
     ``tier_order`` lists tiers best first; the other ``tiers`` share the rank after the last listed one.
+    ``tier_shares`` are the shares (0-1] of each model's ``max_in_flight`` that a tier's requests may
+    hold together, so that a flood of one tier leaves slots to the others.
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class CapacityRules:
         tiers: Sequence[str] = (),
         tier_order: Sequence[str] = (),
         tier_concurrency: Mapping[str, int] | None = None,
+        tier_shares: Mapping[str, float] | None = None,
         user_concurrency: Mapping[str, int] | None = None,
         queue: QueueSettings,
         lease_ttl: float,
@@ -70,6 +74,7 @@ class CapacityRules:
         # A request of the worst rank outranks nobody, so it need not say that it waits.
         self._count = self._unranked + (1 if set(tiers) - set(self._ranks) or not self._ranks else 0)
         self._tiers = dict(tier_concurrency or {})
+        self._shares = dict(tier_shares or {})
         self._users = dict(user_concurrency or {})
         self._queue = queue
         self._lease_ttl = lease_ttl
@@ -87,13 +92,19 @@ class CapacityRules:
         if caps is None and user_limit is None:
             return None
         rank = self._ranks.get(tier, self._unranked)
+        model_limit = caps.max_in_flight if caps else None
+        share = self._shares.get(tier)
+        tier_limit = None
+        if model_limit is not None and share is not None and share < 1:
+            tier_limit = max(1, int(model_limit * share))  # at least one: a share never shuts a tier out
         return Demand(
             model=model,
             user=user,
             tier=tier,
             rank=rank,
             ranks=self._count,
-            model_limit=caps.max_in_flight if caps else None,
+            model_limit=model_limit,
+            tier_limit=tier_limit,
             user_limit=user_limit,
             tokens_per_minute=caps.tokens_per_minute if caps else None,
             queue=(caps.queue if caps and caps.queue else self._queue),

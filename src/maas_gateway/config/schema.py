@@ -165,6 +165,14 @@ class TierConfig(Strict):
         description="Requests one user of the tier may have in progress at once, across every replica; "
         "more wait, then get 429. Omitted: no limit.",
     )
+    capacity_share: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="The share of each capped model's `max_in_flight` that the tier's requests may hold "
+        "together (0.75: three quarters, at least one slot), so that a flood of this tier leaves slots to "
+        "the others. Omitted: all of it.",
+    )
 
 
 class APIKeyConfig(Strict):
