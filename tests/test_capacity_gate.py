@@ -120,6 +120,38 @@ def test_an_enterprise_request_is_served_before_free_requests_that_came_first() 
     _run(scenario)
 
 
+def test_slots_freed_together_all_go_to_the_better_tier_before_any_worse_one() -> None:
+    """Three slots freed at once (answers of one length end together) while three free requests and then
+    three enterprise requests of one user wait: the three enterprise requests get all three."""
+
+    async def scenario() -> None:
+        rules = _rules(max_in_flight=3)
+        gate = CapacityGate(InMemoryCapacityStorage())
+        holders = [await gate.acquire(_demand(rules, f"holder{n}")) for n in range(3)]
+        order: list[str] = []
+
+        async def one(name: str, demand: Demand) -> Slot:
+            slot = await gate.acquire(demand)
+            order.append(name)
+            return slot
+
+        tasks = [asyncio.create_task(one(f"free{n}", _demand(rules, f"f{n}"))) for n in range(3)]
+        tasks += [
+            asyncio.create_task(one(f"boss{n}", _demand(rules, "boss", "enterprise"))) for n in range(3)
+        ]
+        await _until(lambda: gate.waiting("m") == 6, "six in line")
+        for holder in holders:
+            await holder.release()
+        await _until(lambda: len(order) == 3, "three served")
+        assert order == ["boss0", "boss1", "boss2"]
+        for slot in await asyncio.gather(*tasks[3:]):
+            await slot.release()
+        for slot in await asyncio.gather(*tasks[:3]):
+            await slot.release()
+
+    _run(scenario)
+
+
 def test_one_users_fifty_waiting_requests_do_not_starve_anothers_one() -> None:
     """User A queues 50 requests, then user B one: B is served second, right after A's first."""
 

@@ -85,3 +85,17 @@ def test_the_drain_rate_counts_recent_releases_and_the_time_slots_are_held() -> 
     assert drain.hold_retry_after(fallback=3.0) == 4  # 2 + 0.2 * (12 - 2)
     clock.advance(10.5)
     assert drain.per_second() == 0.0
+
+
+def test_the_next_request_passes_over_users_and_ranks_that_cannot_take_a_slot() -> None:
+    """`next` is the first request in line order, leaving out the users whose own allowance is in use
+    and the ranks whose tier share is; a user served moves to the back, so the next is another's."""
+    queue: FairQueue[str] = FairQueue()
+    for item, rank, user in (("e0", 0, "boss"), ("e1", 0, "boss"), ("p0", 1, "p"), ("f0", 2, "f")):
+        queue.push(item, rank, user)
+    assert queue.next() == "e0"
+    queue.served("e0")
+    assert queue.next() == "e1", "one user alone in a rank is next again"
+    assert queue.next(skip_users={"boss"}) == "p0"
+    assert queue.next(skip_users={"boss"}, skip_ranks={1}) == "f0"
+    assert queue.next(skip_users={"boss", "f"}, skip_ranks={1}) is None

@@ -231,14 +231,14 @@ class CapacityGate:
     async def _offer(self, line: _Line) -> None:
         """One round: offer slots in line order until the model has none left for anyone."""
         loop = asyncio.get_running_loop()
-        offers = 0
-        full_shares: set[int] = set()  # ranks whose tier share is in use: their other users wait too
-        for waiter in line.queue.candidates():
-            if offers == _OFFERS_PER_ROUND:
+        full_users: set[str] = set()  # users whose own allowance is in use: their requests wait
+        full_shares: set[int] = set()  # ranks whose tier share is in use: all their users wait
+        for _ in range(_OFFERS_PER_ROUND):
+            # Asked each time: a user served goes to the back of the turns, and the line may have
+            # changed while the storage answered.
+            waiter = line.queue.next(full_users, full_shares)
+            if waiter is None:
                 return
-            if waiter not in line.queue or waiter.demand.rank in full_shares:
-                continue  # gave up, or was shed, during an earlier offer of this round
-            offers += 1
             demand = waiter.demand
             now = self._clock()
             try:
@@ -267,6 +267,8 @@ class CapacityGate:
                 return
             if result.refusal == "share":
                 full_shares.add(demand.rank)
+            else:
+                full_users.add(demand.user)
 
     def _hold(self, demand: Demand, lease: str, now: float, waited: float) -> Slot:
         self.leases.hold(demand, lease, now)

@@ -13,7 +13,7 @@ Pure bookkeeping: no I/O, no clock; the gate decides when to offer slots.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Hashable
+from collections.abc import Collection, Hashable
 from typing import Generic, TypeVar
 
 __all__ = ["FairQueue"]
@@ -43,6 +43,16 @@ class FairQueue(Generic[T]):
     def candidates(self) -> list[T]:
         """The first request of each user, in the order they are to be offered a slot."""
         return [line[0] for rank in sorted(self._ranks) for line in self._ranks[rank].values()]
+
+    def next(self, skip_users: Collection[str] = (), skip_ranks: Collection[int] = ()) -> T | None:
+        """The request to offer a slot to now, passing over users and ranks that cannot take one."""
+        for rank in sorted(self._ranks):
+            if rank in skip_ranks:
+                continue
+            for user, line in self._ranks[rank].items():
+                if user not in skip_users:
+                    return line[0]
+        return None
 
     def served(self, item: T) -> None:
         """``item`` got its slot: it leaves, and its user goes to the back of its rank's turns."""
