@@ -37,13 +37,15 @@ def test_the_tier_order_names_known_tiers_once_each() -> None:
         (("tiers", "free", "capacity_share"), 1.5),
         (("tiers", "free", "capacity_share"), 0),
         (("capacity", "lease_ttl"), "500ms"),
+        (("capacity", "lease_ttl"), "2h"),
         (("capacity", "poll_interval"), "2s"),
         (("capacity", "max_queue"), -1),
     ],
 )
 def test_out_of_range_capacity_settings_are_refused(where: tuple[Any, ...], value: Any) -> None:
     """Caps and concurrency are at least 1, a tier's share is more than none and at most all, a lease
-    lives at least a second, polls are at most a second apart, and a line cannot be shorter than empty."""
+    lives from a second to an hour, polls are at most a second apart, and a line is never shorter than
+    empty."""
     data = _demo()
     node = data
     for step in where[:-1]:

@@ -1,19 +1,21 @@
-"""The capacity gate: a request takes a lease on its model's and its user's slots, or waits in line.
+"""The capacity gate: a request takes a lease on its user's, its tier's and its model's slots, or waits.
 
 A request whose slots are free (and before whom nobody of its rank or a better one waits here) takes
 them in one storage call and goes on. Otherwise it joins its model's line (``FairQueue``) and waits, at
 most its queue timeout, for one background task per line (the pump) to offer it a slot. The pump offers
-slots in line order when this process releases one (at once) and every ``poll_interval`` (for slots
-released by other replicas, which this process does not hear of). An offer that fails on the model's
-capacity ends the round: nobody after in line can have that slot either; one that fails on the user's
-own allowance goes on to the next user.
+slots when this process releases one (at once) and every ``poll_interval`` (for slots released by other
+replicas, which this process does not hear of), in line order, asking the line again after each offer:
+a user served goes to the back of their tier's turns, and may be next again if nobody else waits. An
+offer that fails because the model has nothing (its slots, its tokens, a better tier waiting elsewhere)
+ends the round, since nobody later in line could have the slot either; one that fails on the user's own
+allowance passes over that user, and one that fails on the tier's share passes over that tier.
 
-Priority between replicas: a request refused for want of capacity, which will wait, registers in its
-tier's waiting set for the model, for a few polls at a time (it renews the registration each time it is
-offered a slot again); a request of a worse tier is refused while any registration of a better one is
-live, so a slot that comes free is left to the better tier whichever replica it waits on. A replica
-that dies leaves registrations that lapse within those few polls, and leases that lapse within a lease
-time: the gate renews its leases every third of their time while their requests run.
+Priority between replicas: a request refused because the model has nothing, which will wait, registers
+in its tier's waiting set for the model for a few polls at a time (renewed each time it is offered a slot
+again); a request of a worse tier is refused while any registration of a better one is live, so a slot
+that comes free is left to the better tier whichever replica it waits on. A replica that dies leaves
+registrations that lapse within those few polls, and leases that lapse within a lease time: the gate
+renews its leases (``HeldLeases``) while their requests run.
 """
 
 from __future__ import annotations

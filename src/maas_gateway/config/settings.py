@@ -77,6 +77,7 @@ class CapacitySettings(Strict):
     lease_ttl: Duration = Field(
         default=30.0,
         ge=1.0,
+        le=3600.0,  # a Redis slot set outlives its last write by an hour (capacity/redis_storage.py)
         description="How long a slot outlives a gateway process that died while holding it; a live "
         "process renews its slots every third of this.",
     )
