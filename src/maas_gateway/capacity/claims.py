@@ -6,7 +6,7 @@ from maas_gateway.capacity.base import AcquireRequest, Refusal, SlotClaim, Token
 from maas_gateway.capacity.keys import model_slots, model_tokens, tier_slots, user_slots, waiting
 from maas_gateway.capacity.rules import Demand
 
-__all__ = ["acquire_request", "model_has_nothing", "registers", "slot_keys"]
+__all__ = ["acquire_request", "model_has_nothing", "registers"]
 
 _REGISTRATION_POLLS = 4  # a registration lapses after this many polls without an offer renewing it
 _SHORTEST_REGISTRATION = 0.25  # seconds: a replica busy for a moment must not lose its tier's place
@@ -22,10 +22,6 @@ def _claims(demand: Demand) -> tuple[SlotClaim, ...]:
     if demand.model_limit is not None:
         claims.append(SlotClaim(model_slots(demand.model), demand.model_limit, "capacity"))
     return tuple(claims)
-
-
-def slot_keys(demand: Demand) -> tuple[str, ...]:
-    return tuple(claim.key for claim in _claims(demand))
 
 
 def model_has_nothing(refusal: Refusal) -> bool:

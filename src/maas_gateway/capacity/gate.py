@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from maas_gateway.capacity.base import BudgetCharge, CapacityStorage, Refusal
+from maas_gateway.capacity.base import AcquireRequest, BudgetCharge, CapacityStorage, Refusal
 from maas_gateway.capacity.claims import acquire_request, model_has_nothing, registers
 from maas_gateway.capacity.drain import DrainRate
 from maas_gateway.capacity.events import CapacityEvents, NoEvents
@@ -127,9 +127,10 @@ class CapacityGate:
         if not line.queue.waiting_at_or_above(demand.rank):
             now = self._clock()
             room = len(line.queue) < demand.queue.max_queue
-            result = await self._storage.acquire(acquire_request(demand, lease, now, register=room), now)
+            request = acquire_request(demand, lease, now, register=room)
+            result = await self._storage.acquire(request, now)
             if result.acquired:
-                return self._hold(demand, lease, now, waited=0.0)
+                return self._hold(demand, request, now, waited=0.0)
             assert result.refusal is not None
             refusal = result.refusal
             registered = room and model_has_nothing(refusal)
@@ -243,17 +244,16 @@ class CapacityGate:
                 return
             demand = waiter.demand
             now = self._clock()
+            request = acquire_request(demand, waiter.lease, now, register=True)
             try:
-                result = await self._storage.acquire(
-                    acquire_request(demand, waiter.lease, now, register=True), now
-                )
+                result = await self._storage.acquire(request, now)
             except GatewayError as exc:  # the storage is unreachable and the failure policy refuses
                 if line.queue.remove(waiter):
                     self._events.queue_changed(demand.model, demand.tier, -1)
                     waiter.future.set_exception(exc)
                 continue
             if result.acquired:
-                slot = self._hold(demand, waiter.lease, now, waited=loop.time() - waiter.since)
+                slot = self._hold(demand, request, now, waited=loop.time() - waiter.since)
                 if waiter in line.queue:
                     line.queue.served(waiter)
                     self._events.queue_changed(demand.model, demand.tier, -1)
@@ -272,10 +272,10 @@ class CapacityGate:
             else:
                 full_users.add(demand.user)
 
-    def _hold(self, demand: Demand, lease: str, now: float, waited: float) -> Slot:
-        self.leases.hold(demand, lease, now)
+    def _hold(self, demand: Demand, request: AcquireRequest, now: float, waited: float) -> Slot:
+        self.leases.hold(demand, request.lease, tuple(slot.key for slot in request.slots), now)
         self._events.in_flight_changed(demand.model, 1)
-        return Slot(self, lease, waited)
+        return Slot(self, request.lease, waited)
 
     async def _release(self, lease: str, tokens: int) -> None:
         held = self.leases.pop(lease)

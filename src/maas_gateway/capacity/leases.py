@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from maas_gateway.capacity.base import CapacityStorage, HeldLease
-from maas_gateway.capacity.claims import slot_keys
 from maas_gateway.capacity.rules import Demand
 
 __all__ = ["Held", "HeldLeases"]
@@ -42,9 +41,10 @@ class HeldLeases:
     def __len__(self) -> int:
         return len(self._held)
 
-    def hold(self, demand: Demand, lease: str, now: float) -> None:
+    def hold(self, demand: Demand, lease: str, keys: tuple[str, ...], now: float) -> None:
+        """``lease`` was granted at ``now`` in the slot sets ``keys``."""
         since = asyncio.get_running_loop().time()
-        self._held[lease] = Held(demand, slot_keys(demand), since, now + demand.lease_ttl / 3)
+        self._held[lease] = Held(demand, keys, since, now + demand.lease_ttl / 3)
 
     def pop(self, lease: str) -> Held | None:
         return self._held.pop(lease, None)

@@ -125,6 +125,7 @@ class GatewayMetrics:
         self._callers: dict[tuple[str, str, str], _CallerSeries] = {}
         self._routes: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._first_token: dict[str, Any] = {}
+        self._in_flight: dict[str, Any] = {}  # per model; changed twice by every capped request
 
     def record(
         self,
@@ -190,7 +191,10 @@ class GatewayMetrics:
 
     def in_flight_changed(self, model: str, change: int) -> None:
         """``CapacityEvents``: slots taken (+) or given back (-)."""
-        self.capacity_in_flight.labels(model).inc(change)
+        child = self._in_flight.get(model)
+        if child is None:
+            child = self._in_flight[model] = self.capacity_in_flight.labels(model)
+        child.inc(change)
 
     def watch(
         self,
