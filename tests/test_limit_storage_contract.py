@@ -12,34 +12,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from maas_gateway.limits.redis_storage import RedisLimitStorage
 from maas_gateway.limits.storage import Check, InMemoryLimitStorage, LimitStorage
-from tests.support.processes import free_port
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, single_node_cluster
 
 Contract = Callable[[LimitStorage], Awaitable[None]]
-
-
-def _single_node_cluster(directory: Path) -> RedisServer:
-    """A Redis Cluster of one node that owns every slot: enough for redis-py's cluster client."""
-    server = RedisServer(directory, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
-    while server.port > 55_000:  # the cluster bus listens on port + 10000, which must exist
-        server.port = free_port()
-    server.url = f"redis://127.0.0.1:{server.port}/0"
-    server.start()
-    client = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=2)
-    try:
-        client.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
-        deadline = time.monotonic() + 10
-        info = "CLUSTER", "INFO"
-        while b"cluster_state:ok" not in client.execute_command(*info):  # type: ignore[no-untyped-call]  # same
-            assert time.monotonic() < deadline, "the one-node cluster did not become ready"
-            time.sleep(0.05)
-    finally:
-        client.close()
-    return server
 
 
 @pytest.fixture(params=["memory", "redis", "redis-cluster"])
@@ -51,7 +29,7 @@ def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[Co
         server = RedisServer(tmp_path).start()
         url = server.url
     elif request.param == "redis-cluster":
-        server = _single_node_cluster(tmp_path)
+        server = single_node_cluster(tmp_path)
         url = f"redis+cluster://127.0.0.1:{server.port}/0"
 
     def runner(contract: Contract) -> None:

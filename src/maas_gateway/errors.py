@@ -17,6 +17,8 @@ __all__ = [
     "BackendError",
     "BackendTimeoutError",
     "BackendUnavailableError",
+    "CapacityExhaustedError",
+    "ConcurrencyLimitError",
     "ConflictError",
     "GatewayError",
     "InternalError",
@@ -129,6 +131,12 @@ class AuthenticationThrottledError(RateLimitError):
     code = "too_many_failed_authentications"
 
 
+class ConcurrencyLimitError(RateLimitError):
+    """The user already has as many requests in progress as they may, and none ended in time."""
+
+    code = "concurrency_limit_exceeded"
+
+
 class InternalError(GatewayError):
     """An unexpected failure inside the gateway; the message never carries internals."""
 
@@ -176,6 +184,19 @@ class ServiceUnavailableError(GatewayError):
     status_code = 503
     error_type = "api_error"
     code = "service_unavailable"
+
+
+class CapacityExhaustedError(ServiceUnavailableError):
+    """A model (all users together) has no free slot or tokens left, and none came free in time."""
+
+    code = "capacity_exhausted"
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = max(1, retry_after_seconds)
+
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": str(self.retry_after_seconds)}
 
 
 def error_body(message: str, error_type: str, code: str, param: str | None = None) -> bytes:

@@ -13,7 +13,7 @@ import redis
 
 from tests.support.processes import free_port
 
-__all__ = ["RedisServer", "require_binary"]
+__all__ = ["RedisServer", "require_binary", "single_node_cluster"]
 
 
 def require_binary(name: str) -> str:
@@ -79,3 +79,23 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, socket_timeout=5, password=self.password)
+
+
+def single_node_cluster(directory: Path) -> RedisServer:
+    """A Redis Cluster of one node that owns every slot: enough for redis-py's cluster client."""
+    server = RedisServer(directory, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+    while server.port > 55_000:  # the cluster bus listens on port + 10000, which must exist
+        server.port = free_port()
+    server.url = f"redis://127.0.0.1:{server.port}/0"
+    server.start()
+    client = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=2)
+    try:
+        client.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        deadline = time.monotonic() + 10
+        info = "CLUSTER", "INFO"
+        while b"cluster_state:ok" not in client.execute_command(*info):  # type: ignore[no-untyped-call]  # same
+            assert time.monotonic() < deadline, "the one-node cluster did not become ready"
+            time.sleep(0.05)
+    finally:
+        client.close()
+    return server

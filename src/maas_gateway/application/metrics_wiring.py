@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 
 from maas_gateway.application.services import Services
 from maas_gateway.balancing import HealthState, ModelBackends, display_url
+from maas_gateway.capacity.resilient import ResilientCapacityStorage
 from maas_gateway.limits.resilient import ResilientStorage
 from maas_gateway.metrics import GatewayMetrics
 
@@ -36,6 +37,28 @@ def watch_services(metrics: GatewayMetrics, services: Services) -> None:
             "1 while the limit storage is unreachable.",
             lambda: float(shared.degraded),
             combine="max",  # with several workers: 1 while any of them is degraded
+        )
+    leases = services.capacity.leases
+    metrics.watch(
+        "counter",
+        "maas_capacity_leases_lost",
+        "Capacity leases found expired when renewed (their process stalled for a lease time).",
+        lambda: leases.lost,
+    )
+    capacity_storage = services.capacity.storage
+    if isinstance(capacity_storage, ResilientCapacityStorage):
+        shared_slots = capacity_storage
+        metrics.watch(
+            "counter",
+            "maas_capacity_storage_failures",
+            "Failed calls to the capacity storage.",
+            lambda: shared_slots.failures,
+        )
+        metrics.watch(
+            "counter",
+            "maas_capacity_storage_degraded_operations",
+            "Capacity slots counted by the local fallback while the storage was unreachable.",
+            lambda: shared_slots.degraded_operations,
         )
     ledger = services.ledger
     metrics.watch("counter", "maas_ledger_records_written", "Usage records stored.", lambda: ledger.written)

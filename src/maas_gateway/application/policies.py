@@ -19,12 +19,21 @@ from maas_gateway.balancing import (
     PoolSpec,
     RetrySpec,
 )
+from maas_gateway.capacity import CapacityRules, ModelCaps, QueueSettings
 from maas_gateway.config.schema import GatewayConfig, LimitConfig, ModelConfig, TierConfig, UserConfig
 from maas_gateway.limits import LimitRule, RuleBook, TierPolicy
 from maas_gateway.metering import ModelPrice
 from maas_gateway.routing import ModelRoute
 
-__all__ = ["key_records", "model_prices", "model_route", "pool_spec", "rule_book", "user_policy"]
+__all__ = [
+    "capacity_rules",
+    "key_records",
+    "model_prices",
+    "model_route",
+    "pool_spec",
+    "rule_book",
+    "user_policy",
+]
 
 
 def model_route(model: ModelConfig) -> ModelRoute:
@@ -96,6 +105,32 @@ def rule_book(tiers: Mapping[str, TierConfig], users: Mapping[str, UserConfig]) 
 def _policy(tier: TierConfig, limits: list[LimitConfig]) -> TierPolicy:
     rules = tuple(LimitRule(c.limit, c.unit, c.window, c.model, c.per_model) for c in limits)
     return TierPolicy(rules, tier.reserve, tier.reserve_default_max_tokens)
+
+
+def capacity_rules(config: GatewayConfig) -> CapacityRules:
+    """The models' caps, the tiers' and users' concurrency, and the order tiers are served in."""
+    settings = config.capacity
+    models = {}
+    for model in config.models:
+        caps = model.capacity
+        queue = None
+        if caps.max_queue is not None or caps.queue_timeout is not None:
+            queue = QueueSettings(
+                settings.max_queue if caps.max_queue is None else caps.max_queue,
+                settings.queue_timeout if caps.queue_timeout is None else caps.queue_timeout,
+            )
+        models[model.name] = ModelCaps(caps.max_in_flight, caps.tokens_per_minute, queue)
+    return CapacityRules(
+        models=models,
+        tiers=list(config.tiers),
+        tier_order=settings.tier_order,
+        tier_concurrency={name: t.max_concurrent for name, t in config.tiers.items() if t.max_concurrent},
+        tier_shares={name: t.capacity_share for name, t in config.tiers.items() if t.capacity_share},
+        user_concurrency={name: u.max_concurrent for name, u in config.users.items() if u.max_concurrent},
+        queue=QueueSettings(settings.max_queue, settings.queue_timeout),
+        lease_ttl=settings.lease_ttl,
+        poll_interval=settings.poll_interval,
+    )
 
 
 def key_records(config: GatewayConfig) -> list[KeyRecord]:

@@ -114,6 +114,7 @@ class Application:
         )
         if self._watcher is not None:
             self._background.start("identity-changes", self._watcher.run)
+        self._background.start("capacity-leases", services.capacity.leases.keep)
         metrics = services.metrics
         if metrics is not None and metrics.shared_directory is not None:
             self._background.start("metrics-publisher", lambda: publish_metrics(metrics))
@@ -137,6 +138,7 @@ class Application:
                 await services.poll_transport.aclose()
             if services.limit_storage is not None:
                 await services.limit_storage.aclose()
+            await services.capacity.aclose()
             if services.database is not None:
                 await services.database.aclose()
             for authenticator in (*self._retired, self._snapshot.authenticator):

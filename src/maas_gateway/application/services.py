@@ -17,6 +17,7 @@ from maas_gateway.auth.memory_key_repository import InMemoryKeyRepository
 from maas_gateway.auth.throttle import FailureThrottle
 from maas_gateway.auth.user_directory import UserDirectory
 from maas_gateway.balancing import BackendRegistry
+from maas_gateway.capacity import CapacityGate, CapacityStorage, InMemoryCapacityStorage
 from maas_gateway.config.schema import DatabaseSettings, GatewayConfig, LimitsSettings, ServerSettings
 from maas_gateway.database import Database
 from maas_gateway.limits import InMemoryLimitStorage, LimitStorage
@@ -37,6 +38,7 @@ class Services:
     keys: KeyService
     users: UserDirectory
     limit_storage: LimitStorage | None  # None when limits are off
+    capacity: CapacityGate  # idle until the configuration caps something
     ledger: LedgerWriter
     metrics: GatewayMetrics | None
     failures: FailureThrottle
@@ -60,6 +62,7 @@ def build_services(config: GatewayConfig, transport: UpstreamTransport | None = 
     metrics = None
     if config.metrics.enabled:
         metrics = GatewayMetrics(user_label=config.metrics.user_label, shared_directory=shared_directory())
+    capacity = CapacityGate(_capacity_storage(config.limits), events=metrics)
     return Services(
         database=database,
         repository=repository,
@@ -67,6 +70,7 @@ def build_services(config: GatewayConfig, transport: UpstreamTransport | None = 
         keys=KeyService(repository, config.keys),
         users=UserDirectory(repository, ttl=config.keys.cache_ttl),
         limit_storage=_storage(config.limits) if config.limits.enabled else None,
+        capacity=capacity,
         ledger=_ledger(config.database, database),
         metrics=metrics,
         failures=FailureThrottle(
@@ -108,6 +112,23 @@ def _storage(settings: LimitsSettings) -> LimitStorage:
         timeout=settings.storage_timeout,
         retry_interval=settings.retry_interval,
         # The standalone connection keeps its own time; redis-py's cluster client retries beyond it.
+        primary_times_out=not settings.storage.startswith("redis+cluster://"),
+    )
+
+
+def _capacity_storage(settings: LimitsSettings) -> CapacityStorage:
+    """Slots live where limit counters do (`limits.storage`), under the same failure policy; the Redis
+    connection is opened on first use, so a gateway that caps nothing never makes one."""
+    if settings.storage == "memory":
+        return InMemoryCapacityStorage()
+    from maas_gateway.capacity.redis_storage import RedisCapacityStorage
+    from maas_gateway.capacity.resilient import ResilientCapacityStorage
+
+    return ResilientCapacityStorage(
+        RedisCapacityStorage(settings.storage, timeout=settings.storage_timeout),
+        policy=settings.failure_policy,
+        timeout=settings.storage_timeout,
+        retry_interval=settings.retry_interval,
         primary_times_out=not settings.storage.startswith("redis+cluster://"),
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from maas_gateway.admin.guard import AdminGuard
 from maas_gateway.application.policies import (
+    capacity_rules,
     key_records,
     model_prices,
     model_route,
@@ -18,6 +19,7 @@ from maas_gateway.application.policies import (
 from maas_gateway.application.services import Services
 from maas_gateway.auth import Authenticator, InMemoryKeyStore, OIDCVerifier
 from maas_gateway.auth.keys import LayeredKeyStore
+from maas_gateway.capacity import CapacityGuard
 from maas_gateway.config.schema import GatewayConfig
 from maas_gateway.http.forwarded import TrustedProxies
 from maas_gateway.limits import Limiter
@@ -48,6 +50,7 @@ def build_snapshot(
     if services.limit_storage is not None:
         limiter = Limiter(services.limit_storage, rule_book(config.tiers, config.users))
     router = Router([model_route(model) for model in config.models])
+    rules = capacity_rules(config)
     # Last: nothing below can refuse the configuration, so the registry never holds a refused one's pools.
     backends = services.backends.update({model.name: pool_spec(model, config) for model in config.models})
     return Snapshot(
@@ -56,6 +59,7 @@ def build_snapshot(
         backends=backends,
         authenticator=Authenticator(store, services.users, user_policy(config), oidc),
         limiter=limiter,
+        capacity=CapacityGuard(services.capacity, rules) if rules.active else None,
         observers=ExchangeObservers(access_log, services.metrics, services.ledger, model_prices(config)),
         admin=admin,
         trusted_proxies=TrustedProxies(config.server.trusted_proxies),

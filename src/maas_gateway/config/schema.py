@@ -33,6 +33,7 @@ from maas_gateway.config.durations import Duration
 from maas_gateway.config.server_settings import ServerSettings
 from maas_gateway.config.settings import (
     AdminSettings,
+    CapacitySettings,
     DatabaseSettings,
     KeySettings,
     LimitsSettings,
@@ -46,6 +47,7 @@ __all__ = [
     "APIKeyConfig",
     "AdminSettings",
     "BackendConfig",
+    "CapacitySettings",
     "DatabaseSettings",
     "GatewayConfig",
     "KeySettings",
@@ -53,6 +55,7 @@ __all__ = [
     "LimitUnit",
     "LimitsSettings",
     "MetricsSettings",
+    "ModelCapacity",
     "ModelConfig",
     "ModelPricing",
     "OIDCIssuer",
@@ -71,6 +74,27 @@ _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9
 class ModelPricing(Strict):
     prompt_per_1k: float = Field(default=0.0, ge=0, description="Price of 1,000 input tokens.")
     completion_per_1k: float = Field(default=0.0, ge=0, description="Price of 1,000 output tokens.")
+
+
+class ModelCapacity(Strict):
+    """What all users together may use of a model, across every replica (shared through
+    `limits.storage`)."""
+
+    max_in_flight: int | None = Field(
+        default=None, ge=1, description="Requests to the model in progress at once; omitted: no cap."
+    )
+    tokens_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        description="Tokens (prompt and completion, as the backend counts them) per clock minute; "
+        "requests pass while any are left. Omitted: no cap.",
+    )
+    max_queue: int | None = Field(
+        default=None, ge=0, description="Replaces `capacity.max_queue` for this model."
+    )
+    queue_timeout: Duration | None = Field(
+        default=None, description="Replaces `capacity.queue_timeout` for this model."
+    )
 
 
 class ModelConfig(Strict):
@@ -106,6 +130,7 @@ class ModelConfig(Strict):
     token_multiplier: float = Field(default=1.0, gt=0, le=1000)
     owned_by: str = "maas-gateway"
     pricing: ModelPricing | None = Field(default=None, description="Prices for chargeback.")
+    capacity: ModelCapacity = Field(default_factory=ModelCapacity)
 
     @field_validator("hosts")
     @classmethod
@@ -179,6 +204,20 @@ class TierConfig(Strict):
         description="Reserve each request's worst case before forwarding, then settle to actual usage.",
     )
     reserve_default_max_tokens: int = Field(default=1024, ge=1)
+    max_concurrent: int | None = Field(
+        default=None,
+        ge=1,
+        description="Requests one user of the tier may have in progress at once, across every replica; "
+        "more wait, then get 429. Omitted: no limit.",
+    )
+    capacity_share: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="The share of each capped model's `max_in_flight` that the tier's requests may hold "
+        "together (0.75: three quarters, at least one slot), so that a flood of this tier leaves slots to "
+        "the others. Omitted: all of it.",
+    )
 
 
 class APIKeyConfig(Strict):
@@ -211,6 +250,9 @@ class UserConfig(Strict):
     limits: list[LimitConfig] | None = Field(
         default=None, description="Replaces the tier's limits for this user only."
     )
+    max_concurrent: int | None = Field(
+        default=None, ge=1, description="Replaces the tier's `max_concurrent` for this user only."
+    )
 
 
 class GatewayConfig(Strict):
@@ -230,6 +272,7 @@ class GatewayConfig(Strict):
     outlier_detection: OutlierDetectionSettings = Field(default_factory=OutlierDetectionSettings)
     retry_budget: RetryBudgetSettings = Field(default_factory=RetryBudgetSettings)
     queue_aware: QueueAwareSettings = Field(default_factory=QueueAwareSettings)
+    capacity: CapacitySettings = Field(default_factory=CapacitySettings)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:
@@ -267,6 +310,9 @@ class GatewayConfig(Strict):
             for index, limit in enumerate(tier_config.limits):
                 if limit.model is not None:
                     _known(f"tiers.{tier_name}.limits.{index}.model", limit.model, set(names), "model")
+        _no_duplicates("capacity.tier_order", "tier", self.capacity.tier_order)
+        for tier in self.capacity.tier_order:
+            _known("capacity.tier_order", tier, tiers, "tier")
         first_seen: dict[str, int] = {}
         for index, key in enumerate(self.api_keys):
             earlier = first_seen.setdefault(key.digest, index)

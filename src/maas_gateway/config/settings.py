@@ -13,6 +13,7 @@ from maas_gateway.config.durations import Duration
 __all__ = [
     "AdminSettings",
     "AuthFailureSettings",
+    "CapacitySettings",
     "DatabaseSettings",
     "KeySettings",
     "LimitsSettings",
@@ -51,6 +52,41 @@ class LimitsSettings(Strict):
             if problem := url_problem(url):
                 raise ValueError(problem)
         return url
+
+
+class CapacitySettings(Strict):
+    """How requests wait for a capped model, and how long a replica's slots outlive it (docs/routing.md)."""
+
+    tier_order: list[str] = Field(
+        default_factory=list,
+        description="Tiers whose waiting requests are served first, best first (`[enterprise, premium, "
+        "free]`); tiers not listed come after them, together. Empty: every tier waits alike.",
+    )
+    max_queue: int = Field(
+        default=100,
+        ge=0,
+        description="Requests that may wait for one model's slot in each gateway process; past it the "
+        "newest request of the heaviest user of the worst tier gives way to a better claim, or the "
+        "newcomer gets 503 at once. 0: no waiting.",
+    )
+    queue_timeout: Duration = Field(
+        default=10.0,
+        description="Longest a request waits for a slot; then 503 `capacity_exhausted` (the model's caps) "
+        "or 429 `concurrency_limit_exceeded` (the user's own), with Retry-After.",
+    )
+    lease_ttl: Duration = Field(
+        default=30.0,
+        ge=1.0,
+        le=3600.0,  # a Redis slot set outlives its last write by an hour (capacity/redis_storage.py)
+        description="How long a slot outlives a gateway process that died while holding it; a live "
+        "process renews its slots every third of this.",
+    )
+    poll_interval: Duration = Field(
+        default=0.05,
+        le=1.0,
+        description="How often a waiting request asks again for a slot that another replica may have "
+        "freed (one freed in the same process wakes it at once).",
+    )
 
 
 class DatabaseSettings(Strict):

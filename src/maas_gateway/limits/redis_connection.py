@@ -23,6 +23,7 @@ import functools
 import hashlib
 import ssl
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, cast
 
 import hiredis
@@ -144,7 +145,7 @@ class RedisConnection:
             protocol = await self._connect()
             return await protocol.send(hiredis.pack_command(args))
 
-    async def script(self, source: str, keys: list[str], args: list[int]) -> Any:
+    async def script(self, source: str, keys: Sequence[str], args: Sequence[int | str]) -> Any:
         """Run a Lua script by its SHA1, sending its text only when Redis does not know it yet."""
         sha = self._digests.get(source)
         if sha is None:

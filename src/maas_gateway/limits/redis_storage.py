@@ -11,11 +11,8 @@ through redis-py's cluster client, which sends each script to the node that owns
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
 
-from redis.asyncio.cluster import RedisCluster
-
-from maas_gateway.limits.redis_connection import RedisConnection
+from maas_gateway.limits.script_runner import script_runner
 from maas_gateway.limits.storage import AdmitResult, Check
 
 __all__ = ["RedisLimitStorage"]
@@ -62,39 +59,6 @@ return result
 """
 
 
-class _ScriptRunner(Protocol):
-    async def script(self, source: str, keys: list[str], args: list[int]) -> Any: ...
-
-    async def ping(self) -> bool: ...
-
-    async def aclose(self) -> None: ...
-
-
-class _ClusterRunner:
-    """Scripts through redis-py's cluster client, which sends each to the node owning the keys' slot."""
-
-    def __init__(self, url: str, timeout: float) -> None:
-        self._client = RedisCluster.from_url(
-            "redis://" + url.removeprefix("redis+cluster://"),
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            decode_responses=False,
-        )
-        self._scripts: dict[str, Any] = {}
-
-    async def script(self, source: str, keys: list[str], args: list[int]) -> Any:
-        script = self._scripts.get(source)
-        if script is None:
-            script = self._scripts[source] = self._client.register_script(source)
-        return await script(keys=keys, args=args)
-
-    async def ping(self) -> bool:
-        return bool(await self._client.ping())
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-
 class RedisLimitStorage:
     """A ``LimitStorage`` on Redis. Errors propagate; ``ResilientStorage`` applies the failure policy.
 
@@ -102,11 +66,7 @@ class RedisLimitStorage:
     """
 
     def __init__(self, url: str, *, timeout: float, prefix: str = "maas:limits:") -> None:
-        self._runner: _ScriptRunner
-        if url.startswith("redis+cluster://"):
-            self._runner = _ClusterRunner(url, timeout)
-        else:
-            self._runner = RedisConnection(url, timeout=timeout)
+        self._runner = script_runner(url, timeout)
         self._prefix = prefix
 
     def _key(self, key: str) -> str:
@@ -116,7 +76,7 @@ class RedisLimitStorage:
     async def admit(self, checks: Sequence[Check], now: float) -> AdmitResult:
         if not checks:
             return AdmitResult(True, (), None)
-        args: list[int] = []
+        args: list[int | str] = []
         for check in checks:
             args += [check.limit, check.cost, int(check.must_fit), max(1, int(check.ttl * 1000))]
         reply = await self._runner.script(_ADMIT, [self._key(check.key) for check in checks], args)
@@ -126,7 +86,7 @@ class RedisLimitStorage:
     async def add(
         self, keys: Sequence[str], amounts: Sequence[int], ttls: Sequence[float], now: float
     ) -> tuple[int, ...]:
-        args: list[int] = []
+        args: list[int | str] = []
         for amount, ttl in zip(amounts, ttls, strict=True):
             args += [amount, max(1, int(ttl * 1000))]
         reply = await self._runner.script(_ADD, [self._key(key) for key in keys], args)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from maas_gateway.metrics.multiprocess import render_directory, retire_process
 from maas_gateway.metrics.watched import Combine, Kind, LabelledValues, PublishedValues, ScrapeTimeValues
@@ -23,6 +23,7 @@ __all__ = ["CONTENT_TYPE", "GatewayMetrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_WAIT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,29 @@ class GatewayMetrics:
             ["model", "code"],
             registry=self.registry,
         )
+        # Capacity (capacity/): requests waiting for a capped model, how long they waited and how it
+        # ended, and the model's slots this process holds. Workers' gauges add up to the pod's.
+        self.capacity_queue = Gauge(
+            "maas_capacity_queue_depth",
+            "Requests waiting for a slot of a capped model.",
+            ["model", "tier"],
+            multiprocess_mode="livesum",
+            registry=self.registry,
+        )
+        self.capacity_wait = Histogram(
+            "maas_capacity_wait_seconds",
+            "Time requests waited for a slot, by how the wait ended (served, timeout, shed, rejected).",
+            ["model", "tier", "outcome"],
+            buckets=_WAIT_BUCKETS,
+            registry=self.registry,
+        )
+        self.capacity_in_flight = Gauge(
+            "maas_capacity_in_flight",
+            "Slots of a capped model held by requests in progress (this pod's share of the cap).",
+            ["model"],
+            multiprocess_mode="livesum",
+            registry=self.registry,
+        )
         self._watched: ScrapeTimeValues | PublishedValues
         if shared_directory is None:
             self._watched = ScrapeTimeValues()
@@ -101,6 +125,7 @@ class GatewayMetrics:
         self._callers: dict[tuple[str, str, str], _CallerSeries] = {}
         self._routes: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._first_token: dict[str, Any] = {}
+        self._in_flight: dict[str, Any] = {}  # per model; changed twice by every capped request
 
     def record(
         self,
@@ -155,6 +180,21 @@ class GatewayMetrics:
             first_token.observe(time_to_first_token)
         if backend_error is not None:
             self.backend_errors.labels(model, backend_error).inc()
+
+    def queue_changed(self, model: str, tier: str, change: int) -> None:
+        """``CapacityEvents``: requests joined (+) or left (-) a model's line."""
+        self.capacity_queue.labels(model, tier).inc(change)
+
+    def waited(self, model: str, tier: str, seconds: float, outcome: str) -> None:
+        """``CapacityEvents``: a request's wait for a slot ended."""
+        self.capacity_wait.labels(model, tier, outcome).observe(seconds)
+
+    def in_flight_changed(self, model: str, change: int) -> None:
+        """``CapacityEvents``: slots taken (+) or given back (-)."""
+        child = self._in_flight.get(model)
+        if child is None:
+            child = self._in_flight[model] = self.capacity_in_flight.labels(model)
+        child.inc(change)
 
     def watch(
         self,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from maas_gateway.auth import parse_authorization
 from maas_gateway.auth.failure_gate import FailureGate
 from maas_gateway.auth.identity import Identity
+from maas_gateway.capacity import CapacityGuard, Slot
 from maas_gateway.errors import AuthenticationError, BackendBusyError, GatewayError, RateLimitError
 from maas_gateway.http.asgi import (
     Receive,
@@ -113,7 +114,10 @@ class Pipeline:
             headers = upstream_headers(scope, identity, route.name, exchange.request_id, trusted)
             return UpstreamRequest("POST", base_url + exchange.endpoint, headers, served_body)
 
+        slot = None
         try:
+            if snapshot.capacity is not None:
+                slot = await _capacity_slot(snapshot.capacity, exchange, identity, model)
             await self._forward(
                 snapshot, receive, send, exchange, identity, model, request_for, parsed, request, admission
             )
@@ -122,13 +126,17 @@ class Pipeline:
             exchange.failed = exchange.usage is None and _not_the_callers_fault(error)
             raise
         finally:
-            if exchange.usage is None and admission is not None:
-                assert limiter is not None
-                if exchange.failed:
-                    await limiter.refund(admission)
-                elif admission.reserved is not None:
-                    # Nothing was generated (the backend refused the request): give the reservation back.
-                    await limiter.settle(admission, TokenCharge(0, 0))
+            try:
+                if slot is not None:  # the answer has ended (a stream's too): the slot and its tokens
+                    await slot.release(exchange.usage.total_tokens if exchange.usage else 0)
+            finally:
+                if exchange.usage is None and admission is not None:
+                    assert limiter is not None
+                    if exchange.failed:  # the fleet or a backend failed (a full fleet's 503 too)
+                        await limiter.refund(admission)
+                    elif admission.reserved is not None:
+                        # Nothing was generated (the backend refused the request): give the reservation back.
+                        await limiter.settle(admission, TokenCharge(0, 0))
 
     async def _forward(
         self,
@@ -233,6 +241,19 @@ def _not_the_callers_fault(error: Exception) -> bool:
     if isinstance(error, BackendBusyError):
         return True
     return not isinstance(error, GatewayError) or error.status_code >= 500
+
+
+async def _capacity_slot(
+    capacity: CapacityGuard, exchange: Exchange, identity: Identity, model: ModelRoute
+) -> Slot | None:
+    """A slot of the model's capacity and the user's concurrency, after waiting in line if need be; a
+    request turned away (429 or 503, with Retry-After) was not admitted to any backend."""
+    try:
+        return await capacity.acquire(identity.user, identity.tier, model.name)
+    except GatewayError as exc:
+        exchange.admitted = False
+        exchange.rate_limited = isinstance(exc, RateLimitError)
+        raise
 
 
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

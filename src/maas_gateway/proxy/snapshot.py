@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from maas_gateway.admin.guard import AdminGuard
 from maas_gateway.auth import Authenticator
 from maas_gateway.balancing import ModelBackends
+from maas_gateway.capacity import CapacityGuard
 from maas_gateway.config.schema import GatewayConfig
 from maas_gateway.http.forwarded import TrustedProxies
 from maas_gateway.limits import Limiter
@@ -31,6 +32,7 @@ class Snapshot:
     backends: Mapping[str, ModelBackends]  # by model name: each model's pool, retry budget and counts
     authenticator: Authenticator
     limiter: Limiter | None  # None when limits are off
+    capacity: CapacityGuard | None  # None when no model, tier or user is capped
     observers: ExchangeObservers  # the ledger, metrics and access log, with this configuration's prices
     admin: AdminGuard
     trusted_proxies: TrustedProxies

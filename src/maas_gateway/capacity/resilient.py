@@ -1,0 +1,148 @@
+"""The failure policy around the shared capacity storage, as for the limit counters (limits/resilient.py).
+
+``fail-closed``: while Redis cannot be reached, a request that needs a slot is refused with 503
+``capacity_unavailable``. ``fail-open``: slots are counted in this process instead, so each replica
+enforces the caps on its own (a fleet of R replicas may then hold up to R times a cap). Releases, renewals
+and withdrawals never fail a request: a lease that could not be given back expires by itself. A lease
+goes back to the storage that granted it, which this wrapper remembers. After a failure Redis is left
+alone for ``retry_interval``, so a dead Redis costs one timeout per interval, not one per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal, TypeVar
+
+from redis.exceptions import RedisError
+
+from maas_gateway.capacity.base import (
+    AcquireRequest,
+    AcquireResult,
+    BudgetCharge,
+    CapacityStorage,
+    HeldLease,
+)
+from maas_gateway.capacity.memory import InMemoryCapacityStorage
+from maas_gateway.errors import ServiceUnavailableError
+
+__all__ = ["ResilientCapacityStorage"]
+
+logger = logging.getLogger("maas_gateway.capacity")
+T = TypeVar("T")
+_STORAGE_ERRORS = (RedisError, OSError, TimeoutError)
+
+
+class ResilientCapacityStorage:
+    def __init__(
+        self,
+        primary: CapacityStorage,
+        *,
+        policy: Literal["fail-closed", "fail-open"],
+        timeout: float,
+        retry_interval: float,
+        primary_times_out: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``primary_times_out``: the primary ends every operation within ``timeout`` by itself."""
+        self.primary = primary
+        self.fallback = InMemoryCapacityStorage()
+        self.policy = policy
+        self.timeout = timeout
+        self.retry_interval = retry_interval
+        self._primary_times_out = primary_times_out
+        self._clock = clock
+        self._retry_at = 0.0
+        self._degraded = False
+        self._local: set[str] = set()  # leases granted by the fallback, to be released there
+        self.failures = 0
+        self.degraded_operations = 0
+
+    @property
+    def degraded(self) -> bool:
+        return self._degraded
+
+    async def acquire(self, request: AcquireRequest, now: float) -> AcquireResult:
+        result = await self._primary(lambda: self.primary.acquire(request, now))
+        if result is not None:
+            return result
+        if self.policy == "fail-closed":
+            raise ServiceUnavailableError(
+                "Model capacity cannot be checked because the limit storage is unreachable; "
+                "try again shortly.",
+                code="capacity_unavailable",
+            )
+        self.degraded_operations += 1
+        result = await self.fallback.acquire(request, now)
+        if result.acquired:
+            self._local.add(request.lease)
+        return result
+
+    async def release(self, lease: str, keys: Sequence[str], charge: BudgetCharge | None, now: float) -> None:
+        if lease in self._local:
+            self._local.discard(lease)
+            await self.fallback.release(lease, keys, charge, now)
+            return
+        await self._primary(lambda: self.primary.release(lease, keys, charge, now))
+
+    async def renew(self, leases: Sequence[HeldLease], now: float) -> tuple[str, ...]:
+        local = [held for held in leases if held.lease in self._local]
+        shared = [held for held in leases if held.lease not in self._local]
+        lost = list(await self.fallback.renew(local, now)) if local else []
+        if shared:
+            # Unreachable, a shared lease is not known to be lost: it will expire if Redis stays away.
+            lost += await self._primary(lambda: self.primary.renew(shared, now)) or ()
+        self._local.difference_update(lost)
+        return tuple(lost)
+
+    async def withdraw(self, waiting: str, lease: str) -> None:
+        await self.fallback.withdraw(waiting, lease)
+        await self._primary(lambda: self.primary.withdraw(waiting, lease))
+
+    async def ping(self) -> bool:
+        if self.policy == "fail-open":
+            return True
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self.primary.ping()
+        except _STORAGE_ERRORS:
+            return False
+
+    async def aclose(self) -> None:
+        try:
+            await self.primary.aclose()
+        finally:
+            await self.fallback.aclose()
+
+    async def _primary(self, operation: Callable[[], Awaitable[T]]) -> T | None:
+        """The operation's result from Redis, or ``None`` when Redis failed or is being left alone."""
+        if self._clock() < self._retry_at:
+            return None
+        try:
+            if self._primary_times_out:
+                result = await operation()
+            else:
+                async with asyncio.timeout(self.timeout):
+                    result = await operation()
+        except _STORAGE_ERRORS as exc:
+            self._failed(exc)
+            return None
+        if self._degraded:
+            self._degraded = False
+            logger.warning("The capacity storage answers again; shared caps are back in force.")
+        return result
+
+    def _failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        self._retry_at = self._clock() + self.retry_interval
+        if not self._degraded:
+            self._degraded = True
+            action = "counting slots in this process only" if self.policy == "fail-open" else "refusing"
+            logger.error(
+                "The capacity storage failed (%s: %s); %s until it answers again.",
+                type(exc).__name__,
+                exc or "timeout",
+                action,
+            )
