@@ -4,8 +4,8 @@
 ``capacity_unavailable``. ``fail-open``: slots are counted in this process instead, so each replica
 enforces the caps on its own (a fleet of R replicas may then hold up to R times a cap). Releases, renewals
 and withdrawals never fail a request: a lease that could not be given back expires by itself. A lease
-goes back to the storage that granted it, which this wrapper remembers. After a failure Redis is left
-alone for ``retry_interval``, so a dead Redis costs one timeout per interval, not one per request.
+goes back to the storage that granted it, which this wrapper remembers. Calls to Redis go through a
+``StorageBreaker`` (limits/breaker.py): bounded in time, and paused for ``retry_interval`` after a failure.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal, TypeVar
 
-from redis.exceptions import RedisError
-
 from maas_gateway.capacity.base import (
     AcquireRequest,
     AcquireResult,
@@ -27,12 +25,12 @@ from maas_gateway.capacity.base import (
 )
 from maas_gateway.capacity.memory import InMemoryCapacityStorage
 from maas_gateway.errors import ServiceUnavailableError
+from maas_gateway.limits.breaker import STORAGE_ERRORS, StorageBreaker
 
 __all__ = ["ResilientCapacityStorage"]
 
 logger = logging.getLogger("maas_gateway.capacity")
 T = TypeVar("T")
-_STORAGE_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 class ResilientCapacityStorage:
@@ -51,18 +49,26 @@ class ResilientCapacityStorage:
         self.fallback = InMemoryCapacityStorage()
         self.policy = policy
         self.timeout = timeout
-        self.retry_interval = retry_interval
-        self._primary_times_out = primary_times_out
-        self._clock = clock
-        self._retry_at = 0.0
-        self._degraded = False
         self._local: set[str] = set()  # leases granted by the fallback, to be released there
-        self.failures = 0
         self.degraded_operations = 0
+        self._breaker = StorageBreaker(
+            what="The capacity storage",
+            while_down="counting slots in this process only" if policy == "fail-open" else "refusing",
+            back="shared caps are back in force",
+            timeout=timeout,
+            retry_interval=retry_interval,
+            primary_times_out=primary_times_out,
+            logger=logger,
+            clock=clock,
+        )
 
     @property
     def degraded(self) -> bool:
-        return self._degraded
+        return self._breaker.degraded
+
+    @property
+    def failures(self) -> int:
+        return self._breaker.failures
 
     async def acquire(self, request: AcquireRequest, now: float) -> AcquireResult:
         result = await self._primary(lambda: self.primary.acquire(request, now))
@@ -107,7 +113,7 @@ class ResilientCapacityStorage:
         try:
             async with asyncio.timeout(self.timeout):
                 return await self.primary.ping()
-        except _STORAGE_ERRORS:
+        except STORAGE_ERRORS:
             return False
 
     async def aclose(self) -> None:
@@ -118,31 +124,5 @@ class ResilientCapacityStorage:
 
     async def _primary(self, operation: Callable[[], Awaitable[T]]) -> T | None:
         """The operation's result from Redis, or ``None`` when Redis failed or is being left alone."""
-        if self._clock() < self._retry_at:
-            return None
-        try:
-            if self._primary_times_out:
-                result = await operation()
-            else:
-                async with asyncio.timeout(self.timeout):
-                    result = await operation()
-        except _STORAGE_ERRORS as exc:
-            self._failed(exc)
-            return None
-        if self._degraded:
-            self._degraded = False
-            logger.warning("The capacity storage answers again; shared caps are back in force.")
+        _answered, result = await self._breaker.attempt(operation)
         return result
-
-    def _failed(self, exc: BaseException) -> None:
-        self.failures += 1
-        self._retry_at = self._clock() + self.retry_interval
-        if not self._degraded:
-            self._degraded = True
-            action = "counting slots in this process only" if self.policy == "fail-open" else "refusing"
-            logger.error(
-                "The capacity storage failed (%s: %s); %s until it answers again.",
-                type(exc).__name__,
-                exc or "timeout",
-                action,
-            )

@@ -1,9 +1,8 @@
 """The failure policy around a shared limit storage: fail closed (503) or fail open to local counters.
 
 Every storage failure is counted (``failures``), and so is every operation served by the local fallback
-(``degraded_operations``); the metrics module exports both. After a failure the shared storage is left
-alone for ``retry_interval`` so that a dead Redis costs one timeout per interval, not one per request;
-then it is tried again, and the gateway recovers by itself.
+(``degraded_operations``); the metrics module exports both. Calls to the shared storage go through a
+``StorageBreaker`` (limits/breaker.py): bounded in time, and paused for ``retry_interval`` after a failure.
 """
 
 from __future__ import annotations
@@ -14,16 +13,14 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal, TypeVar
 
-from redis.exceptions import RedisError
-
 from maas_gateway.errors import ServiceUnavailableError
+from maas_gateway.limits.breaker import STORAGE_ERRORS, StorageBreaker
 from maas_gateway.limits.storage import AdmitResult, Check, InMemoryLimitStorage, LimitStorage
 
 __all__ = ["ResilientStorage"]
 
 logger = logging.getLogger("maas_gateway.limits")
 T = TypeVar("T")
-_STORAGE_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 class ResilientStorage:
@@ -43,17 +40,25 @@ class ResilientStorage:
         self.fallback = InMemoryLimitStorage()
         self.policy = policy
         self.timeout = timeout
-        self.retry_interval = retry_interval
-        self._primary_times_out = primary_times_out
-        self.failures = 0
         self.degraded_operations = 0
-        self._clock = clock
-        self._retry_at = 0.0
-        self._degraded = False
+        self._breaker = StorageBreaker(
+            what="The limit storage",
+            while_down="counting in this process only" if policy == "fail-open" else "refusing requests",
+            back="shared limits are back in force",
+            timeout=timeout,
+            retry_interval=retry_interval,
+            primary_times_out=primary_times_out,
+            logger=logger,
+            clock=clock,
+        )
 
     @property
     def degraded(self) -> bool:
-        return self._degraded
+        return self._breaker.degraded
+
+    @property
+    def failures(self) -> int:
+        return self._breaker.failures
 
     async def admit(self, checks: Sequence[Check], now: float) -> AdmitResult:
         return await self._run(
@@ -78,7 +83,7 @@ class ResilientStorage:
         try:
             async with asyncio.timeout(self.timeout):
                 return await self.primary.ping()
-        except _STORAGE_ERRORS:
+        except STORAGE_ERRORS:
             return False
 
     async def aclose(self) -> None:
@@ -94,20 +99,9 @@ class ResilientStorage:
         *,
         may_fall_back: bool,
     ) -> T:
-        if self._clock() >= self._retry_at:
-            try:
-                if self._primary_times_out:
-                    result = await primary()
-                else:
-                    async with asyncio.timeout(self.timeout):
-                        result = await primary()
-            except _STORAGE_ERRORS as exc:
-                self._failed(exc)
-            else:
-                if self._degraded:
-                    self._degraded = False
-                    logger.warning("The limit storage answers again; shared limits are back in force.")
-                return result
+        answered, result = await self._breaker.attempt(primary)
+        if answered:
+            return result  # type: ignore[return-value]  # answered: the primary's own T, None included
         if not may_fall_back:
             raise ServiceUnavailableError(
                 "Rate limits cannot be checked because the limit storage is unreachable; try again shortly.",
@@ -115,16 +109,3 @@ class ResilientStorage:
             )
         self.degraded_operations += 1
         return await fallback()
-
-    def _failed(self, exc: BaseException) -> None:
-        self.failures += 1
-        self._retry_at = self._clock() + self.retry_interval
-        if not self._degraded:
-            self._degraded = True
-            action = "counting in this process only" if self.policy == "fail-open" else "refusing requests"
-            logger.error(
-                "The limit storage failed (%s: %s); %s until it answers again.",
-                type(exc).__name__,
-                exc or "timeout",
-                action,
-            )
