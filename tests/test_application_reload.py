@@ -11,7 +11,6 @@ import copy
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 import yaml
 
@@ -19,6 +18,7 @@ from maas_gateway.application import Application
 from maas_gateway.config import ConfigError, demo_config_text, parse_config
 from maas_gateway.limits import InMemoryLimitStorage
 from maas_gateway.upstream import InMemoryTransport, MemoryAnswer, UpstreamRequest
+from tests.support.memory_backend import memory_chat_answer
 
 USAGE = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
 CHAT = {"model": "simulator-model", "messages": [{"role": "user", "content": "Hello"}]}
@@ -31,11 +31,6 @@ def _config(**model_fields: Any) -> dict[str, Any]:
         if model["name"] == "simulator-model":
             model.update(model_fields)
     return data
-
-
-def _answer() -> MemoryAnswer:
-    body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}}], "usage": USAGE}
-    return MemoryAnswer(200, [("content-type", "application/json")], orjson.dumps(body))
 
 
 def _client(application: Application) -> httpx.AsyncClient:
@@ -51,7 +46,7 @@ def test_a_request_in_flight_finishes_under_the_configuration_it_started_with() 
         if len(transport.requests) == 1:
             arrived.set()
             await release.wait()
-        return _answer()
+        return memory_chat_answer()
 
     transport = InMemoryTransport(handler)
     application = Application(parse_config(_config()), transport=transport)
@@ -102,7 +97,7 @@ def test_a_configuration_that_cannot_be_applied_changes_nothing(monkeypatch: pyt
 
 
 async def _ok() -> MemoryAnswer:
-    return _answer()
+    return memory_chat_answer()
 
 
 def test_a_reload_names_the_settings_that_need_a_restart_and_applies_the_live_ones() -> None:

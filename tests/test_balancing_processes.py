@@ -16,7 +16,8 @@ from maas_gateway.balancing import parse_vllm_load
 from tests.support.configs import demo_dict
 from tests.support.gateways import GatewayFactory
 from tests.support.limits import chat
-from tests.support.processes import ServerProcess, free_port, maas
+from tests.support.processes import ServerProcess
+from tests.support.simulators import simulator_fleet
 
 ADMIN_KEY = "an-admin-key-that-is-long-enough-0123456789"
 
@@ -24,16 +25,8 @@ ADMIN_KEY = "an-admin-key-that-is-long-enough-0123456789"
 @pytest.fixture
 def two_simulators(tmp_path: Path) -> Iterator[list[ServerProcess]]:
     """Two simulators whose streams take half a second per token (ten seconds for a whole answer)."""
-    started = []
-    try:
-        for index in range(2):
-            port = free_port()
-            command = maas("sim", "--port", str(port), "--itl", "0.5")
-            started.append(ServerProcess(command, port, tmp_path / f"sim-{index}.log").start())
+    with simulator_fleet(tmp_path, 2, "--itl", "0.5") as started:
         yield started
-    finally:
-        for server in started:
-            server.stop()
 
 
 def _successes(server: ServerProcess) -> int:

@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 import yaml
 
@@ -23,6 +22,7 @@ from maas_gateway.balancing import FailureKind, HealthState, PollSpec
 from maas_gateway.config import ConfigError, demo_config_text, parse_config
 from maas_gateway.upstream import InMemoryTransport, MemoryAnswer, UpstreamRequest
 from maas_gateway.upstream.target import parse_target
+from tests.support.memory_backend import memory_chat_answer
 
 USAGE = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
 KEY = {"Authorization": "Bearer enterpriseuser1_key"}
@@ -37,11 +37,6 @@ def _config(backends: list[Any], **model_fields: Any) -> dict[str, Any]:
         if model["name"] == MODEL:
             model.update(backends=backends, **model_fields)
     return data
-
-
-def _answer() -> MemoryAnswer:
-    body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}}], "usage": USAGE}
-    return MemoryAnswer(200, [("content-type", "application/json")], orjson.dumps(body))
 
 
 class Backends:
@@ -60,7 +55,7 @@ class Backends:
         if target.path == "/metrics":
             return MemoryAnswer(200, [("content-type", "text/plain")], self.metrics.get(host, "").encode())
         self.sent.append(host)
-        return _answer()
+        return memory_chat_answer()
 
 
 def _run(config: dict[str, Any], backends: Backends, scenario: Callable[..., Awaitable[None]]) -> None:

@@ -21,6 +21,7 @@ from maas_gateway.application import Application
 from maas_gateway.config import demo_config_text, parse_config
 from maas_gateway.upstream import InMemoryTransport, MemoryAnswer, UpstreamRequest
 from maas_gateway.upstream.target import parse_target
+from tests.support.memory_backend import memory_chat_answer
 
 USAGE = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
 CHAT = {"model": "simulator-model", "messages": [{"role": "user", "content": "Hello"}]}
@@ -42,11 +43,6 @@ def _config(backends: list[str], **model_fields: Any) -> dict[str, Any]:
     return data
 
 
-def _answer() -> MemoryAnswer:
-    body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}}], "usage": USAGE}
-    return MemoryAnswer(200, [("content-type", "application/json")], orjson.dumps(body))
-
-
 class Backends:
     """Answers as each backend's behaviour says (a working model when none is set); counts requests."""
 
@@ -58,7 +54,7 @@ class Backends:
         host = parse_target(request.url).origin[1]
         self.sent.append(host)
         behaviour = self.behaviours.get(host)
-        return await behaviour(request) if behaviour is not None else _answer()
+        return await behaviour(request) if behaviour is not None else memory_chat_answer()
 
     def count(self, host: str) -> int:
         return self.sent.count(host)
@@ -262,7 +258,7 @@ def test_a_model_without_available_backends_is_served_by_its_fallback() -> None:
 
     async def recording(request: UpstreamRequest) -> MemoryAnswer:
         application_requests.append(request)
-        return _answer()
+        return memory_chat_answer()
 
     backends.behaviours["z"] = recording
     _run(config, backends, scenario)

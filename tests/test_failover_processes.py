@@ -21,7 +21,8 @@ import pytest
 from tests.support.configs import demo_dict
 from tests.support.gateways import GatewayFactory
 from tests.support.limits import chat
-from tests.support.processes import GatewayProcess, ServerProcess, free_port, maas
+from tests.support.processes import GatewayProcess, ServerProcess, free_port
+from tests.support.simulators import simulator_fleet
 
 ADMIN_KEY = "an-admin-key-that-is-long-enough-0123456789"
 KEY = "enterpriseuser1_key"
@@ -45,16 +46,8 @@ def _backend_states(gateway: GatewayProcess, model: str = "simulator-model") -> 
 @pytest.fixture
 def simulators(tmp_path: Path) -> Iterator[list[ServerProcess]]:
     """Three simulators, each taking 20 ms before its first token, so requests overlap under load."""
-    started = []
-    try:
-        for index in range(3):
-            port = free_port()
-            command = maas("sim", "--port", str(port), "--ttft", "0.02")
-            started.append(ServerProcess(command, port, tmp_path / f"sim-{index}.log").start())
+    with simulator_fleet(tmp_path, 3, "--ttft", "0.02") as started:
         yield started
-    finally:
-        for server in started:
-            server.stop()
 
 
 @dataclass

@@ -16,7 +16,7 @@ from maas_gateway.upstream import MemoryAnswer, UpstreamRequest
 from maas_gateway.upstream.target import parse_target
 from tests.support.fake_backend import chat_answer
 
-__all__ = ["MemoryBackend"]
+__all__ = ["MemoryBackend", "memory_chat_answer"]
 
 _JSON = ("content-type", "application/json; charset=utf-8")
 _SSE = ("content-type", "text/event-stream")
@@ -30,6 +30,11 @@ def _event(text: str) -> bytes:
 
 def _json(payload: dict[str, Any], status: int = 200) -> MemoryAnswer:
     return MemoryAnswer(status, [_JSON], orjson.dumps(payload))
+
+
+def memory_chat_answer() -> MemoryAnswer:
+    """A whole chat answer whose usage is 7 prompt and 5 completion tokens (12 in all)."""
+    return _json(chat_answer("Hi"))
 
 
 class MemoryBackend:

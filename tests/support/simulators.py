@@ -12,7 +12,22 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.processes import ServerProcess, free_port, maas
 
-__all__ = ["VllmMetrics", "simulator_client", "vllm_metrics", "wait_for_metrics"]
+__all__ = ["VllmMetrics", "simulator_client", "simulator_fleet", "vllm_metrics", "wait_for_metrics"]
+
+
+@contextmanager
+def simulator_fleet(directory: Path, count: int, *options: str) -> Iterator[list[ServerProcess]]:
+    """``count`` simulator processes started with the same ``options``; all stopped at the end."""
+    started: list[ServerProcess] = []
+    try:
+        for index in range(count):
+            port = free_port()
+            command = maas("sim", "--port", str(port), *options)
+            started.append(ServerProcess(command, port, directory / f"sim-{index}.log").start())
+        yield started
+    finally:
+        for server in started:
+            server.stop()
 
 
 @contextmanager
