@@ -194,8 +194,8 @@ def test_when_every_backend_is_full_a_request_waits_and_is_served_when_one_ends(
 
 def test_a_request_that_finds_no_room_by_its_deadline_gets_503_with_retry_after() -> None:
     """The one backend holds its one allowed request: the next waits the queue timeout and is answered
-    503 `capacity_exhausted` in OpenAI's shape with Retry-After, without reaching the backend; with
-    `max_queue: 0` nobody waits and the answer comes at once."""
+    503 `capacity_exhausted` in OpenAI's shape with Retry-After, without reaching the backend, and the
+    metrics count the wait and the refusal."""
     backend = _Held()
 
     async def scenario(client: httpx.AsyncClient, application: Application) -> None:
@@ -213,6 +213,11 @@ def test_a_request_that_finds_no_room_by_its_deadline_gets_503_with_retry_after(
         assert backend.sent == ["a hold"]
         counts = application.current().backends["simulator-model"].counts
         assert (counts.room_waits, counts.room_timeouts) == (1, 1)
+        metrics = application.services.metrics
+        assert metrics is not None
+        text = metrics.render().decode()
+        assert 'maas_backend_room_waits_total{model="simulator-model"} 1.0' in text
+        assert 'maas_backend_room_timeouts_total{model="simulator-model"} 1.0' in text
         backend.let_go.set()
         assert (await held).status_code == 200
 
