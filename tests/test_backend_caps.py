@@ -238,3 +238,42 @@ def test_a_backends_cap_must_be_at_least_one_and_reaches_the_pool_spec() -> None
     assert (spec.room.max_waiting, spec.room.timeout) == (7, 3.0)
     shown = model.model_dump(mode="json")["backends"]
     assert shown == [{"url": "http://a:1/", "weight": 1.0, "max_in_flight": 4}, "http://b:2/"]
+
+
+def test_a_full_available_backend_is_waited_for_rather_than_one_that_is_out() -> None:
+    """`a` is healthy and full, `b` has room but is unhealthy: the request waits for `a` (panic mode is
+    for when nothing is available, not for when what is available is busy) and is refused at its
+    deadline without reaching `b`."""
+    backend = _Held()
+
+    async def scenario(client: httpx.AsyncClient, application: Application) -> None:
+        out = application.current().backends["simulator-model"].pool.backends[1]
+        out.health.active_result(False, "The health check answered HTTP 503.")
+        held = asyncio.create_task(_chat(client, "hold"))
+        await _until(lambda: backend.holding == 1, "the held request at the backend")
+        refused = await _chat(client, "too many")
+        assert refused.status_code == 503
+        assert backend.sent == ["a hold"]
+        backend.let_go.set()
+        assert (await held).status_code == 200
+
+    caps = [{"url": "http://a:1", "max_in_flight": 1}, "http://b:2"]
+    _run(_config(caps, queue_timeout="100ms"), backend, scenario)
+
+
+def test_with_max_queue_zero_a_request_that_finds_every_backend_full_is_refused_at_once() -> None:
+    """`max_queue: 0` lets nobody wait: the answer is 503 at once, saying that requests do not wait."""
+    backend = _Held()
+
+    async def scenario(client: httpx.AsyncClient, application: Application) -> None:
+        held = asyncio.create_task(_chat(client, "hold"))
+        await _until(lambda: backend.holding == 1, "the held request at the backend")
+        refused = await _chat(client, "too many")
+        assert refused.status_code == 503
+        assert "requests do not wait" in refused.json()["error"]["message"]
+        assert refused.headers["retry-after"] == "30"
+        backend.let_go.set()
+        assert (await held).status_code == 200
+
+    caps = [{"url": "http://a:1", "max_in_flight": 1}]
+    _run(_config(caps, max_queue=0, queue_timeout="30s"), backend, scenario)
