@@ -262,7 +262,8 @@ def test_a_full_available_backend_is_waited_for_rather_than_one_that_is_out() ->
 
 
 def test_with_max_queue_zero_a_request_that_finds_every_backend_full_is_refused_at_once() -> None:
-    """`max_queue: 0` lets nobody wait: the answer is 503 at once, saying that requests do not wait."""
+    """`max_queue: 0` lets nobody wait: the answer is 503 at once, saying that requests do not wait, and
+    it counts as refused but not as having waited."""
     backend = _Held()
 
     async def scenario(client: httpx.AsyncClient, application: Application) -> None:
@@ -272,6 +273,8 @@ def test_with_max_queue_zero_a_request_that_finds_every_backend_full_is_refused_
         assert refused.status_code == 503
         assert "requests do not wait" in refused.json()["error"]["message"]
         assert refused.headers["retry-after"] == "30"
+        counts = application.current().backends["simulator-model"].counts
+        assert (counts.room_waits, counts.room_timeouts) == (0, 1), "refused at once: it did not wait"
         backend.let_go.set()
         assert (await held).status_code == 200
 

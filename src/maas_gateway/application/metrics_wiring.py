@@ -189,7 +189,7 @@ def watch_backends(metrics: GatewayMetrics, current: Callable[[], Mapping[str, M
     metrics.watch_family(
         "counter",
         "maas_backend_room_timeouts",
-        "Requests answered 503 because no backend of the model came below its max_in_flight in time.",
+        "Requests answered 503 because every backend of the model stayed at its max_in_flight.",
         ("model",),
         per_model(lambda backends: backends.counts.room_timeouts),
     )

@@ -26,7 +26,7 @@ class BalancingCounts:
     fallbacks: dict[str, int] = field(default_factory=dict)  # requests sent to a fallback, by that model
     panic_picks: int = 0  # requests sent to a backend although none was available
     room_waits: int = 0  # requests that waited because every backend was at its max_in_flight
-    room_timeouts: int = 0  # of those, requests answered 503 without a backend (deadline or full line)
+    room_timeouts: int = 0  # requests answered 503 for that: at their deadline, or at once (full line)
 
     def retried(self, cause: str) -> None:
         self.retries[cause] = self.retries.get(cause, 0) + 1

@@ -156,7 +156,6 @@ async def _wait_for_room(
 ) -> tuple[Lease, ModelRoute]:
     """Wait for one of the model's backends to be below its cap, then pick again; 503 at the deadline."""
     room = backends.spec.room
-    backends.counts.room_waits += 1
     if backends.waiting_for_room >= room.max_waiting:
         backends.counts.room_timeouts += 1
         why = (
@@ -165,6 +164,7 @@ async def _wait_for_room(
         raise _all_full(model, room.timeout, why)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + room.timeout
+    backends.counts.room_waits += 1
     backends.waiting_for_room += 1
     try:
         while await wait_for_room(backends.pool.backends, deadline):
