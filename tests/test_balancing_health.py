@@ -225,6 +225,7 @@ def test_a_backend_snapshot_shows_state_reason_time_left_requests_and_load_witho
         "reason": "A request could not connect; ejected for 10 s.",
         "ejected_for": 6.0,
         "in_flight": 1,
+        "max_in_flight": None,
         "load": {"waiting": 1, "running": 7, "kv_cache_usage": 0.5},
         "load_age": 4.25,
         "load_error": "The metrics answered HTTP 500.",

@@ -34,6 +34,13 @@ def _picked(pool: BackendPool, avoid: BackendState | None = None) -> Lease:
     return lease
 
 
+def _panicked(pool: BackendPool, avoid: BackendState | None = None) -> Lease:
+    """A panic pick that must find a backend below its cap."""
+    lease = pool.panic_pick(avoid=avoid)
+    assert lease is not None, "every backend was at its cap"
+    return lease
+
+
 def test_ejected_and_unhealthy_backends_are_not_picked_until_they_are_back() -> None:
     """A backend ejected by a failed request or marked unhealthy by its health check gets no request;
     the ejected one gets requests again when its ejection ends."""
@@ -73,12 +80,12 @@ def test_with_no_backend_available_pick_says_so_and_panic_mode_picks_among_all()
     for backend in pool.backends:
         backend.health.active_result(False, "The health check answered HTTP 503.")
     assert pool.pick() is None
-    with pool.panic_pick() as lease:
+    with _panicked(pool) as lease:
         assert lease.backend in pool.backends
-    with pool.panic_pick(avoid=pool.backends[0]) as lease:
+    with _panicked(pool, avoid=pool.backends[0]) as lease:
         assert lease.backend is pool.backends[1]
     single = _pool(clock, count=1)
-    with single.panic_pick(avoid=single.backends[0]) as lease:
+    with _panicked(single, avoid=single.backends[0]) as lease:
         assert lease.backend is single.backends[0], "the only backend, even if a retry left it"
     assert (pool.panics, single.panics) == (2, 1)
 

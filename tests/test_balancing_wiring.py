@@ -141,6 +141,7 @@ def test_a_reload_keeps_what_did_not_change() -> None:
         for _ in range(5):
             kept.health.passive_failure(FailureKind.CONNECT)
         lease = before.pool.panic_pick()
+        assert lease is not None
         changed = _config(["http://a:1"])
         changed["tiers"]["free"]["description"] = "Changed."
         application.apply(parse_config(changed))

@@ -179,3 +179,17 @@ def watch_backends(metrics: GatewayMetrics, current: Callable[[], Mapping[str, M
         ("model",),
         per_model(lambda backends: backends.counts.panic_picks),
     )
+    metrics.watch_family(
+        "counter",
+        "maas_backend_room_waits",
+        "Requests that waited because every backend of the model was at its max_in_flight.",
+        ("model",),
+        per_model(lambda backends: backends.counts.room_waits),
+    )
+    metrics.watch_family(
+        "counter",
+        "maas_backend_room_timeouts",
+        "Requests answered 503 because every backend of the model stayed at its max_in_flight.",
+        ("model",),
+        per_model(lambda backends: backends.counts.room_timeouts),
+    )

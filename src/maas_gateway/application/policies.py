@@ -18,6 +18,7 @@ from maas_gateway.balancing import (
     PollSpec,
     PoolSpec,
     RetrySpec,
+    RoomSpec,
 )
 from maas_gateway.capacity import CapacityRules, ModelCaps, QueueSettings
 from maas_gateway.config.schema import GatewayConfig, LimitConfig, ModelConfig, TierConfig, UserConfig
@@ -57,10 +58,12 @@ def pool_spec(model: ModelConfig, config: GatewayConfig) -> PoolSpec:
     outliers = model.outlier_detection or config.outlier_detection
     queue = config.queue_aware
     retry = config.retry_budget
+    caps = model.capacity
     queue_aware = model.balancing == "queue-aware"
     return PoolSpec(
         backends=tuple(
-            BackendSpec(str(backend.url).rstrip("/"), backend.weight) for backend in model.backends
+            BackendSpec(str(backend.url).rstrip("/"), backend.weight, backend.max_in_flight)
+            for backend in model.backends
         ),
         picker=PickerSpec(
             policy=model.balancing,
@@ -80,6 +83,11 @@ def pool_spec(model: ModelConfig, config: GatewayConfig) -> PoolSpec:
         health_checks=PollSpec(checks.interval, checks.timeout) if checks.enabled else None,
         load_scrape=PollSpec(queue.scrape_interval, queue.scrape_timeout) if queue_aware else None,
         retry=RetrySpec(retry.ratio, retry.min_retries, retry.window),
+        # Requests wait for a backend below its cap as they wait in the model's capacity line.
+        room=RoomSpec(
+            config.capacity.max_queue if caps.max_queue is None else caps.max_queue,
+            config.capacity.queue_timeout if caps.queue_timeout is None else caps.queue_timeout,
+        ),
     )
 
 

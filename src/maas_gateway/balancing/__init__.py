@@ -4,7 +4,8 @@ Plain units (docs/routing.md), wired in by ``application/``. A ``BackendPool`` h
 ``BackendState``s and a ``Picker`` (``RoundRobin``, ``LeastOutstanding``, ``QueueAware``); ``pick`` gives a
 ``Lease`` that counts the request in flight until released and reports its outcome to the backend's
 ``HealthTracker``. ``HealthChecker`` and ``LoadScraper`` poll the backends in the background; a pick only
-reads what they stored. ``RetryBudget`` bounds retries to a share of requests. A ``BackendRegistry`` keeps
+reads what they stored. A backend at its ``max_in_flight`` is not picked; ``wait_for_room`` waits for one
+to end a request. ``RetryBudget`` bounds retries to a share of requests. A ``BackendRegistry`` keeps
 each model's ``ModelBackends`` (pool, retry budget, counts), built from plain ``PoolSpec``s, across reloads.
 """
 
@@ -23,8 +24,9 @@ from maas_gateway.balancing.pool import BackendPool
 from maas_gateway.balancing.queue_aware import QueueAware
 from maas_gateway.balancing.registry import BackendRegistry, PollPlan, polls
 from maas_gateway.balancing.retry_budget import RetryBudget
+from maas_gateway.balancing.room import wait_for_room
 from maas_gateway.balancing.round_robin import RoundRobin
-from maas_gateway.balancing.specs import BackendSpec, PickerSpec, PollSpec, PoolSpec, RetrySpec
+from maas_gateway.balancing.specs import BackendSpec, PickerSpec, PollSpec, PoolSpec, RetrySpec, RoomSpec
 from maas_gateway.balancing.vllm_metrics import MetricsFormatError, parse_vllm_load
 
 __all__ = [
@@ -58,9 +60,11 @@ __all__ = [
     "QueueAware",
     "RetryBudget",
     "RetrySpec",
+    "RoomSpec",
     "RoundRobin",
     "ScoringPicker",
     "display_url",
     "parse_vllm_load",
     "polls",
+    "wait_for_room",
 ]

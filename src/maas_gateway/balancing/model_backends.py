@@ -25,6 +25,8 @@ class BalancingCounts:
     retries_refused: int = 0  # retries the budget did not allow
     fallbacks: dict[str, int] = field(default_factory=dict)  # requests sent to a fallback, by that model
     panic_picks: int = 0  # requests sent to a backend although none was available
+    room_waits: int = 0  # requests that waited because every backend was at its max_in_flight
+    room_timeouts: int = 0  # requests answered 503 for that: at their deadline, or at once (full line)
 
     def retried(self, cause: str) -> None:
         self.retries[cause] = self.retries.get(cause, 0) + 1
@@ -34,7 +36,7 @@ class BalancingCounts:
 
 
 class ModelBackends:
-    __slots__ = ("counts", "pool", "retry_budget", "spec")
+    __slots__ = ("counts", "pool", "retry_budget", "spec", "waiting_for_room")
 
     def __init__(
         self, spec: PoolSpec, pool: BackendPool, retry_budget: RetryBudget, counts: BalancingCounts
@@ -43,6 +45,7 @@ class ModelBackends:
         self.pool = pool
         self.retry_budget = retry_budget
         self.counts = counts
+        self.waiting_for_room = 0  # requests of this process waiting for a backend below its cap
 
     def __repr__(self) -> str:
         return f"ModelBackends({list(self.pool.backends)!r})"

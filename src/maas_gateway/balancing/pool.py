@@ -5,6 +5,12 @@ knows what else there is: a model's fallback models come first. Only when they h
 the caller ask ``panic_pick``, which picks among every backend whatever its state (Envoy's "panic mode"):
 health data can be wrong or stale (a network blip ejects everything at once), and a request that may
 succeed beats a certain 503. ``panics`` counts those picks, for the metrics.
+
+A backend at its ``max_in_flight`` (this process's requests in flight) is never picked, not even in
+panic mode: it is left out like an unavailable one, so that the request goes to another backend, and
+when every backend is full ``pick`` and ``panic_pick`` return None and the caller waits for room
+(``room.py``). Unlike health, a cap is a promise to the backend's operator, and a fleet that is merely
+busy is no reason to break it.
 """
 
 from __future__ import annotations
@@ -42,15 +48,27 @@ class BackendPool:
         """A lease on an available backend other than ``avoid`` (the one a retry leaves); None if there is
         none."""
         now = self._clock()
-        candidates = [b for b in self.backends if b is not avoid and b.available(now)]
+        candidates = [b for b in self.backends if b is not avoid and b.available(now) and b.has_room()]
         return self.picker.pick(candidates, affinity_key) if candidates else None
 
-    def panic_pick(self, affinity_key: str | None = None, *, avoid: BackendState | None = None) -> Lease:
+    def panic_pick(
+        self, affinity_key: str | None = None, *, avoid: BackendState | None = None
+    ) -> Lease | None:
         """A lease on any backend other than ``avoid`` (or on ``avoid`` if it is the only one), available or
-        not: for when ``pick`` and every fallback found nothing."""
-        self.panics += 1
+        not, that is below its cap: for when ``pick`` and every fallback found nothing. None when every
+        backend is at its cap."""
         candidates = [b for b in self.backends if b is not avoid] or list(self.backends)
+        candidates = [b for b in candidates if b.has_room()]
+        if not candidates:
+            return None
+        self.panics += 1
         return self.picker.pick(candidates, affinity_key)
+
+    def any_available(self) -> bool:
+        """Whether some backend is available, with room or not: if so, a full pool waits for room rather
+        than panic-picking a backend that is out."""
+        now = self._clock()
+        return any(backend.available(now) for backend in self.backends)
 
     def snapshots(self) -> list[BackendSnapshot]:
         now = self._clock()

@@ -1,7 +1,7 @@
 """The backends of every model, kept across reloads: a reload changes what changed and nothing else.
 
 A backend's state (its health, its requests in flight, its last load) is one ``BackendState`` per URL,
-weight and health policy: models that share a server with the same settings share its state, and a
+weight, cap and health policy: models that share a server with the same settings share its state, and a
 reload that keeps a backend keeps its state, even when the model's other backends change. A model whose
 settings did not change keeps its ``ModelBackends`` whole (its picker's rotation, its retry budget's
 window). ``polls`` says which backends the background pollers must ask, and how often.
@@ -27,7 +27,7 @@ from maas_gateway.balancing.specs import BackendSpec, PickerSpec, PollSpec, Pool
 
 __all__ = ["BackendRegistry", "PollKind", "PollPlan", "polls"]
 
-_StateKey = tuple[str, float, HealthPolicy]
+_StateKey = tuple[str, float, int | None, HealthPolicy]
 PollKind = str  # "health" or "load"
 PollPlan = dict[tuple[PollKind, PollSpec], tuple[BackendState, ...]]
 
@@ -48,13 +48,13 @@ class BackendRegistry:
             if previous is not None and previous.spec == spec:
                 models[name] = previous
                 for state in previous.pool.backends:
-                    states[(state.url, state.weight, spec.health)] = state
+                    states[(state.url, state.weight, state.max_in_flight, spec.health)] = state
         for name, spec in specs.items():
             if name in models:
                 continue
             backends = []
             for backend in spec.backends:
-                key = (backend.url, backend.weight, spec.health)
+                key = (backend.url, backend.weight, backend.max_in_flight, spec.health)
                 state = states.get(key) or self._states.get(key) or self._new_state(backend, spec.health)
                 states[key] = state
                 backends.append(state)
@@ -78,7 +78,9 @@ class BackendRegistry:
 
     def _new_state(self, backend: BackendSpec, health: HealthPolicy) -> BackendState:
         tracker = HealthTracker(health, clock=self._clock)
-        return BackendState(backend.url, weight=backend.weight, health=tracker)
+        return BackendState(
+            backend.url, weight=backend.weight, health=tracker, max_in_flight=backend.max_in_flight
+        )
 
     def _picker(self, spec: PickerSpec) -> Picker:
         if spec.policy == "round-robin":

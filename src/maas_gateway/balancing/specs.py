@@ -12,7 +12,7 @@ from typing import Literal
 
 from maas_gateway.balancing.health import HealthPolicy
 
-__all__ = ["BackendSpec", "PickerSpec", "PollSpec", "PoolSpec", "RetrySpec"]
+__all__ = ["BackendSpec", "PickerSpec", "PollSpec", "PoolSpec", "RetrySpec", "RoomSpec"]
 
 Policy = Literal["least-outstanding", "round-robin", "queue-aware"]
 
@@ -21,6 +21,7 @@ Policy = Literal["least-outstanding", "round-robin", "queue-aware"]
 class BackendSpec:
     url: str  # base URL without a trailing slash; credentials, if any, stay in it
     weight: float = 1.0
+    max_in_flight: int | None = None  # None: no cap; counted by this process only
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,14 @@ class RetrySpec:
 
 
 @dataclass(frozen=True, slots=True)
+class RoomSpec:
+    """How requests wait when every backend that could take them is at its ``max_in_flight``."""
+
+    max_waiting: int = 100  # requests of the model waiting in this process at once; 0: none waits
+    timeout: float = 10.0  # seconds a request waits before it is answered 503
+
+
+@dataclass(frozen=True, slots=True)
 class PoolSpec:
     backends: tuple[BackendSpec, ...]
     picker: PickerSpec = field(default_factory=PickerSpec)
@@ -55,3 +64,4 @@ class PoolSpec:
     health_checks: PollSpec | None = None  # None: no active health checks
     load_scrape: PollSpec | None = None  # set for queue-aware balancing
     retry: RetrySpec = field(default_factory=RetrySpec)
+    room: RoomSpec = field(default_factory=RoomSpec)

@@ -1,7 +1,7 @@
 """Settings for spreading a model's requests over its backends: weights, health, retries, balancing.
 
-A model's backend is a URL or ``{url, weight}``. Health checks and outlier detection are set for every
-model at the top of the file and may be replaced whole for one model; the retry budget and the
+A model's backend is a URL or ``{url, weight, max_in_flight}``. Health checks and outlier detection are
+set for every model at the top of the file and may be replaced whole for one model; the retry budget and the
 queue-aware scraping are set once. What they do is in docs/routing.md; ``application/policies.py`` turns
 them into the plain values of the ``balancing`` units.
 """
@@ -32,6 +32,12 @@ class BackendConfig(Strict):
     url: AnyHttpUrl = Field(description="The backend's base URL, as in the plain form.")
     weight: float = Field(
         default=1.0, gt=0, le=1000, description="Its share of the requests relative to the others."
+    )
+    max_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        description="The most requests this backend is sent at once by each gateway process; "
+        "when all of a model's backends are at theirs, requests wait.",
     )
 
 

@@ -161,12 +161,18 @@ class ModelConfig(Strict):
     @field_serializer("backends")
     def _backends_without_passwords(self, backends: list[BackendConfig]) -> list[str | dict[str, object]]:
         """Wherever the configuration is shown (``GET /admin/models``), a backend's password is not; a
-        backend of weight 1 is shown as its URL, as it is usually written."""
+        backend of weight 1 without a cap is shown as its URL, as it is usually written."""
         shown: list[str | dict[str, object]] = []
         for backend in backends:
             url = backend.url
             text = str(url).replace(f":{url.password}@", ":***@", 1) if url.password else str(url)
-            shown.append(text if backend.weight == 1 else {"url": text, "weight": backend.weight})
+            if backend.weight == 1 and backend.max_in_flight is None:
+                shown.append(text)
+                continue
+            entry: dict[str, object] = {"url": text, "weight": backend.weight}
+            if backend.max_in_flight is not None:
+                entry["max_in_flight"] = backend.max_in_flight
+            shown.append(entry)
         return shown
 
     @property

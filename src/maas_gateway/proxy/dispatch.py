@@ -11,16 +11,28 @@ backend answered 429 (it is at capacity, which is not the caller's fault). Once 
 answering otherwise, the request is never sent again. A 429 that cannot be retried is passed on with
 the backend's ``Retry-After``. Every attempt tells the backend's health how it went; the caller reports
 the outcome of the answer it reads, and releases the lease when the answer is over.
+
+A backend at its ``max_in_flight`` is not picked. When the model's backends are all full (and no fallback
+has room), the request waits for one of them to end a request, at most the model's queue timeout, and is
+answered 503 ``capacity_exhausted`` if none does; it never overloads a backend, not even in panic mode.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from maas_gateway.auth.identity import Identity
-from maas_gateway.balancing import FailureKind, Lease, ModelBackends
-from maas_gateway.errors import BackendBusyError, BackendConnectError, BackendError, BackendTimeoutError
+from maas_gateway.balancing import FailureKind, Lease, ModelBackends, wait_for_room
+from maas_gateway.errors import (
+    BackendBusyError,
+    BackendConnectError,
+    BackendError,
+    BackendTimeoutError,
+    CapacityExhaustedError,
+)
 from maas_gateway.proxy.forward import BackendStatusError
 from maas_gateway.proxy.snapshot import Snapshot
 from maas_gateway.routing import ModelRoute
@@ -56,7 +68,10 @@ async def dispatch(
     """
     backends = snapshot.backends[model.name]
     backends.retry_budget.record_request()
-    lease, served = _first_pick(snapshot, identity, model, backends, affinity_key)
+    picked = _first_pick(snapshot, identity, model, backends, affinity_key)
+    if picked is None:
+        picked = await _wait_for_room(snapshot, identity, model, backends, affinity_key)
+    lease, served = picked
     retried = False
     while True:
         try:
@@ -112,7 +127,9 @@ def _first_pick(
     model: ModelRoute,
     backends: ModelBackends,
     affinity_key: str | None,
-) -> tuple[Lease, ModelRoute]:
+) -> tuple[Lease, ModelRoute] | None:
+    """A lease on the model's backend, else a fallback's, else (none being available) any of the model's
+    backends; None when the only backends that could take it are at their cap."""
     lease = backends.pool.pick(affinity_key)
     if lease is not None:
         return lease, model
@@ -121,8 +138,54 @@ def _first_pick(
         if lease is not None:
             backends.counts.fell_back(fallback.name)
             return lease, fallback
+    if backends.pool.any_available():
+        return None  # available backends that are merely full: wait for them, not for one that is out
+    lease = backends.pool.panic_pick(affinity_key)
+    if lease is None:
+        return None
     backends.counts.panic_picks += 1
-    return backends.pool.panic_pick(affinity_key), model
+    return lease, model
+
+
+async def _wait_for_room(
+    snapshot: Snapshot,
+    identity: Identity,
+    model: ModelRoute,
+    backends: ModelBackends,
+    affinity_key: str | None,
+) -> tuple[Lease, ModelRoute]:
+    """Wait for one of the model's backends to be below its cap, then pick again; 503 at the deadline."""
+    room = backends.spec.room
+    if backends.waiting_for_room >= room.max_waiting:
+        backends.counts.room_timeouts += 1
+        why = (
+            "as many requests as may wait for them already do" if room.max_waiting else "requests do not wait"
+        )
+        raise _all_full(model, room.timeout, why)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + room.timeout
+    backends.counts.room_waits += 1
+    backends.waiting_for_room += 1
+    try:
+        while await wait_for_room(backends.pool.backends, deadline):
+            picked = _first_pick(snapshot, identity, model, backends, affinity_key)
+            if picked is not None:
+                return picked
+    finally:
+        backends.waiting_for_room -= 1
+    backends.counts.room_timeouts += 1
+    raise _all_full(model, room.timeout, f"none came free while this request waited {room.timeout:g} seconds")
+
+
+def _all_full(model: ModelRoute, timeout: float, why: str) -> CapacityExhaustedError:
+    # A backend frees room whenever one of its requests ends; having seen none for a whole timeout, the
+    # same time again is the honest hint, within the 1-60 seconds the capacity answers use.
+    retry = min(60, max(1, math.ceil(timeout)))
+    return CapacityExhaustedError(
+        f"Every backend of the model '{model.name}' has as many requests in progress as it may take: "
+        f"{why}. Try again in {retry} seconds.",
+        retry_after_seconds=retry,
+    )
 
 
 def _retry_pick(
