@@ -25,6 +25,7 @@ from maas_gateway.config import ConfigError, demo_config_text, parse_config
 from maas_gateway.upstream import InMemoryTransport, MemoryAnswer, UpstreamRequest
 from maas_gateway.upstream.target import parse_target
 from tests.support.clock import FakeClock
+from tests.support.polling import wait_until_async
 
 KEY = {"Authorization": "Bearer enterpriseuser1_key"}
 ADMIN_KEY = "an-admin-key-that-is-long-enough-0123456789"
@@ -137,14 +138,6 @@ async def _chat(client: httpx.AsyncClient, content: str) -> httpx.Response:
     return await client.post("/v1/chat/completions", json=body, headers=KEY)
 
 
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(10_000):
-        if condition():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError(f"{what} did not happen")
-
-
 def test_requests_skip_a_backend_at_its_cap() -> None:
     """Round robin would send every other request to `a`; with `a` holding its one allowed request, the
     others go to `b`, and `/admin/models` shows each backend's cap."""
@@ -152,7 +145,7 @@ def test_requests_skip_a_backend_at_its_cap() -> None:
 
     async def scenario(client: httpx.AsyncClient, application: Application) -> None:
         held = asyncio.create_task(_chat(client, "hold"))
-        await _until(lambda: backend.holding == 1, "the held request at a backend")
+        await wait_until_async(lambda: backend.holding == 1, "the held request at a backend")
         assert backend.sent == ["a hold"]
         for n in range(3):
             assert (await _chat(client, f"quick {n}")).status_code == 200
@@ -177,10 +170,10 @@ def test_when_every_backend_is_full_a_request_waits_and_is_served_when_one_ends(
 
     async def scenario(client: httpx.AsyncClient, application: Application) -> None:
         held = [asyncio.create_task(_chat(client, "hold")) for _ in range(2)]
-        await _until(lambda: backend.holding == 2, "both held requests at their backends")
+        await wait_until_async(lambda: backend.holding == 2, "both held requests at their backends")
         waiting = asyncio.create_task(_chat(client, "waits"))
         backends = application.current().backends["simulator-model"]
-        await _until(lambda: backends.waiting_for_room == 1, "the third request waiting for room")
+        await wait_until_async(lambda: backends.waiting_for_room == 1, "the third request waiting for room")
         assert sorted(backend.sent) == ["a hold", "b hold"], "nothing was sent past a cap"
         backend.let_go.set()
         assert [(await task).status_code for task in held] == [200, 200]
@@ -200,7 +193,7 @@ def test_a_request_that_finds_no_room_by_its_deadline_gets_503_with_retry_after(
 
     async def scenario(client: httpx.AsyncClient, application: Application) -> None:
         held = asyncio.create_task(_chat(client, "hold"))
-        await _until(lambda: backend.holding == 1, "the held request at the backend")
+        await wait_until_async(lambda: backend.holding == 1, "the held request at the backend")
         refused = await _chat(client, "too many")
         assert refused.status_code == 503
         error = refused.json()["error"]
@@ -250,7 +243,7 @@ def test_a_full_available_backend_is_waited_for_rather_than_one_that_is_out() ->
         out = application.current().backends["simulator-model"].pool.backends[1]
         out.health.active_result(False, "The health check answered HTTP 503.")
         held = asyncio.create_task(_chat(client, "hold"))
-        await _until(lambda: backend.holding == 1, "the held request at the backend")
+        await wait_until_async(lambda: backend.holding == 1, "the held request at the backend")
         refused = await _chat(client, "too many")
         assert refused.status_code == 503
         assert backend.sent == ["a hold"]
@@ -268,7 +261,7 @@ def test_with_max_queue_zero_a_request_that_finds_every_backend_full_is_refused_
 
     async def scenario(client: httpx.AsyncClient, application: Application) -> None:
         held = asyncio.create_task(_chat(client, "hold"))
-        await _until(lambda: backend.holding == 1, "the held request at the backend")
+        await wait_until_async(lambda: backend.holding == 1, "the held request at the backend")
         refused = await _chat(client, "too many")
         assert refused.status_code == 503
         assert "requests do not wait" in refused.json()["error"]["message"]

@@ -23,6 +23,7 @@ from maas_gateway.config import ConfigError, demo_config_text, parse_config
 from maas_gateway.upstream import InMemoryTransport, MemoryAnswer, UpstreamRequest
 from maas_gateway.upstream.target import parse_target
 from tests.support.memory_backend import memory_chat_answer
+from tests.support.polling import wait_until_async
 
 USAGE = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
 KEY = {"Authorization": "Bearer enterpriseuser1_key"}
@@ -73,13 +74,6 @@ async def _chat(client: httpx.AsyncClient, **extra: Any) -> httpx.Response:
     response = await client.post("/v1/chat/completions", json=body, headers=KEY)
     assert response.status_code == 200, response.text
     return response
-
-
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 5
-    while not condition():
-        assert time.monotonic() < deadline, f"Still not so after 5 s: {what}"
-        await asyncio.sleep(0.01)
 
 
 def test_a_backend_is_a_url_or_a_url_with_a_weight() -> None:
@@ -205,12 +199,14 @@ def test_health_checks_take_a_failing_backend_out_and_bring_it_back() -> None:
         try:
             state = application.current().backends[MODEL].pool.backends[0]
             now = time.monotonic
-            await _until(lambda: state.health.state(now()) is HealthState.UNHEALTHY, "a is unhealthy")
+            await wait_until_async(
+                lambda: state.health.state(now()) is HealthState.UNHEALTHY, "a is unhealthy"
+            )
             for _ in range(4):
                 await _chat(client)
             assert backends.sent == ["b"] * 4
             backends.health["a"] = 200
-            await _until(lambda: state.health.state(now()) is HealthState.HEALTHY, "a is healthy")
+            await wait_until_async(lambda: state.health.state(now()) is HealthState.HEALTHY, "a is healthy")
             assert application.polling.pollers == 1
         finally:
             await application.stop()
@@ -233,7 +229,9 @@ def test_a_reload_that_changes_the_polls_restarts_them() -> None:
             application.apply(parse_config(checked))
             assert application.polling.pollers == 1
             state = application.current().backends[MODEL].pool.backends[0]
-            await _until(lambda: state.health.state(time.monotonic()) is HealthState.UNHEALTHY, "a is out")
+            await wait_until_async(
+                lambda: state.health.state(time.monotonic()) is HealthState.UNHEALTHY, "a is out"
+            )
             application.apply(parse_config(_config(["http://a:1", "http://b:2"])))
             await asyncio.sleep(0)  # the cancelled loops end at their next step
             assert application.polling.pollers == 0
@@ -259,13 +257,17 @@ def test_queue_aware_balancing_sends_requests_where_the_queue_is_shortest() -> N
         await application.start()
         try:
             pool = application.current().backends[MODEL].pool
-            await _until(lambda: all(b.load is not None for b in pool.backends), "both loads are known")
+            await wait_until_async(
+                lambda: all(b.load is not None for b in pool.backends), "both loads are known"
+            )
             for _ in range(3):
                 await _chat(client)
             assert backends.sent == ["b"] * 3
             backends.metrics = {"a": load(0, 0), "b": load(8, 16)}
             busy = pool.backends[1]
-            await _until(lambda: busy.load is not None and busy.load.sample.waiting == 8, "b's new load")
+            await wait_until_async(
+                lambda: busy.load is not None and busy.load.sample.waiting == 8, "b's new load"
+            )
             await _chat(client)
             assert backends.sent[-1] == "a"
         finally:

@@ -25,6 +25,7 @@ from maas_gateway.capacity import (
 from maas_gateway.capacity.events import WaitOutcome
 from maas_gateway.errors import CapacityExhaustedError, ConcurrencyLimitError
 from tests.support.clock import FakeClock
+from tests.support.polling import wait_until_async
 
 TIERS = ("enterprise", "premium", "free")
 
@@ -59,15 +60,6 @@ def _run(scenario: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(asyncio.wait_for(scenario(), 30))
 
 
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    """Let the event loop run until ``condition`` holds (a state, not a time, is what tests wait for)."""
-    for _ in range(10_000):
-        if condition():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError(f"{what} did not happen")
-
-
 class _Recorder:
     """``CapacityEvents`` that keeps what it is told."""
 
@@ -98,7 +90,7 @@ async def _served_in_order(gate: CapacityGate, demands: list[tuple[str, Demand]]
     tasks: list[asyncio.Task[None]] = []
     for name, demand in demands:
         tasks.append(asyncio.create_task(one(name, demand)))
-        await _until(lambda: gate.waiting("m") == len(tasks), f"{name} in line")
+        await wait_until_async(lambda: gate.waiting("m") == len(tasks), f"{name} in line")
     await holder.release()
     await asyncio.gather(*tasks)
     return order
@@ -139,10 +131,10 @@ def test_slots_freed_together_all_go_to_the_better_tier_before_any_worse_one() -
         tasks += [
             asyncio.create_task(one(f"boss{n}", _demand(rules, "boss", "enterprise"))) for n in range(3)
         ]
-        await _until(lambda: gate.waiting("m") == 6, "six in line")
+        await wait_until_async(lambda: gate.waiting("m") == 6, "six in line")
         for holder in holders:
             await holder.release()
-        await _until(lambda: len(order) == 3, "three served")
+        await wait_until_async(lambda: len(order) == 3, "three served")
         assert order == ["boss0", "boss1", "boss2"]
         for slot in await asyncio.gather(*tasks[3:]):
             await slot.release()
@@ -199,7 +191,7 @@ def test_a_user_at_their_own_concurrency_waits_for_their_own_request_then_gets_4
         gate = CapacityGate(InMemoryCapacityStorage())
         first = await gate.acquire(_demand(rules, "alice"))
         second = asyncio.create_task(gate.acquire(_demand(rules, "alice")))
-        await _until(lambda: gate.waiting("m") == 1, "alice's second request in line")
+        await wait_until_async(lambda: gate.waiting("m") == 1, "alice's second request in line")
         other = await gate.acquire(_demand(rules, "bob"))  # alice waiting does not hold bob up
         await first.release()
         slot = await second
@@ -226,7 +218,7 @@ def test_a_full_line_refuses_at_once_or_sheds_a_worse_claim() -> None:
         gate = CapacityGate(InMemoryCapacityStorage(), events=events)
         holder = await gate.acquire(_demand(rules, "holder"))
         waiting = [asyncio.create_task(gate.acquire(_demand(rules, "a"))) for _ in range(2)]
-        await _until(lambda: gate.waiting("m") == 2, "two in line")
+        await wait_until_async(lambda: gate.waiting("m") == 2, "two in line")
         with pytest.raises(CapacityExhaustedError) as full:
             await gate.acquire(_demand(rules, "a"))
         assert "line of waiting requests is full" in full.value.message
@@ -251,7 +243,7 @@ def test_a_request_cancelled_while_waiting_leaves_the_line_and_holds_nothing() -
         holder = await gate.acquire(_demand(rules, "holder"))
         gone = asyncio.create_task(gate.acquire(_demand(rules, "gone")))
         stays = asyncio.create_task(gate.acquire(_demand(rules, "stays")))
-        await _until(lambda: gate.waiting("m") == 2, "two in line")
+        await wait_until_async(lambda: gate.waiting("m") == 2, "two in line")
         gone.cancel()
         await asyncio.gather(gone, return_exceptions=True)
         assert gate.waiting("m") == 1
@@ -325,9 +317,9 @@ def test_a_better_tier_waiting_on_another_gate_gets_the_slot_released_on_this_on
             await slot.release()
 
         free = asyncio.create_task(one(gate_a, "free", "free"))
-        await _until(lambda: gate_a.waiting("m") == 1, "the free request in line on A")
+        await wait_until_async(lambda: gate_a.waiting("m") == 1, "the free request in line on A")
         boss = asyncio.create_task(one(gate_b, "boss", "enterprise"))
-        await _until(lambda: gate_b.waiting("m") == 1, "the enterprise request in line on B")
+        await wait_until_async(lambda: gate_b.waiting("m") == 1, "the enterprise request in line on B")
         await holder.release()
         await asyncio.gather(free, boss)
         assert order == ["boss", "free"]
@@ -356,7 +348,7 @@ def test_a_tiers_share_leaves_slots_to_other_tiers_and_does_not_hold_up_the_line
         boss = await gate.acquire(_demand(rules, "boss", "enterprise"))
         premium_waits = asyncio.create_task(gate.acquire(_demand(rules, "p2", "premium")))
         free_waits = asyncio.create_task(gate.acquire(_demand(rules, "f2")))
-        await _until(lambda: gate.waiting("m") == 2, "a premium and a free request in line")
+        await wait_until_async(lambda: gate.waiting("m") == 2, "a premium and a free request in line")
         await boss.release()  # a slot of the model, but in no share that has room: nobody moves
         await free[0].release()
         await (await free_waits).release()

@@ -20,6 +20,7 @@ import yaml
 from maas_gateway.application import Application
 from maas_gateway.config import demo_config_text, parse_config
 from maas_gateway.upstream import InMemoryTransport, MemoryAnswer, UpstreamRequest
+from tests.support.polling import wait_until_async
 
 USAGE = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
 FREE = {"Authorization": "Bearer freeuser1_key"}
@@ -86,14 +87,6 @@ def _chat(content: str, **extra: Any) -> dict[str, Any]:
     return {"model": "simulator-model", "messages": [{"role": "user", "content": content}], **extra}
 
 
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(10_000):
-        if condition():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError(f"{what} did not happen")
-
-
 def test_a_request_that_finds_the_model_full_waits_then_gets_503_with_retry_after() -> None:
     """One slot, held by a request the backend holds back: the next request waits its queue timeout and
     is answered 503 in OpenAI's error shape, code capacity_exhausted, with Retry-After."""
@@ -103,7 +96,7 @@ def test_a_request_that_finds_the_model_full_waits_then_gets_503_with_retry_afte
         first = asyncio.create_task(
             client.post("/v1/chat/completions", json=_chat("a", hold=True), headers=FREE)
         )
-        await _until(lambda: backend.held == 1, "the first request at the backend")
+        await wait_until_async(lambda: backend.held == 1, "the first request at the backend")
         refused = await client.post("/v1/chat/completions", json=_chat("b"), headers=FREE2)
         assert refused.status_code == 503
         assert refused.json()["error"]["code"] == "capacity_exhausted"
@@ -128,7 +121,7 @@ def test_a_tiers_concurrency_limit_answers_429_and_counts_as_a_limited_call() ->
         first = asyncio.create_task(
             client.post("/v1/chat/completions", json=_chat("a", hold=True), headers=FREE)
         )
-        await _until(lambda: backend.held == 1, "the first request at the backend")
+        await wait_until_async(lambda: backend.held == 1, "the first request at the backend")
         other = asyncio.create_task(client.post("/v1/chat/completions", json=_chat("other"), headers=FREE2))
         refused = await client.post("/v1/chat/completions", json=_chat("b"), headers=FREE)
         assert refused.status_code == 429
@@ -155,11 +148,11 @@ def test_a_stream_holds_its_slot_until_its_last_event() -> None:
         stream = asyncio.create_task(
             client.post("/v1/chat/completions", json=_chat("stream", stream=True), headers=FREE)
         )
-        await _until(lambda: backend.held == 1, "the stream at the backend")
+        await wait_until_async(lambda: backend.held == 1, "the stream at the backend")
         second = asyncio.create_task(
             client.post("/v1/chat/completions", json=_chat("second"), headers=ENTERPRISE)
         )
-        await _until(
+        await wait_until_async(
             lambda: application.services.capacity.waiting("simulator-model") == 1, "a request in line"
         )
         metrics = application.services.metrics

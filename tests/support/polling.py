@@ -7,6 +7,7 @@ message saying what never happened.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -15,7 +16,7 @@ import httpx
 
 from tests.support.processes import ServerProcess
 
-__all__ = ["log_through", "wait_until"]
+__all__ = ["log_through", "wait_until", "wait_until_async"]
 
 T = TypeVar("T")
 
@@ -28,6 +29,17 @@ def wait_until(condition: Callable[[], T], what: str, seconds: float = 10.0, int
         assert time.monotonic() < deadline, f"{what} did not happen within {seconds:g} s"
         time.sleep(interval)
     return result
+
+
+async def wait_until_async(
+    condition: Callable[[], object], what: str, seconds: float = 10.0, interval: float = 0.001
+) -> None:
+    """Let the event loop run until ``condition`` holds (a state, not a time, is what tests wait for);
+    fail naming ``what`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen within {seconds:g} s"
+        await asyncio.sleep(interval)
 
 
 def log_through(server: ServerProcess, response: httpx.Response, seconds: float = 10.0) -> str:
