@@ -1,12 +1,28 @@
-"""The ledger's SQLAlchemy table; Alembic migrations (``migrations/``) create and evolve it."""
+"""The ledger's SQLAlchemy tables; Alembic migrations (``migrations/``) create and evolve them.
+
+``usage_records`` holds one row per request (raw, may be pruned one day); ``usage_hourly`` holds the
+hourly rollups that reports and the portal read (kept for good). The writer keeps both in one
+transaction (``sql_writes.py``).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Double, Index, Integer, String, Table, false
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    false,
+)
 
 from maas_gateway.database import metadata
 
-__all__ = ["usage_records"]
+__all__ = ["ROLLUP_DIMENSIONS", "ROLLUP_MEASURES", "usage_hourly", "usage_records"]
 
 usage_records = Table(
     "usage_records",
@@ -31,5 +47,46 @@ usage_records = Table(
     Column("latency_ms", Double, nullable=False),
     Column("failed", Boolean, nullable=False, server_default=false()),
     Index("ix_usage_records_hour_user", "hour", "user"),
+    # A user's last calls (the portal's overview): newest first straight from the index.
+    Index("ix_usage_records_user_created", "user", "created_at"),
     Index("ix_usage_records_user_hour", "user", "hour"),
+)
+
+# The dimensions, in primary-key order: hour first, so a range of hours over all users is one index
+# range. Issue 16 adds ``team`` here (a column with default '' and a rebuilt primary key).
+ROLLUP_DIMENSIONS = ("hour", "user", "tier", "model", "endpoint", "key_id", "outcome")
+ROLLUP_MEASURES = (
+    "requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "charged_tokens",
+    "cost",
+    "streamed",
+    "latency_ms",
+)
+
+usage_hourly = Table(
+    "usage_hourly",
+    metadata,
+    Column("hour", Integer, nullable=False),  # hours since the epoch, as usage_records.hour
+    Column("user", String(200), nullable=False),
+    Column("tier", String(100), nullable=False),
+    # '' for a request without a model: a NULL would never conflict, so the upsert would add a row
+    # per batch instead of adding to one.
+    Column("model", String(200), nullable=False),
+    Column("endpoint", String(100), nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),  # outcomes.OUTCOMES
+    Column("requests", BigInteger, nullable=False),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+    Column("total_tokens", BigInteger, nullable=False),
+    Column("charged_tokens", BigInteger, nullable=False),
+    Column("cost", Double, nullable=False),
+    Column("streamed", BigInteger, nullable=False),  # how many of the requests streamed
+    Column("latency_ms", Double, nullable=False),  # a sum: divide by requests for the mean
+    PrimaryKeyConstraint(*ROLLUP_DIMENSIONS, name="pk_usage_hourly"),
+    # One user's series over a range (the developer pages).
+    Index("ix_usage_hourly_user_hour", "user", "hour"),
 )
