@@ -5,6 +5,8 @@ keeps as it stores records."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -249,3 +251,20 @@ def test_report_ranges_are_whole_hours() -> None:
     assert ReportRange.between(BASE, BASE).until == BASE
     with pytest.raises(ValueError, match="must not end before it starts"):
         ReportRange(5, 4)
+
+
+def test_csv_export_holds_every_measure_and_defuses_formulas() -> None:
+    """The CSV of a breakdown has a header of dimensions and measures, one line per group, a missing
+    model as an empty cell, and a user name a spreadsheet would run as a formula quoted as text."""
+    from maas_gateway.metering import UsageGroup, usage_csv
+
+    rows = [
+        UsageGroup({"user": '=HYPERLINK("http://evil")', "model": None}, UsageTotals(requests=2, cost=0.5)),
+        UsageGroup({"user": "alice", "model": "m1"}, UsageTotals(requests=1, ok=1, latency_ms_sum=3.0)),
+    ]
+    lines = list(csv.reader(io.StringIO(usage_csv(rows, ("user", "model")))))
+    assert lines[0][:4] == ["user", "model", "requests", "ok"]
+    assert lines[0][-2:] == ["errors", "mean_latency_ms"]
+    assert lines[1][:3] == ['\'=HYPERLINK("http://evil")', "", "2"]
+    assert dict(zip(lines[0], lines[2], strict=True))["mean_latency_ms"] == "3.0"
+    assert len(lines) == 3

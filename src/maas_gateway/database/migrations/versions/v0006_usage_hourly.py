@@ -9,13 +9,26 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from maas_gateway.metering.rollups import rollup_select
-from maas_gateway.metering.tables import ROLLUP_DIMENSIONS, ROLLUP_MEASURES, usage_hourly, usage_records
-
 revision = "0006"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
+
+_DIMENSIONS = ("hour", "user", "tier", "model", "endpoint", "key_id", "outcome")
+
+# The aggregation of metering/rollups.py (rollup_select), written out so that this revision keeps
+# meaning what it meant when the code moves on; tests/test_usage_rollups.py holds the two equal.
+BACKFILL = """
+INSERT INTO usage_hourly (hour, "user", tier, model, endpoint, key_id, outcome, requests, prompt_tokens,
+                          completion_tokens, total_tokens, charged_tokens, cost, streamed, latency_ms)
+SELECT hour, "user", tier, COALESCE(model, ''), endpoint, key_id,
+       CASE WHEN rate_limited THEN 'rate_limited' WHEN failed THEN 'failed'
+            WHEN status >= 400 THEN 'client_error' ELSE 'ok' END,
+       count(*), sum(prompt_tokens), sum(completion_tokens), sum(total_tokens), sum(charged_tokens),
+       sum(cost), sum(CASE WHEN streamed THEN 1 ELSE 0 END), sum(latency_ms)
+FROM usage_records
+GROUP BY 1, 2, 3, 4, 5, 6, 7
+"""
 
 
 def upgrade() -> None:
@@ -36,16 +49,11 @@ def upgrade() -> None:
         sa.Column("cost", sa.Double, nullable=False),
         sa.Column("streamed", sa.BigInteger, nullable=False),
         sa.Column("latency_ms", sa.Double, nullable=False),
-        sa.PrimaryKeyConstraint(*ROLLUP_DIMENSIONS, name="pk_usage_hourly"),
+        sa.PrimaryKeyConstraint(*_DIMENSIONS, name="pk_usage_hourly"),
     )
     # The backfill runs in the migration's transaction: the gateway writes nothing until the migration
     # has finished (replicas wait on the migration's advisory lock), so no record is rolled up twice.
-    # It is the same aggregation the writer runs on each batch (metering/rollups.py).
-    op.execute(
-        usage_hourly.insert().from_select(
-            [*ROLLUP_DIMENSIONS, *ROLLUP_MEASURES], rollup_select(usage_records).order_by(None)
-        )
-    )
+    op.execute(sa.text(BACKFILL))
     op.create_index("ix_usage_hourly_user_hour", "usage_hourly", ["user", "hour"])
     op.create_index("ix_usage_records_user_created", "usage_records", ["user", "created_at"])
 
