@@ -1,9 +1,11 @@
-"""Reports read from the hourly rollups equal a recount of the raw records, for any records, grouping and
-range (hour-aligned or not), on SQLite and PostgreSQL, and so do the portal's reports."""
+"""Reports read from the rollups equal a recount of the raw records, for any records, grouping and range
+(hour-aligned or not), on SQLite and PostgreSQL; the portal's reports equal a recount and the in-memory
+reports."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -15,11 +17,13 @@ from sqlalchemy import delete
 
 from maas_gateway.database import Database
 from maas_gateway.metering import GROUPS, UsageQuery, UsageRecord
+from maas_gateway.metering.memory_reports import InMemoryUsageReports
 from maas_gateway.metering.outcomes import outcome_of
-from maas_gateway.metering.reports import ReportRange
+from maas_gateway.metering.reports import DIMENSIONS, Dimension, ReportRange
 from maas_gateway.metering.sql_reports import SqlUsageReports
 from maas_gateway.metering.sql_store import SqlLedgerStore
-from maas_gateway.metering.tables import usage_hourly, usage_records
+from maas_gateway.metering.store import InMemoryLedgerStore
+from maas_gateway.metering.tables import usage_daily, usage_hourly, usage_records
 from tests.support.postgres_server import throwaway_database
 
 HOUR = 3600
@@ -42,6 +46,7 @@ class Ledger:
             async with self.database.engine.begin() as connection:
                 await connection.execute(delete(usage_records))
                 await connection.execute(delete(usage_hourly))
+                await connection.execute(delete(usage_daily))
             for start in range(0, len(records), 37):  # several batches, as the writer sends them
                 await self.store.write(records[start : start + 37])
 
@@ -181,3 +186,34 @@ def test_portal_totals_equal_a_recount(
     assert totals.streamed == sum(item.streamed for item in distinct)
     assert totals.charged_tokens == sum(item.charged_tokens for item in distinct)
     assert math.isclose(totals.latency_ms_sum, sum(item.latency_ms for item in distinct), abs_tol=1e-6)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    found=records(),
+    groups=st.lists(st.sampled_from(DIMENSIONS), unique=True, max_size=3),
+    hours=st.tuples(st.integers(-30, 74), st.integers(0, 80)),
+    user=st.sampled_from([None, "bob"]),
+)
+def test_portal_breakdowns_equal_the_in_memory_ones(
+    ledger: Ledger,
+    found: list[UsageRecord],
+    groups: list[Dimension],
+    hours: tuple[int, int],
+    user: str | None,
+) -> None:
+    """Any grouping over any range of hours (whole days read from the daily rollups, the hours around
+    them from the hourly ones) gives the groups, in the order, that the in-memory reports give."""
+    ledger.reset(found)
+    memory = InMemoryLedgerStore()
+    asyncio.run(memory.write(found))
+    period = ReportRange(BASE // HOUR + hours[0], BASE // HOUR + hours[0] + hours[1])
+    got = ledger.runner.run(ledger.reports.breakdown(period, groups, user=user))
+    expected = asyncio.run(InMemoryUsageReports(memory.rollups).breakdown(period, groups, user=user))
+    assert [group.key for group in got] == [group.key for group in expected]
+    for mine, reference in zip(got, expected, strict=True):
+        assert dataclasses.replace(mine.totals, cost=0.0, latency_ms_sum=0.0) == dataclasses.replace(
+            reference.totals, cost=0.0, latency_ms_sum=0.0
+        )
+        assert math.isclose(mine.totals.cost, reference.totals.cost, rel_tol=1e-9, abs_tol=1e-9)
+        assert math.isclose(mine.totals.latency_ms_sum, reference.totals.latency_ms_sum, abs_tol=1e-6)

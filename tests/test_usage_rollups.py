@@ -17,14 +17,14 @@ from maas_gateway.database.migrations import alembic_config
 from maas_gateway.metering import LedgerWriter, Spool, UsageRecord
 from maas_gateway.metering.memory_rollups import MemoryRollups
 from maas_gateway.metering.outage import OutagePolicy
-from maas_gateway.metering.rollups import NO_MODEL, rollup_select
+from maas_gateway.metering.rollups import NO_MODEL, daily_select, rollup_select
 from maas_gateway.metering.sql_store import SqlLedgerStore
-from maas_gateway.metering.tables import ROLLUP_DIMENSIONS, usage_hourly, usage_records
+from maas_gateway.metering.tables import usage_daily, usage_hourly, usage_records
 from tests.support.clock import FakeClock
 from tests.support.postgres_server import throwaway_database
 
 BASE = 1_796_000_000 - 1_796_000_000 % 86400
-Rollups = dict[tuple[Any, ...], tuple[Any, ...]]
+Rollups = dict[tuple[Any, ...], tuple[Any, ...]]  # dimensions → measures
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -38,7 +38,7 @@ def record(index: int, **fields: Any) -> UsageRecord:
     """Records spread over four users, three models (one missing), every outcome and a few hours."""
     values: dict[str, Any] = {
         "request_id": f"req-{index:06d}",
-        "created_at": BASE + (index * 97) % (5 * 3600) + 0.5,
+        "created_at": BASE + (index * 997) % (50 * 3600) + 0.5,  # three days
         "user": f"user-{index % 4}",
         "tier": "free" if index % 5 else "premium",
         "key_id": f"key-{index % 2}",
@@ -65,30 +65,41 @@ def record(index: int, **fields: Any) -> UsageRecord:
     return UsageRecord(**values)
 
 
-async def stored_rollups(database: Database) -> Rollups:
+async def stored_rollups(database: Database) -> tuple[Rollups, Rollups]:
+    """The hourly and the daily rollups as stored."""
+    return await _rows(database, select(usage_hourly), 7), await _rows(database, select(usage_daily), 5)
+
+
+async def recounted_rollups(database: Database) -> tuple[Rollups, Rollups]:
+    """The rollups a recount of every stored raw record gives (the writer's aggregation)."""
+    hourly = await _rows(database, rollup_select(usage_records), 7)
+    return hourly, await _rows(database, daily_select(usage_records), 5)
+
+
+async def _rows(database: Database, statement: Any, width: int) -> Rollups:
     async with database.engine.connect() as connection:
-        rows = (await connection.execute(select(usage_hourly))).all()
-    width = len(ROLLUP_DIMENSIONS)
+        rows = (await connection.execute(statement)).all()
     return {tuple(row[:width]): _rounded(row[width:]) for row in rows}
 
 
-async def recounted_rollups(database: Database) -> Rollups:
-    """The rollups a recount of every stored raw record gives (the backfill's query)."""
-    async with database.engine.connect() as connection:
-        rows = (await connection.execute(rollup_select(usage_records))).all()
-    width = len(ROLLUP_DIMENSIONS)
-    return {tuple(row[:width]): _rounded(row[width:]) for row in rows}
-
-
-def memory_rollups(records: list[UsageRecord]) -> Rollups:
-    """The rollups the in-memory ledger keeps: Python's ``outcome_of``, not SQL's."""
+def memory_rollups(records: list[UsageRecord]) -> tuple[Rollups, Rollups]:
+    """The rollups the in-memory ledger keeps (Python's ``outcome_of``, not SQL's), and their days."""
     rollups = MemoryRollups()
     for item in records:
         rollups.add(item)
-    return {
-        (*key[:3], key[3] if key[3] is not None else NO_MODEL, *key[4:]): _rounded(sums)
+    hourly = {
+        (*key[:3], key[3] if key[3] is not None else NO_MODEL, *key[4:]): sums
         for key, sums in rollups.buckets.items()
     }
+    daily: dict[tuple[Any, ...], list[float]] = {}
+    for (hour, user, tier, model, _endpoint, _key, outcome), sums in hourly.items():
+        target = daily.setdefault((hour // 24, user, tier, model, outcome), [0] * len(sums))
+        for index, value in enumerate(sums):
+            target[index] += value
+    return (
+        {key: _rounded(sums) for key, sums in hourly.items()},
+        {key: _rounded(sums) for key, sums in daily.items()},
+    )
 
 
 def _rounded(values: Any) -> tuple[Any, ...]:
@@ -112,7 +123,8 @@ def test_a_rewritten_batch_is_rolled_up_once(url: str) -> None:
         rollups = await stored_rollups(database)
         assert rollups == await recounted_rollups(database)
         assert rollups == memory_rollups(records)
-        assert sum(sums[0] for sums in rollups.values()) == 600
+        assert sum(sums[0] for sums in rollups[0].values()) == 600
+        assert sum(sums[0] for sums in rollups[1].values()) == 600
         await database.aclose()
 
     asyncio.run(main())
@@ -140,7 +152,7 @@ def test_a_replayed_spool_is_not_counted_twice(url: str, tmp_path: Path) -> None
         assert not list(spool.directory.glob("usage-spool.replay-*"))
         await replaying.stop()
         assert await stored_rollups(database) == before
-        assert sum(sums[0] for sums in before.values()) == 250
+        assert sum(sums[0] for sums in before[1].values()) == 250
         await database.aclose()
 
     asyncio.run(main())

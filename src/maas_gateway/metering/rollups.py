@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, Select, case, func, literal, select
+from sqlalchemy import ColumnElement, FromClause, Select, Table, case, func, literal, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from maas_gateway.metering.tables import ROLLUP_DIMENSIONS, ROLLUP_MEASURES, usage_hourly
+from maas_gateway.metering.tables import (
+    DAILY_DIMENSIONS,
+    ROLLUP_DIMENSIONS,
+    ROLLUP_MEASURES,
+    usage_daily,
+    usage_hourly,
+)
 
-__all__ = ["NO_MODEL", "rollup_select", "rollup_upsert"]
+__all__ = ["NO_MODEL", "daily_select", "daily_upsert", "rollup_select", "rollup_upsert"]
 
 NO_MODEL = ""  # usage_hourly.model for a request without a model (reported as None)
 
@@ -39,15 +45,29 @@ def rollup_select(source: FromClause) -> Select[Any]:
     """Rows of ``usage_hourly`` (its columns, in order) summed from ``source``, a selectable with the
     columns of ``usage_records``: the table, a filtered alias, or the rows a batch inserted."""
     column = source.c
-    dimensions: list[ColumnElement[Any]] = [
+    model = func.coalesce(column.model, literal(NO_MODEL))
+    dimensions = [
         column.hour,
         column.user,
         column.tier,
-        func.coalesce(column.model, literal(NO_MODEL)),
+        model,
         column.endpoint,
         column.key_id,
         _outcome(source),
     ]
+    return _summed(source, dimensions, ROLLUP_DIMENSIONS)
+
+
+def daily_select(source: FromClause) -> Select[Any]:
+    """Rows of ``usage_daily`` summed from ``source`` (as for ``rollup_select``)."""
+    column = source.c
+    model = func.coalesce(column.model, literal(NO_MODEL))
+    dimensions = [column.hour // 24, column.user, column.tier, model, _outcome(source)]
+    return _summed(source, dimensions, DAILY_DIMENSIONS)
+
+
+def _summed(source: FromClause, dimensions: list[ColumnElement[Any]], names: tuple[str, ...]) -> Select[Any]:
+    column = source.c
     measures: list[ColumnElement[Any]] = [
         func.count(),
         func.sum(column.prompt_tokens),
@@ -60,9 +80,7 @@ def rollup_select(source: FromClause) -> Select[Any]:
     ]
     labelled = [
         expression.label(name)
-        for expression, name in zip(
-            [*dimensions, *measures], [*ROLLUP_DIMENSIONS, *ROLLUP_MEASURES], strict=True
-        )
+        for expression, name in zip([*dimensions, *measures], [*names, *ROLLUP_MEASURES], strict=True)
     ]
     # Grouped (and ordered) by the dimensions in primary-key order: two writers then lock the rows
     # they add to in the same order, so they wait for each other instead of deadlocking.
@@ -71,9 +89,18 @@ def rollup_select(source: FromClause) -> Select[Any]:
 
 def rollup_upsert(dialect: str, rows: Select[Any]) -> Any:
     """``INSERT INTO usage_hourly <rows> ON CONFLICT DO UPDATE`` adding each measure to the stored one."""
+    return _upsert(dialect, usage_hourly, ROLLUP_DIMENSIONS, rows)
+
+
+def daily_upsert(dialect: str, rows: Select[Any]) -> Any:
+    """As ``rollup_upsert``, into ``usage_daily``."""
+    return _upsert(dialect, usage_daily, DAILY_DIMENSIONS, rows)
+
+
+def _upsert(dialect: str, table: Table, dimensions: tuple[str, ...], rows: Select[Any]) -> Any:
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(usage_hourly).from_select([*ROLLUP_DIMENSIONS, *ROLLUP_MEASURES], rows)
+    statement = insert(table).from_select([*dimensions, *ROLLUP_MEASURES], rows)
     return statement.on_conflict_do_update(
-        index_elements=list(ROLLUP_DIMENSIONS),
-        set_={name: usage_hourly.c[name] + statement.excluded[name] for name in ROLLUP_MEASURES},
+        index_elements=list(dimensions),
+        set_={name: table.c[name] + statement.excluded[name] for name in ROLLUP_MEASURES},
     )

@@ -1,15 +1,28 @@
-"""``UsageReports`` over the hourly rollups in SQL, and the raw records only for a user's last calls.
+"""``UsageReports`` over the rollups in SQL, and the raw records only for a user's last calls.
 
-Every query reads ``usage_hourly`` by its primary key (hour first) or by ``(user, hour)``: a page costs
-the same with a thousand records or a million (bench/portal_usage.py measures it).
+Whole days are read from ``usage_daily`` when the grouping allows it (no hour, endpoint or key), the hours
+around them from ``usage_hourly``; both by their primary key (time first) or by ``(user, time)``, so a
+page costs about the same with a thousand records or a million (bench/portal_usage.py measures it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, case, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    Table,
+    case,
+    func,
+    literal_column,
+    select,
+    union_all,
+)
 
 from maas_gateway.database import Database
 from maas_gateway.metering.outcomes import OUTCOMES
@@ -23,39 +36,95 @@ from maas_gateway.metering.reports import (
     check_dimensions,
 )
 from maas_gateway.metering.rollups import NO_MODEL
-from maas_gateway.metering.tables import usage_hourly, usage_records
+from maas_gateway.metering.tables import usage_daily, usage_hourly, usage_records
 
 __all__ = ["SqlUsageReports"]
 
-_TABLE = usage_hourly.c
+_DAILY = frozenset({"user", "tier", "model", "outcome", "day"})  # usage_daily's dimensions
+_MEASURE_FIELDS = tuple(field.name for field in fields(UsageTotals))
 
 
-def _dimension(name: Dimension) -> ColumnElement[Any]:
+def _number(value: int) -> ColumnElement[Any]:
+    return literal_column(str(value), Integer)
+
+
+def _dimension(table: Table, name: Dimension) -> ColumnElement[Any]:
+    """A dimension's expression. Constants are written inline, not bound: PostgreSQL must see the same
+    text in GROUP BY and ORDER BY (two bound parameters are two different expressions to it)."""
+    column = table.c
     if name == "model":
-        return func.nullif(_TABLE.model, NO_MODEL)
+        return func.nullif(column.model, literal_column(f"'{NO_MODEL}'", String))
     if name == "day":
-        return (_TABLE.hour // 24) * 86400  # floor division: "/" is true division in SQLAlchemy 2
+        if table is usage_daily:
+            return column.day * _number(86400)
+        return (column.hour // _number(24)) * _number(86400)  # "//": SQLAlchemy 2's "/" is true division
     if name == "hour":
-        return _TABLE.hour * 3600
-    return _TABLE[name]
+        return column.hour * _number(3600)
+    return column[name]
 
 
-def _sums() -> list[ColumnElement[Any]]:
+def _sums(table: Table) -> list[ColumnElement[Any]]:
     """In ``UsageTotals`` field order."""
+    column = table.c
 
-    def summed(column: ColumnElement[Any]) -> ColumnElement[Any]:
-        return func.coalesce(func.sum(column), 0)
+    def summed(value: ColumnElement[Any]) -> ColumnElement[Any]:
+        return func.coalesce(func.sum(value), 0)
 
-    by_outcome = [summed(case((_TABLE.outcome == name, _TABLE.requests), else_=0)) for name in OUTCOMES]
+    by_outcome = [summed(case((column.outcome == name, column.requests), else_=0)) for name in OUTCOMES]
     return [
-        summed(_TABLE.requests),
+        summed(column.requests),
         *by_outcome,
-        *(summed(_TABLE[name]) for name in ("prompt_tokens", "completion_tokens", "total_tokens")),
-        summed(_TABLE.charged_tokens),
-        summed(_TABLE.cost),
-        summed(_TABLE.streamed),
-        summed(_TABLE.latency_ms),
+        *(summed(column[name]) for name in ("prompt_tokens", "completion_tokens", "total_tokens")),
+        summed(column.charged_tokens),
+        summed(column.cost),
+        summed(column.streamed),
+        summed(column.latency_ms),
     ]
+
+
+def _parts(period: ReportRange, group_by: Sequence[Dimension]) -> list[tuple[Table, int, int]]:
+    """Where each stretch of the period is read: whole days from the daily rollups when the grouping
+    allows it, the hours around them (or everything) from the hourly ones. Bounds in the table's unit."""
+    first_day, last_day = -(-period.first_hour // 24), period.last_hour // 24
+    if not set(group_by) <= _DAILY or first_day >= last_day:
+        return [(usage_hourly, period.first_hour, period.last_hour)]
+    parts = [(usage_daily, first_day, last_day)]
+    if period.first_hour < first_day * 24:
+        parts.append((usage_hourly, period.first_hour, first_day * 24))
+    if last_day * 24 < period.last_hour:
+        parts.append((usage_hourly, last_day * 24, period.last_hour))
+    return parts
+
+
+def _partial(
+    table: Table, lower: int, upper: int, group_by: Sequence[Dimension], user: str | None
+) -> Select[Any]:
+    groups = [_dimension(table, name).label(f"g{index}") for index, name in enumerate(group_by)]
+    sums = [total.label(name) for total, name in zip(_sums(table), _MEASURE_FIELDS, strict=True)]
+    unit = table.c.day if table is usage_daily else table.c.hour
+    statement = select(*groups, *sums).where(unit >= lower, unit < upper)
+    if user is not None:
+        statement = statement.where(table.c.user == user)
+    return statement.group_by(*groups)
+
+
+def _grouped(
+    period: ReportRange, group_by: Sequence[Dimension], user: str | None
+) -> tuple[Select[Any], list[ColumnElement[Any]], dict[str, ColumnElement[Any]]]:
+    """The grouped statement (without order or limit), its group columns and its measures by name."""
+    parts = _parts(period, group_by)
+    if len(parts) == 1:
+        [(table, lower, upper)] = parts
+        statement = _partial(table, lower, upper, group_by, user)
+        groups = [_dimension(table, name) for name in group_by]
+        measures = dict(zip(_MEASURE_FIELDS, _sums(table), strict=True))
+    else:
+        both = union_all(*(_partial(*part, group_by, user) for part in parts)).subquery("parts")
+        groups = [both.c[f"g{index}"] for index in range(len(group_by))]
+        measures = {name: func.sum(both.c[name]) for name in _MEASURE_FIELDS}
+        statement = select(*groups, *measures.values()).group_by(*groups)
+    # HAVING: without groups, an empty range would still give one row of zeros.
+    return statement.having(measures["requests"] > 0), groups, measures
 
 
 class SqlUsageReports:
@@ -76,8 +145,7 @@ class SqlUsageReports:
         offset: int = 0,
     ) -> list[UsageGroup]:
         check_dimensions(group_by)
-        groups = [_dimension(name) for name in group_by]
-        statement = self._grouped(period, groups, user)
+        statement, groups, _ = _grouped(period, group_by, user)
         statement = statement.order_by(*(self._ascending(group) for group in groups))
         return await self._groups(statement.limit(limit).offset(offset), group_by)
 
@@ -85,10 +153,8 @@ class SqlUsageReports:
         self, period: ReportRange, dimension: Dimension, *, by: Measure = "cost", limit: int = 10
     ) -> list[UsageGroup]:
         check_dimensions((dimension,))
-        group = _dimension(dimension)
-        measure = func.sum(_TABLE.requests if by == "requests" else _TABLE[by])
-        statement = self._grouped(period, [group], None)
-        statement = statement.order_by(measure.desc(), self._ascending(group)).limit(limit)
+        statement, [group], measures = _grouped(period, (dimension,), None)
+        statement = statement.order_by(measures[by].desc(), self._ascending(group)).limit(limit)
         return await self._groups(statement, (dimension,))
 
     async def recent_calls(self, user: str, limit: int = 20) -> list[UsageRecord]:
@@ -102,17 +168,6 @@ class SqlUsageReports:
         async with self.database.engine.connect() as connection:
             rows = (await connection.execute(statement)).all()
         return [UsageRecord(*row) for row in rows]
-
-    def _grouped(
-        self, period: ReportRange, groups: list[ColumnElement[Any]], user: str | None
-    ) -> Select[Any]:
-        statement = select(*groups, *_sums()).where(
-            _TABLE.hour >= period.first_hour, _TABLE.hour < period.last_hour
-        )
-        if user is not None:
-            statement = statement.where(_TABLE.user == user)
-        # HAVING: without groups, an empty range would still give one row of zeros.
-        return statement.group_by(*groups).having(func.count() > 0)
 
     def _ascending(self, group: ColumnElement[Any]) -> ColumnElement[Any]:
         # By code point on both engines: PostgreSQL's default collation would order by language rules.

@@ -1,7 +1,8 @@
 """The ledger in a SQL database through SQLAlchemy's async engine: SQLite by default, PostgreSQL at scale.
 
-Reports read the hourly rollups (``usage_hourly``) for the whole hours of their range and the raw
-records only for the ragged ends, so a month's report costs the same with a thousand records or a
+Reports read the daily rollups (``usage_daily``) for the whole days of their range where the groups
+allow it, the hourly rollups (``usage_hourly``) for the other whole hours, and the raw records only for
+the ragged ends, so a month's report costs the same with a thousand records or a
 million, and equals a recount of the raw records (tests/test_usage_rollup_recount.py).
 """
 
@@ -11,18 +12,19 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, func, select
+from sqlalchemy import ColumnElement, Select, Table, case, func, select
 
 from maas_gateway.database import Database
 from maas_gateway.metering.records import UsageRecord
 from maas_gateway.metering.rollups import NO_MODEL
 from maas_gateway.metering.sql_writes import write_postgresql, write_sqlite
 from maas_gateway.metering.store import UsageQuery, UsageRow, report_order
-from maas_gateway.metering.tables import usage_hourly, usage_records
+from maas_gateway.metering.tables import usage_daily, usage_hourly, usage_records
 
 __all__ = ["SqlLedgerStore"]
 
 HOUR = 3600
+_DAILY = frozenset({"user", "tier", "model", "day"})  # the report groups usage_daily can answer
 
 
 class SqlLedgerStore:
@@ -46,7 +48,7 @@ class SqlLedgerStore:
         first_hour, last_hour = math.ceil(query.since / HOUR), math.floor(query.until / HOUR)
         statements: list[Select[Any]] = []
         if first_hour < last_hour:
-            statements.append(_from_rollups(query, first_hour, last_hour))
+            statements.extend(_from_rollups(query, first_hour, last_hour))
             if query.since < first_hour * HOUR:
                 statements.append(_from_records(query, query.since, first_hour * HOUR))
             if last_hour * HOUR < query.until:
@@ -72,17 +74,32 @@ class SqlLedgerStore:
         return None  # the database is shared; its owner closes it
 
 
-def _from_rollups(query: UsageQuery, first_hour: int, last_hour: int) -> Select[Any]:
-    table = usage_hourly.c
+def _from_rollups(query: UsageQuery, first_hour: int, last_hour: int) -> list[Select[Any]]:
+    """Whole days from the daily rollups when the groups allow it, the other hours from the hourly ones."""
+    first_day, last_day = -(-first_hour // 24), last_hour // 24
+    if not set(query.group_by) <= _DAILY or first_day >= last_day:
+        return [_from_table(query, usage_hourly, first_hour, last_hour)]
+    statements = [_from_table(query, usage_daily, first_day, last_day)]
+    if first_hour < first_day * 24:
+        statements.append(_from_table(query, usage_hourly, first_hour, first_day * 24))
+    if last_day * 24 < last_hour:
+        statements.append(_from_table(query, usage_hourly, last_day * 24, last_hour))
+    return statements
+
+
+def _from_table(query: UsageQuery, rollups: Table, lower: int, upper: int) -> Select[Any]:
+    table = rollups.c
+    daily = rollups is usage_daily
+    unit = table.day if daily else table.hour
     columns: dict[str, ColumnElement[Any]] = {
         "user": table.user,
         "tier": table.tier,
         "model": func.nullif(table.model, NO_MODEL),
-        "endpoint": table.endpoint,
         # Floor division: SQLAlchemy 2's "/" is true division (it grouped by fractions of days).
-        "day": (table.hour // 24) * 86400,
-        "hour": table.hour * HOUR,
+        "day": table.day * 86400 if daily else (table.hour // 24) * 86400,
     }
+    if not daily:  # the daily rollups have neither, and are not asked for them
+        columns |= {"endpoint": table.endpoint, "hour": table.hour * HOUR}
 
     def requests_where(outcome: str) -> ColumnElement[Any]:
         return func.coalesce(func.sum(case((table.outcome == outcome, table.requests), else_=0)), 0)
@@ -98,7 +115,7 @@ def _from_rollups(query: UsageQuery, first_hour: int, last_hour: int) -> Select[
         func.coalesce(func.sum(table.cost), 0.0),
     ]
     groups = [columns[name].label(f"g_{name}") for name in query.group_by]
-    statement = select(*groups, *sums).where(table.hour >= first_hour, table.hour < last_hour)
+    statement = select(*groups, *sums).where(unit >= lower, unit < upper)
     if query.user is not None:
         statement = statement.where(table.user == query.user)
     return statement.group_by(*groups) if groups else statement

@@ -6,9 +6,11 @@ after a crash, or replayed by two workers at once. The raw insert skips a reques
 replay adds nothing. Raw rows and rollups commit together or not at all.
 
 - PostgreSQL: one statement. The batch arrives as one array per column (``unnest``), the raw insert's
-  ``RETURNING`` rows feed the rollup upsert through a data-modifying CTE. A concurrent transaction
-  inserting the same request id makes ours wait and then skip it, so each record is rolled up once; two
-  replicas adding to the same hour serialise on that rollup row and both additions count.
+  ``RETURNING`` rows feed the hourly and then the daily upsert through data-modifying CTEs. A concurrent
+  transaction inserting the same request id makes ours wait and then skip it, so each record is rolled
+  up once; two replicas adding to the same hour serialise on that rollup row and both additions count.
+  Each upsert takes its rows' locks in key order (the aggregation is sorted), hourly before daily (the
+  daily one waits for the hourly one's result), so two writers wait for each other but never deadlock.
 - SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock first, so nothing can change between
   reading which ids are already stored and inserting the others.
 """
@@ -18,14 +20,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from maas_gateway.metering.records import USAGE_COLUMNS, UsageRecord
-from maas_gateway.metering.rollups import rollup_select, rollup_upsert
+from maas_gateway.metering.rollups import daily_select, daily_upsert, rollup_select, rollup_upsert
 from maas_gateway.metering.tables import usage_records
 
 __all__ = ["write_postgresql", "write_sqlite"]
@@ -44,7 +46,13 @@ def _postgresql_statement() -> Any:
         .returning(*usage_records.c)
         .cte("inserted")
     )
-    return rollup_upsert("postgresql", rollup_select(inserted))
+    hourly = (
+        rollup_upsert("postgresql", rollup_select(inserted)).returning(literal(1).label("done")).cte("hourly")
+    )
+    # The scalar subquery makes the daily upsert start once the hourly one has finished: a fixed order of
+    # locks across the two tables (sibling CTEs would run in no promised order).
+    after_hourly = select(func.count()).select_from(hourly).scalar_subquery() >= 0
+    return daily_upsert("postgresql", daily_select(inserted).where(after_hourly))
 
 
 _POSTGRESQL = _postgresql_statement()  # built once: SQLAlchemy caches its compiled form
@@ -83,8 +91,13 @@ async def write_sqlite(engine: AsyncEngine, records: Sequence[UsageRecord]) -> N
                 new_ids = list(fresh)
                 for start in range(0, len(new_ids), _SQLITE_IDS_PER_QUERY):
                     chunk = new_ids[start : start + _SQLITE_IDS_PER_QUERY]
-                    rollup = rollup_select(usage_records).where(usage_records.c.request_id.in_(chunk))
-                    await connection.execute(rollup_upsert("sqlite", rollup))
+                    fresh_rows = usage_records.c.request_id.in_(chunk)
+                    await connection.execute(
+                        rollup_upsert("sqlite", rollup_select(usage_records).where(fresh_rows))
+                    )
+                    await connection.execute(
+                        daily_upsert("sqlite", daily_select(usage_records).where(fresh_rows))
+                    )
             await connection.commit()
         except BaseException:
             await connection.rollback()

@@ -1,8 +1,9 @@
 """The ledger's SQLAlchemy tables; Alembic migrations (``migrations/``) create and evolve them.
 
-``usage_records`` holds one row per request (raw, may be pruned one day); ``usage_hourly`` holds the
-hourly rollups that reports and the portal read (kept for good). The writer keeps both in one
-transaction (``sql_writes.py``).
+``usage_records`` holds one row per request (raw, may be pruned one day); ``usage_hourly`` and
+``usage_daily`` hold the rollups that reports and the portal read (kept for good). The writer keeps all
+three in one transaction (``sql_writes.py``). The daily rollups leave out the endpoint and the key, so
+that a month over all users reads about a thirtieth as many rows as from the hourly ones.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ from sqlalchemy import (
 
 from maas_gateway.database import metadata
 
-__all__ = ["ROLLUP_DIMENSIONS", "ROLLUP_MEASURES", "usage_hourly", "usage_records"]
+__all__ = [
+    "DAILY_DIMENSIONS",
+    "ROLLUP_DIMENSIONS",
+    "ROLLUP_MEASURES",
+    "usage_daily",
+    "usage_hourly",
+    "usage_records",
+]
 
 usage_records = Table(
     "usage_records",
@@ -89,4 +97,26 @@ usage_hourly = Table(
     PrimaryKeyConstraint(*ROLLUP_DIMENSIONS, name="pk_usage_hourly"),
     # One user's series over a range (the developer pages).
     Index("ix_usage_hourly_user_hour", "user", "hour"),
+)
+
+DAILY_DIMENSIONS = ("day", "user", "tier", "model", "outcome")
+
+usage_daily = Table(
+    "usage_daily",
+    metadata,
+    Column("day", Integer, nullable=False),  # days since the epoch (UTC): usage_records.hour // 24
+    Column("user", String(200), nullable=False),
+    Column("tier", String(100), nullable=False),
+    Column("model", String(200), nullable=False),  # '' for none, as in usage_hourly
+    Column("outcome", String(16), nullable=False),
+    Column("requests", BigInteger, nullable=False),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+    Column("total_tokens", BigInteger, nullable=False),
+    Column("charged_tokens", BigInteger, nullable=False),
+    Column("cost", Double, nullable=False),
+    Column("streamed", BigInteger, nullable=False),
+    Column("latency_ms", Double, nullable=False),
+    PrimaryKeyConstraint(*DAILY_DIMENSIONS, name="pk_usage_daily"),
+    Index("ix_usage_daily_user_day", "user", "day"),
 )
