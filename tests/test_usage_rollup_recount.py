@@ -23,7 +23,7 @@ from maas_gateway.metering.reports import DIMENSIONS, Dimension, ReportRange
 from maas_gateway.metering.sql_reports import SqlUsageReports
 from maas_gateway.metering.sql_store import SqlLedgerStore
 from maas_gateway.metering.store import InMemoryLedgerStore
-from maas_gateway.metering.tables import usage_daily, usage_hourly, usage_records
+from maas_gateway.metering.tables import ROLLUP_TABLES, usage_records
 from tests.support.postgres_server import throwaway_database
 
 HOUR = 3600
@@ -44,9 +44,8 @@ class Ledger:
     def reset(self, records: list[UsageRecord]) -> None:
         async def main() -> None:
             async with self.database.engine.begin() as connection:
-                await connection.execute(delete(usage_records))
-                await connection.execute(delete(usage_hourly))
-                await connection.execute(delete(usage_daily))
+                for table in (usage_records, *ROLLUP_TABLES):
+                    await connection.execute(delete(table))
             for start in range(0, len(records), 37):  # several batches, as the writer sends them
                 await self.store.write(records[start : start + 37])
 

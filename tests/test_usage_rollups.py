@@ -17,9 +17,9 @@ from maas_gateway.database.migrations import alembic_config
 from maas_gateway.metering import LedgerWriter, Spool, UsageRecord
 from maas_gateway.metering.memory_rollups import MemoryRollups
 from maas_gateway.metering.outage import OutagePolicy
-from maas_gateway.metering.rollups import NO_MODEL, daily_select, rollup_select
+from maas_gateway.metering.rollups import NO_MODEL, rollup_select
 from maas_gateway.metering.sql_store import SqlLedgerStore
-from maas_gateway.metering.tables import usage_daily, usage_hourly, usage_records
+from maas_gateway.metering.tables import ROLLUP_TABLES, usage_records
 from tests.support.clock import FakeClock
 from tests.support.postgres_server import throwaway_database
 
@@ -65,15 +65,21 @@ def record(index: int, **fields: Any) -> UsageRecord:
     return UsageRecord(**values)
 
 
-async def stored_rollups(database: Database) -> tuple[Rollups, Rollups]:
-    """The hourly and the daily rollups as stored."""
-    return await _rows(database, select(usage_hourly), 7), await _rows(database, select(usage_daily), 5)
+async def stored_rollups(database: Database) -> tuple[Rollups, ...]:
+    """Every rollup table as stored, finest first."""
+    return tuple(
+        [await _rows(database, select(table), len(table.primary_key.columns)) for table in ROLLUP_TABLES]
+    )
 
 
-async def recounted_rollups(database: Database) -> tuple[Rollups, Rollups]:
+async def recounted_rollups(database: Database) -> tuple[Rollups, ...]:
     """The rollups a recount of every stored raw record gives (the writer's aggregation)."""
-    hourly = await _rows(database, rollup_select(usage_records), 7)
-    return hourly, await _rows(database, daily_select(usage_records), 5)
+    return tuple(
+        [
+            await _rows(database, rollup_select(usage_records, table), len(table.primary_key.columns))
+            for table in ROLLUP_TABLES
+        ]
+    )
 
 
 async def _rows(database: Database, statement: Any, width: int) -> Rollups:
@@ -82,8 +88,9 @@ async def _rows(database: Database, statement: Any, width: int) -> Rollups:
     return {tuple(row[:width]): _rounded(row[width:]) for row in rows}
 
 
-def memory_rollups(records: list[UsageRecord]) -> tuple[Rollups, Rollups]:
-    """The rollups the in-memory ledger keeps (Python's ``outcome_of``, not SQL's), and their days."""
+def memory_rollups(records: list[UsageRecord]) -> tuple[Rollups, ...]:
+    """The rollups the in-memory ledger keeps (Python's ``outcome_of``, not SQL's), summed up into each
+    coarser table's dimensions."""
     rollups = MemoryRollups()
     for item in records:
         rollups.add(item)
@@ -91,15 +98,15 @@ def memory_rollups(records: list[UsageRecord]) -> tuple[Rollups, Rollups]:
         (*key[:3], key[3] if key[3] is not None else NO_MODEL, *key[4:]): sums
         for key, sums in rollups.buckets.items()
     }
-    daily: dict[tuple[Any, ...], list[float]] = {}
+    coarse: list[dict[tuple[Any, ...], list[float]]] = [{}, {}, {}]
     for (hour, user, tier, model, _endpoint, _key, outcome), sums in hourly.items():
-        target = daily.setdefault((hour // 24, user, tier, model, outcome), [0] * len(sums))
-        for index, value in enumerate(sums):
-            target[index] += value
-    return (
-        {key: _rounded(sums) for key, sums in hourly.items()},
-        {key: _rounded(sums) for key, sums in daily.items()},
-    )
+        day = hour // 24
+        keys = ((day, user, tier, model, outcome), (day, user, tier, outcome), (day, tier, model, outcome))
+        for table, key in zip(coarse, keys, strict=True):
+            target = table.setdefault(key, [0] * len(sums))
+            for index, value in enumerate(sums):
+                target[index] += value
+    return tuple({key: _rounded(sums) for key, sums in table.items()} for table in [hourly, *coarse])
 
 
 def _rounded(values: Any) -> tuple[Any, ...]:
@@ -123,8 +130,7 @@ def test_a_rewritten_batch_is_rolled_up_once(url: str) -> None:
         rollups = await stored_rollups(database)
         assert rollups == await recounted_rollups(database)
         assert rollups == memory_rollups(records)
-        assert sum(sums[0] for sums in rollups[0].values()) == 600
-        assert sum(sums[0] for sums in rollups[1].values()) == 600
+        assert [sum(sums[0] for sums in table.values()) for table in rollups] == [600] * 4
         await database.aclose()
 
     asyncio.run(main())

@@ -1,8 +1,8 @@
-"""Hourly rollups of the usage ledger: the one SQL aggregation that builds them, and their upsert.
+"""Rollups of the usage ledger: the one SQL aggregation that builds each rollup table, and its upsert.
 
-The same ``rollup_select`` fills ``usage_hourly`` in the migration's backfill, in every batch the writer
-stores (over the rows that batch actually inserted) and in the benchmark, so the three cannot drift.
-``outcomes.outcome_of`` is its Python twin for the in-memory ledger; tests hold the two equal.
+The same ``rollup_select`` fills the rollup tables in every batch the writer stores (over the rows that
+batch actually inserted) and in tests' recounts; migration 0006's backfill writes it out as SQL text, and
+a test holds the two equal. ``outcomes.outcome_of`` is its Python twin for the in-memory ledger.
 """
 
 from __future__ import annotations
@@ -13,17 +13,11 @@ from sqlalchemy import ColumnElement, FromClause, Select, Table, case, func, lit
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from maas_gateway.metering.tables import (
-    DAILY_DIMENSIONS,
-    ROLLUP_DIMENSIONS,
-    ROLLUP_MEASURES,
-    usage_daily,
-    usage_hourly,
-)
+from maas_gateway.metering.tables import ROLLUP_MEASURES, dimensions_of, usage_hourly
 
-__all__ = ["NO_MODEL", "daily_select", "daily_upsert", "rollup_select", "rollup_upsert"]
+__all__ = ["NO_MODEL", "rollup_select", "rollup_upsert"]
 
-NO_MODEL = ""  # usage_hourly.model for a request without a model (reported as None)
+NO_MODEL = ""  # the rollups' model for a request without a model (reported as None)
 
 
 def _outcome(source: FromClause) -> ColumnElement[Any]:
@@ -37,37 +31,27 @@ def _outcome(source: FromClause) -> ColumnElement[Any]:
     )
 
 
+def _dimension(source: FromClause, name: str) -> ColumnElement[Any]:
+    column = source.c
+    if name == "day":
+        return column.hour // 24  # integer division on both engines
+    if name == "model":
+        return func.coalesce(column.model, literal(NO_MODEL))
+    if name == "outcome":
+        return _outcome(source)
+    return column[name]
+
+
 def _count(flag: ColumnElement[Any]) -> ColumnElement[Any]:
     return func.sum(case((flag, 1), else_=0))
 
 
-def rollup_select(source: FromClause) -> Select[Any]:
-    """Rows of ``usage_hourly`` (its columns, in order) summed from ``source``, a selectable with the
-    columns of ``usage_records``: the table, a filtered alias, or the rows a batch inserted."""
+def rollup_select(source: FromClause, table: Table = usage_hourly) -> Select[Any]:
+    """Rows of the rollup ``table`` (its columns, in order) summed from ``source``, a selectable with the
+    columns of ``usage_records``: the table, or the rows a batch inserted."""
     column = source.c
-    model = func.coalesce(column.model, literal(NO_MODEL))
-    dimensions = [
-        column.hour,
-        column.user,
-        column.tier,
-        model,
-        column.endpoint,
-        column.key_id,
-        _outcome(source),
-    ]
-    return _summed(source, dimensions, ROLLUP_DIMENSIONS)
-
-
-def daily_select(source: FromClause) -> Select[Any]:
-    """Rows of ``usage_daily`` summed from ``source`` (as for ``rollup_select``)."""
-    column = source.c
-    model = func.coalesce(column.model, literal(NO_MODEL))
-    dimensions = [column.hour // 24, column.user, column.tier, model, _outcome(source)]
-    return _summed(source, dimensions, DAILY_DIMENSIONS)
-
-
-def _summed(source: FromClause, dimensions: list[ColumnElement[Any]], names: tuple[str, ...]) -> Select[Any]:
-    column = source.c
+    names = dimensions_of(table)
+    dimensions = [_dimension(source, name) for name in names]
     measures: list[ColumnElement[Any]] = [
         func.count(),
         func.sum(column.prompt_tokens),
@@ -87,18 +71,10 @@ def _summed(source: FromClause, dimensions: list[ColumnElement[Any]], names: tup
     return select(*labelled).select_from(source).group_by(*dimensions).order_by(*dimensions)
 
 
-def rollup_upsert(dialect: str, rows: Select[Any]) -> Any:
-    """``INSERT INTO usage_hourly <rows> ON CONFLICT DO UPDATE`` adding each measure to the stored one."""
-    return _upsert(dialect, usage_hourly, ROLLUP_DIMENSIONS, rows)
-
-
-def daily_upsert(dialect: str, rows: Select[Any]) -> Any:
-    """As ``rollup_upsert``, into ``usage_daily``."""
-    return _upsert(dialect, usage_daily, DAILY_DIMENSIONS, rows)
-
-
-def _upsert(dialect: str, table: Table, dimensions: tuple[str, ...], rows: Select[Any]) -> Any:
+def rollup_upsert(dialect: str, rows: Select[Any], table: Table = usage_hourly) -> Any:
+    """``INSERT INTO <table> <rows> ON CONFLICT DO UPDATE`` adding each measure to the stored one."""
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    dimensions = dimensions_of(table)
     statement = insert(table).from_select([*dimensions, *ROLLUP_MEASURES], rows)
     return statement.on_conflict_do_update(
         index_elements=list(dimensions),

@@ -1,8 +1,9 @@
 """``UsageReports`` over the rollups in SQL, and the raw records only for a user's last calls.
 
-Whole days are read from ``usage_daily`` when the grouping allows it (no hour, endpoint or key), the hours
-around them from ``usage_hourly``; both by their primary key (time first) or by ``(user, time)``, so a
-page costs about the same with a thousand records or a million (bench/portal_usage.py measures it).
+Whole days are read from the smallest daily rollups that have the dimensions asked for (none has the
+hour, endpoint or key), the hours around them from ``usage_hourly``; by their primary key (time first)
+or by ``(user, time)``, so a page costs about the same with a thousand records or a million
+(bench/portal_usage.py measures it).
 """
 
 from __future__ import annotations
@@ -36,11 +37,10 @@ from maas_gateway.metering.reports import (
     check_dimensions,
 )
 from maas_gateway.metering.rollups import NO_MODEL
-from maas_gateway.metering.tables import usage_daily, usage_hourly, usage_records
+from maas_gateway.metering.tables import daily_table_for, usage_hourly, usage_records
 
 __all__ = ["SqlUsageReports"]
 
-_DAILY = frozenset({"user", "tier", "model", "outcome", "day"})  # usage_daily's dimensions
 _MEASURE_FIELDS = tuple(field.name for field in fields(UsageTotals))
 
 
@@ -55,7 +55,7 @@ def _dimension(table: Table, name: Dimension) -> ColumnElement[Any]:
     if name == "model":
         return func.nullif(column.model, literal_column(f"'{NO_MODEL}'", String))
     if name == "day":
-        if table is usage_daily:
+        if "day" in column:
             return column.day * _number(86400)
         return (column.hour // _number(24)) * _number(86400)  # "//": SQLAlchemy 2's "/" is true division
     if name == "hour":
@@ -82,13 +82,17 @@ def _sums(table: Table) -> list[ColumnElement[Any]]:
     ]
 
 
-def _parts(period: ReportRange, group_by: Sequence[Dimension]) -> list[tuple[Table, int, int]]:
-    """Where each stretch of the period is read: whole days from the daily rollups when the grouping
-    allows it, the hours around them (or everything) from the hourly ones. Bounds in the table's unit."""
+def _parts(
+    period: ReportRange, group_by: Sequence[Dimension], user: str | None
+) -> list[tuple[Table, int, int]]:
+    """Where each stretch of the period is read: whole days from the smallest daily rollups that have
+    the dimensions asked for, the hours around them (or everything) from the hourly ones. Bounds in the
+    table's unit."""
     first_day, last_day = -(-period.first_hour // 24), period.last_hour // 24
-    if not set(group_by) <= _DAILY or first_day >= last_day:
+    daily = daily_table_for({*group_by, *(["user"] if user is not None else [])})
+    if daily is None or first_day >= last_day:
         return [(usage_hourly, period.first_hour, period.last_hour)]
-    parts = [(usage_daily, first_day, last_day)]
+    parts = [(daily, first_day, last_day)]
     if period.first_hour < first_day * 24:
         parts.append((usage_hourly, period.first_hour, first_day * 24))
     if last_day * 24 < period.last_hour:
@@ -101,7 +105,7 @@ def _partial(
 ) -> Select[Any]:
     groups = [_dimension(table, name).label(f"g{index}") for index, name in enumerate(group_by)]
     sums = [total.label(name) for total, name in zip(_sums(table), _MEASURE_FIELDS, strict=True)]
-    unit = table.c.day if table is usage_daily else table.c.hour
+    unit = table.c.day if "day" in table.c else table.c.hour
     statement = select(*groups, *sums).where(unit >= lower, unit < upper)
     if user is not None:
         statement = statement.where(table.c.user == user)
@@ -112,7 +116,7 @@ def _grouped(
     period: ReportRange, group_by: Sequence[Dimension], user: str | None
 ) -> tuple[Select[Any], list[ColumnElement[Any]], dict[str, ColumnElement[Any]]]:
     """The grouped statement (without order or limit), its group columns and its measures by name."""
-    parts = _parts(period, group_by)
+    parts = _parts(period, group_by, user)
     if len(parts) == 1:
         [(table, lower, upper)] = parts
         statement = _partial(table, lower, upper, group_by, user)

@@ -1,9 +1,9 @@
 """The ledger in a SQL database through SQLAlchemy's async engine: SQLite by default, PostgreSQL at scale.
 
-Reports read the daily rollups (``usage_daily``) for the whole days of their range where the groups
-allow it, the hourly rollups (``usage_hourly``) for the other whole hours, and the raw records only for
-the ragged ends, so a month's report costs the same with a thousand records or a
-million, and equals a recount of the raw records (tests/test_usage_rollup_recount.py).
+Reports read the smallest daily rollups that have the groups asked for (``usage_daily`` and coarser) for
+the whole days of their range, the hourly rollups (``usage_hourly``) for the other whole hours, and the
+raw records only for the ragged ends, so a month's report costs about the same with a thousand records
+or a million, and equals a recount of the raw records (tests/test_usage_rollup_recount.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from maas_gateway.metering.records import UsageRecord
 from maas_gateway.metering.rollups import NO_MODEL
 from maas_gateway.metering.sql_writes import write_postgresql, write_sqlite
 from maas_gateway.metering.store import UsageQuery, UsageRow, report_order
-from maas_gateway.metering.tables import usage_daily, usage_hourly, usage_records
+from maas_gateway.metering.tables import daily_table_for, usage_hourly, usage_records
 
 __all__ = ["SqlLedgerStore"]
 
@@ -77,9 +77,11 @@ class SqlLedgerStore:
 def _from_rollups(query: UsageQuery, first_hour: int, last_hour: int) -> list[Select[Any]]:
     """Whole days from the daily rollups when the groups allow it, the other hours from the hourly ones."""
     first_day, last_day = -(-first_hour // 24), last_hour // 24
-    if not set(query.group_by) <= _DAILY or first_day >= last_day:
+    needed = {*query.group_by, *(["user"] if query.user is not None else [])}
+    daily = daily_table_for(needed) if needed <= _DAILY else None
+    if daily is None or first_day >= last_day:
         return [_from_table(query, usage_hourly, first_hour, last_hour)]
-    statements = [_from_table(query, usage_daily, first_day, last_day)]
+    statements = [_from_table(query, daily, first_day, last_day)]
     if first_hour < first_day * 24:
         statements.append(_from_table(query, usage_hourly, first_hour, first_day * 24))
     if last_day * 24 < last_hour:
@@ -89,17 +91,19 @@ def _from_rollups(query: UsageQuery, first_hour: int, last_hour: int) -> list[Se
 
 def _from_table(query: UsageQuery, rollups: Table, lower: int, upper: int) -> Select[Any]:
     table = rollups.c
-    daily = rollups is usage_daily
+    daily = "day" in table
     unit = table.day if daily else table.hour
     columns: dict[str, ColumnElement[Any]] = {
-        "user": table.user,
-        "tier": table.tier,
-        "model": func.nullif(table.model, NO_MODEL),
         # Floor division: SQLAlchemy 2's "/" is true division (it grouped by fractions of days).
         "day": table.day * 86400 if daily else (table.hour // 24) * 86400,
     }
-    if not daily:  # the daily rollups have neither, and are not asked for them
-        columns |= {"endpoint": table.endpoint, "hour": table.hour * HOUR}
+    for name in ("user", "tier", "endpoint"):  # those this table has; it is only asked for those
+        if name in table:
+            columns[name] = table[name]
+    if "model" in table:
+        columns["model"] = func.nullif(table.model, NO_MODEL)
+    if not daily:
+        columns["hour"] = table.hour * HOUR
 
     def requests_where(outcome: str) -> ColumnElement[Any]:
         return func.coalesce(func.sum(case((table.outcome == outcome, table.requests), else_=0)), 0)

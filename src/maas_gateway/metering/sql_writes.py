@@ -6,11 +6,11 @@ after a crash, or replayed by two workers at once. The raw insert skips a reques
 replay adds nothing. Raw rows and rollups commit together or not at all.
 
 - PostgreSQL: one statement. The batch arrives as one array per column (``unnest``), the raw insert's
-  ``RETURNING`` rows feed the hourly and then the daily upsert through data-modifying CTEs. A concurrent
+  ``RETURNING`` rows feed each rollup table's upsert in turn through data-modifying CTEs. A concurrent
   transaction inserting the same request id makes ours wait and then skip it, so each record is rolled
   up once; two replicas adding to the same hour serialise on that rollup row and both additions count.
-  Each upsert takes its rows' locks in key order (the aggregation is sorted), hourly before daily (the
-  daily one waits for the hourly one's result), so two writers wait for each other but never deadlock.
+  Each upsert takes its rows' locks in key order (the aggregation is sorted), one table after the other
+  (each waits for the previous one's result), so two writers wait for each other but never deadlock.
 - SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock first, so nothing can change between
   reading which ids are already stored and inserting the others.
 """
@@ -27,8 +27,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from maas_gateway.metering.records import USAGE_COLUMNS, UsageRecord
-from maas_gateway.metering.rollups import daily_select, daily_upsert, rollup_select, rollup_upsert
-from maas_gateway.metering.tables import usage_records
+from maas_gateway.metering.rollups import rollup_select, rollup_upsert
+from maas_gateway.metering.tables import ROLLUP_TABLES, usage_records
 
 __all__ = ["write_postgresql", "write_sqlite"]
 
@@ -46,13 +46,19 @@ def _postgresql_statement() -> Any:
         .returning(*usage_records.c)
         .cte("inserted")
     )
-    hourly = (
-        rollup_upsert("postgresql", rollup_select(inserted)).returning(literal(1).label("done")).cte("hourly")
-    )
-    # The scalar subquery makes the daily upsert start once the hourly one has finished: a fixed order of
-    # locks across the two tables (sibling CTEs would run in no promised order).
-    after_hourly = select(func.count()).select_from(hourly).scalar_subquery() >= 0
-    return daily_upsert("postgresql", daily_select(inserted).where(after_hourly))
+    # Each upsert starts once the one before has finished (the scalar subquery on its result): a fixed
+    # order of locks across the tables, finest first, the hottest rows (no user) last. Sibling CTEs
+    # would run in no promised order.
+    previous = None
+    for table in ROLLUP_TABLES:
+        rows = rollup_select(inserted, table)
+        if previous is not None:
+            rows = rows.where(select(func.count()).select_from(previous).scalar_subquery() >= 0)
+        upsert = rollup_upsert("postgresql", rows, table)
+        if table is ROLLUP_TABLES[-1]:
+            return upsert
+        previous = upsert.returning(literal(1).label("done")).cte(f"{table.name}_done")
+    raise AssertionError("ROLLUP_TABLES is never empty")
 
 
 _POSTGRESQL = _postgresql_statement()  # built once: SQLAlchemy caches its compiled form
@@ -92,12 +98,9 @@ async def write_sqlite(engine: AsyncEngine, records: Sequence[UsageRecord]) -> N
                 for start in range(0, len(new_ids), _SQLITE_IDS_PER_QUERY):
                     chunk = new_ids[start : start + _SQLITE_IDS_PER_QUERY]
                     fresh_rows = usage_records.c.request_id.in_(chunk)
-                    await connection.execute(
-                        rollup_upsert("sqlite", rollup_select(usage_records).where(fresh_rows))
-                    )
-                    await connection.execute(
-                        daily_upsert("sqlite", daily_select(usage_records).where(fresh_rows))
-                    )
+                    for table in ROLLUP_TABLES:
+                        sums = rollup_select(usage_records, table).where(fresh_rows)
+                        await connection.execute(rollup_upsert("sqlite", sums, table))
             await connection.commit()
         except BaseException:
             await connection.rollback()

@@ -2,8 +2,8 @@
 
 ``usage_records`` holds one row per request (raw, may be pruned one day); ``usage_hourly`` and
 ``usage_daily`` hold the rollups that reports and the portal read (kept for good). The writer keeps all
-three in one transaction (``sql_writes.py``). The daily rollups leave out the endpoint and the key, so
-that a month over all users reads about a thirtieth as many rows as from the hourly ones.
+of them in one transaction (``sql_writes.py``). The daily rollups leave out the endpoint and the key, and
+two coarser ones the model or the user, so that a month over all users reads few rows.
 """
 
 from __future__ import annotations
@@ -60,9 +60,6 @@ usage_records = Table(
     Index("ix_usage_records_user_hour", "user", "hour"),
 )
 
-# The dimensions, in primary-key order: hour first, so a range of hours over all users is one index
-# range. Issue 16 adds ``team`` here (a column with default '' and a rebuilt primary key).
-ROLLUP_DIMENSIONS = ("hour", "user", "tier", "model", "endpoint", "key_id", "outcome")
 ROLLUP_MEASURES = (
     "requests",
     "prompt_tokens",
@@ -70,53 +67,63 @@ ROLLUP_MEASURES = (
     "total_tokens",
     "charged_tokens",
     "cost",
-    "streamed",
-    "latency_ms",
+    "streamed",  # how many of the requests streamed
+    "latency_ms",  # a sum: divide by requests for the mean
 )
 
-usage_hourly = Table(
+
+def _rollup_table(name: str, dimensions: tuple[str, ...], *indexes: Index) -> Table:
+    """A rollup table: its dimensions (the first is the time: ``hour`` or ``day`` since the epoch, UTC)
+    form the primary key, in order, so a range of time over everyone is one index range."""
+    lengths = {"user": 200, "tier": 100, "model": 200, "endpoint": 100, "key_id": 64, "outcome": 16}
+    keys = [
+        Column(
+            dimension, Integer if dimension in ("hour", "day") else String(lengths[dimension]), nullable=False
+        )
+        for dimension in dimensions
+    ]
+    measures = [
+        Column(measure, Double if measure in ("cost", "latency_ms") else BigInteger, nullable=False)
+        for measure in ROLLUP_MEASURES
+    ]
+    return Table(
+        name, metadata, *keys, *measures, PrimaryKeyConstraint(*dimensions, name=f"pk_{name}"), *indexes
+    )
+
+
+# Finest first. A model-less request is stored with model '' (a NULL would never conflict, so the upsert
+# would add a row per batch instead of adding to one). Issue 16 adds ``team`` to each (a column with
+# default '' and a rebuilt primary key).
+usage_hourly = _rollup_table(
     "usage_hourly",
-    metadata,
-    Column("hour", Integer, nullable=False),  # hours since the epoch, as usage_records.hour
-    Column("user", String(200), nullable=False),
-    Column("tier", String(100), nullable=False),
-    # '' for a request without a model: a NULL would never conflict, so the upsert would add a row
-    # per batch instead of adding to one.
-    Column("model", String(200), nullable=False),
-    Column("endpoint", String(100), nullable=False),
-    Column("key_id", String(64), nullable=False),
-    Column("outcome", String(16), nullable=False),  # outcomes.OUTCOMES
-    Column("requests", BigInteger, nullable=False),
-    Column("prompt_tokens", BigInteger, nullable=False),
-    Column("completion_tokens", BigInteger, nullable=False),
-    Column("total_tokens", BigInteger, nullable=False),
-    Column("charged_tokens", BigInteger, nullable=False),
-    Column("cost", Double, nullable=False),
-    Column("streamed", BigInteger, nullable=False),  # how many of the requests streamed
-    Column("latency_ms", Double, nullable=False),  # a sum: divide by requests for the mean
-    PrimaryKeyConstraint(*ROLLUP_DIMENSIONS, name="pk_usage_hourly"),
-    # One user's series over a range (the developer pages).
-    Index("ix_usage_hourly_user_hour", "user", "hour"),
+    ("hour", "user", "tier", "model", "endpoint", "key_id", "outcome"),
+    Index("ix_usage_hourly_user_hour", "user", "hour"),  # one user's series
 )
-
-DAILY_DIMENSIONS = ("day", "user", "tier", "model", "outcome")
-
-usage_daily = Table(
+usage_daily = _rollup_table(
     "usage_daily",
-    metadata,
-    Column("day", Integer, nullable=False),  # days since the epoch (UTC): usage_records.hour // 24
-    Column("user", String(200), nullable=False),
-    Column("tier", String(100), nullable=False),
-    Column("model", String(200), nullable=False),  # '' for none, as in usage_hourly
-    Column("outcome", String(16), nullable=False),
-    Column("requests", BigInteger, nullable=False),
-    Column("prompt_tokens", BigInteger, nullable=False),
-    Column("completion_tokens", BigInteger, nullable=False),
-    Column("total_tokens", BigInteger, nullable=False),
-    Column("charged_tokens", BigInteger, nullable=False),
-    Column("cost", Double, nullable=False),
-    Column("streamed", BigInteger, nullable=False),
-    Column("latency_ms", Double, nullable=False),
-    PrimaryKeyConstraint(*DAILY_DIMENSIONS, name="pk_usage_daily"),
+    ("day", "user", "tier", "model", "outcome"),
     Index("ix_usage_daily_user_day", "user", "day"),
 )
+# Coarser still, for reports over everyone: a month by user (or by model) reads a few thousand rows.
+usage_daily_users = _rollup_table("usage_daily_users", ("day", "user", "tier", "outcome"))
+usage_daily_models = _rollup_table("usage_daily_models", ("day", "tier", "model", "outcome"))
+
+ROLLUP_TABLES = (usage_hourly, usage_daily, usage_daily_users, usage_daily_models)
+ROLLUP_DIMENSIONS = tuple(column.name for column in usage_hourly.primary_key.columns)
+DAILY_DIMENSIONS = tuple(column.name for column in usage_daily.primary_key.columns)
+
+
+def dimensions_of(table: Table) -> tuple[str, ...]:
+    """A rollup table's dimensions, in primary-key order."""
+    return tuple(column.name for column in table.primary_key.columns)
+
+
+DAILY_TABLES = (usage_daily_models, usage_daily_users, usage_daily)  # smallest first
+
+
+def daily_table_for(dimensions: set[str]) -> Table | None:
+    """The smallest daily rollup table with every one of ``dimensions`` (``day`` aside), if any."""
+    for table in DAILY_TABLES:
+        if dimensions - {"day"} <= set(dimensions_of(table)):
+            return table
+    return None

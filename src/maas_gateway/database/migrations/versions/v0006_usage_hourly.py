@@ -1,5 +1,5 @@
-"""Hourly and daily usage rollups (``usage_hourly``, ``usage_daily``), backfilled from the usage
-records already stored.
+"""Usage rollups (``usage_hourly``, ``usage_daily``, ``usage_daily_users``, ``usage_daily_models``),
+backfilled from the usage records already stored.
 
 Revision ID: 0006
 Revises: 0004
@@ -40,6 +40,25 @@ FROM usage_hourly
 GROUP BY 1, 2, 3, 4, 5
 """
 
+BACKFILL_COARSE = [
+    """
+INSERT INTO usage_daily_users (day, "user", tier, outcome, requests, prompt_tokens, completion_tokens,
+                               total_tokens, charged_tokens, cost, streamed, latency_ms)
+SELECT day, "user", tier, outcome, sum(requests), sum(prompt_tokens), sum(completion_tokens),
+       sum(total_tokens), sum(charged_tokens), sum(cost), sum(streamed), sum(latency_ms)
+FROM usage_daily
+GROUP BY 1, 2, 3, 4
+""",
+    """
+INSERT INTO usage_daily_models (day, tier, model, outcome, requests, prompt_tokens, completion_tokens,
+                                total_tokens, charged_tokens, cost, streamed, latency_ms)
+SELECT day, tier, model, outcome, sum(requests), sum(prompt_tokens), sum(completion_tokens),
+       sum(total_tokens), sum(charged_tokens), sum(cost), sum(streamed), sum(latency_ms)
+FROM usage_daily
+GROUP BY 1, 2, 3, 4
+""",
+]
+
 
 def _measures() -> list[sa.Column[object]]:
     return [
@@ -77,6 +96,24 @@ def upgrade() -> None:
         *_measures(),
         sa.PrimaryKeyConstraint("day", "user", "tier", "model", "outcome", name="pk_usage_daily"),
     )
+    op.create_table(
+        "usage_daily_users",
+        sa.Column("day", sa.Integer, nullable=False),
+        sa.Column("user", sa.String(200), nullable=False),
+        sa.Column("tier", sa.String(100), nullable=False),
+        sa.Column("outcome", sa.String(16), nullable=False),
+        *_measures(),
+        sa.PrimaryKeyConstraint("day", "user", "tier", "outcome", name="pk_usage_daily_users"),
+    )
+    op.create_table(
+        "usage_daily_models",
+        sa.Column("day", sa.Integer, nullable=False),
+        sa.Column("tier", sa.String(100), nullable=False),
+        sa.Column("model", sa.String(200), nullable=False),
+        sa.Column("outcome", sa.String(16), nullable=False),
+        *_measures(),
+        sa.PrimaryKeyConstraint("day", "tier", "model", "outcome", name="pk_usage_daily_models"),
+    )
     # The backfill runs in the migration's transaction. New replicas wait for it on the migration's
     # advisory lock; an older replica still running would insert records the backfill cannot see, so on
     # PostgreSQL its inserts wait until the migration commits, and after that it must be stopped (a
@@ -85,6 +122,8 @@ def upgrade() -> None:
         op.execute(sa.text("LOCK TABLE usage_records IN SHARE MODE"))
     op.execute(sa.text(BACKFILL))
     op.execute(sa.text(BACKFILL_DAILY))
+    for statement in BACKFILL_COARSE:
+        op.execute(sa.text(statement))
     op.create_index("ix_usage_hourly_user_hour", "usage_hourly", ["user", "hour"])
     op.create_index("ix_usage_daily_user_day", "usage_daily", ["user", "day"])
     op.create_index("ix_usage_records_user_created", "usage_records", ["user", "created_at"])
@@ -92,5 +131,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_usage_records_user_created", "usage_records")
+    op.drop_table("usage_daily_models")
+    op.drop_table("usage_daily_users")
     op.drop_table("usage_daily")
     op.drop_table("usage_hourly")
