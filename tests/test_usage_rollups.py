@@ -1,6 +1,6 @@
-"""Hourly and daily rollups stay exact on SQLite and PostgreSQL: kept in the raw insert's transaction, counted once
-when a batch is rewritten or a spool replayed, adding up when two replicas write the same hour at once,
-built by the migration's backfill exactly as the writer builds them, and never half-written."""
+"""Hourly and daily rollups stay exact on SQLite and PostgreSQL: kept in the raw insert's transaction,
+counted once when a batch is rewritten or a spool replayed, adding up when two replicas write the same
+hour at once, built by the migration's backfill exactly as the writer builds them, never half-written."""
 
 from __future__ import annotations
 
