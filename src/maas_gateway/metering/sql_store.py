@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, case, func, select
+from sqlalchemy import ColumnElement, Select, Table, case, func, select, union_all
 
 from maas_gateway.database import Database
 from maas_gateway.metering.records import UsageRecord
@@ -55,17 +55,20 @@ class SqlLedgerStore:
                 statements.append(_from_records(query, last_hour * HOUR, query.until))
         else:
             statements.append(_from_records(query, query.since, query.until))
-        totals: dict[tuple[str | int | None, ...], list[float]] = {}
+        statement = statements[0]
+        if len(statements) > 1:  # the parts are added up by the database, in one round trip
+            parts = union_all(*statements).subquery("parts")
+            groups = [parts.c[f"g_{name}"] for name in query.group_by]
+            sums = [func.sum(parts.c[f"s{index}"]) for index in range(8)]
+            statement = select(*groups, *sums)
+            if groups:
+                statement = statement.group_by(*groups)
         width = len(query.group_by)
         async with self.database.engine.connect() as connection:
-            for statement in statements:
-                for row in (await connection.execute(statement)).all():
-                    key = tuple(_plain(value) for value in row[:width])
-                    sums = totals.setdefault(key, [0, 0, 0, 0, 0, 0, 0, 0.0])
-                    for index, value in enumerate(row[width:]):
-                        sums[index] += value if index == 7 else int(value)
+            rows = (await connection.execute(statement)).all()
         report = [
-            UsageRow.of(dict(zip(query.group_by, key, strict=True)), sums) for key, sums in totals.items()
+            UsageRow.of(dict(zip(query.group_by, (_plain(v) for v in row[:width]), strict=True)), row[width:])
+            for row in rows
         ]
         # Sorted here rather than by the database, whose collation and NULL order differ between engines.
         return sorted(report, key=report_order)
@@ -119,7 +122,7 @@ def _from_table(query: UsageQuery, rollups: Table, lower: int, upper: int) -> Se
         func.coalesce(func.sum(table.cost), 0.0),
     ]
     groups = [columns[name].label(f"g_{name}") for name in query.group_by]
-    statement = select(*groups, *sums).where(unit >= lower, unit < upper)
+    statement = select(*groups, *_labelled(sums)).where(unit >= lower, unit < upper)
     if query.user is not None:
         statement = statement.where(table.user == query.user)
     return statement.group_by(*groups) if groups else statement
@@ -147,7 +150,7 @@ def _from_records(query: UsageQuery, since: float, until: float) -> Select[Any]:
     ]
     groups = [columns[name].label(f"g_{name}") for name in query.group_by]
     # The hour bounds let the database use its (hour, user) index; created_at is the exact range.
-    statement = select(*groups, *sums).where(
+    statement = select(*groups, *_labelled(sums)).where(
         table.hour >= math.floor(since / HOUR),
         table.hour < math.ceil(until / HOUR),
         table.created_at >= since,
@@ -156,6 +159,10 @@ def _from_records(query: UsageQuery, since: float, until: float) -> Select[Any]:
     if query.user is not None:
         statement = statement.where(table.user == query.user)
     return statement.group_by(*groups) if groups else statement
+
+
+def _labelled(sums: Sequence[ColumnElement[Any]]) -> list[ColumnElement[Any]]:
+    return [total.label(f"s{index}") for index, total in enumerate(sums)]
 
 
 def _plain(value: Any) -> str | int | None:
