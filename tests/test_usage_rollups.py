@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select, text
 
-from maas_gateway.database import Database
+from maas_gateway.database import Database, metadata
 from maas_gateway.database.migrations import alembic_config
 from maas_gateway.metering import LedgerWriter, Spool, UsageRecord
 from maas_gateway.metering.memory_rollups import MemoryRollups
@@ -274,3 +274,25 @@ async def _refuse_rollups(database: Database, refuse: bool) -> None:
     async with database.engine.begin() as connection:
         for statement in statements:
             await connection.execute(text(statement))
+
+
+def test_the_migration_creates_what_the_tables_declare(url: str) -> None:
+    """Migration 0006 creates the rollup tables, keys and indexes that metering/tables.py declares (the
+    writer's upserts name their primary keys as conflict targets)."""
+
+    def differences(connection: Any) -> list[Any]:
+        from alembic.autogenerate import compare_metadata
+        from alembic.migration import MigrationContext
+
+        return list(compare_metadata(MigrationContext.configure(connection), metadata))
+
+    async def main() -> None:
+        database = Database(url)
+        await database.ready()
+        async with database.engine.connect() as connection:
+            found = await connection.run_sync(differences)
+        await database.aclose()
+        names = {table.name for table in ROLLUP_TABLES} | {"ix_usage_records_user_created"}
+        assert [difference for difference in found if any(name in repr(difference) for name in names)] == []
+
+    asyncio.run(main())
