@@ -481,6 +481,10 @@ def test_cli_render_keycloak_flags_map_onto_the_options(kustomize: list[str]) ->
         ({"keycloak": True, "gateway_url": "https://ai.example.com/portal"}, "without a path"),
         ({"keycloak": True, "gateway_url": "https://ai.example.com?x=1"}, "without a path"),
         ({"keycloak": True, "keycloak_url": "https://sso.example.com:99999"}, "has no valid port"),
+        ({"keycloak": True, "gateway_url": "https://*.example.com"}, "is not an address for the gateway"),
+        ({"keycloak": True, "gateway_url": 'https://a.example.com"x'}, "is not an address for the gateway"),
+        ({"keycloak": True, "keycloak_url": "https://user:pw@sso.example.com"}, "without a path"),
+        ({"keycloak": True, "keycloak_url": "https://sso_1.example.com"}, "is not an address for Keycloak"),
         (
             {"keycloak": True, "openshift": True, "keycloak_url": "http://sso.apps.example.com"},
             "must start with https://",
@@ -492,6 +496,18 @@ def test_render_options_refuse_unusable_addresses(options: dict[str, Any], messa
     before kustomize runs."""
     with pytest.raises(RenderError, match=re.escape(message)):
         RenderOptions(**options)
+
+
+def test_addresses_are_normalised_as_browsers_compare_them() -> None:
+    """Scheme and host are lower-cased and a trailing slash dropped, so the issuer the gateway checks is
+    the one Keycloak writes; IP addresses (IPv6 in brackets) and ports are kept."""
+    options = RenderOptions(
+        keycloak=True, keycloak_url="HTTPS://SSO.Example.com:8443/", gateway_url="http://[::1]:8000"
+    )
+    assert (options.keycloak_url, options.gateway_url) == (
+        "https://sso.example.com:8443",
+        "http://[::1]:8000",
+    )
 
 
 def test_cli_keycloak_secrets_refuses_a_bad_namespace() -> None:

@@ -13,6 +13,7 @@ overwrite it, since Keycloak keeps the values it imported at its first start).
 from __future__ import annotations
 
 import ipaddress
+import re
 import secrets
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -52,14 +53,18 @@ SECRET_KEYS = {
 }
 
 
+_HOST_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*")
+
+
 class KeycloakURLError(ValueError):
     """An address given for Keycloak or the gateway cannot be used; the message says why."""
 
 
 def check_url(label: str, url: str) -> str:
-    """``url`` without a trailing slash, once it is an http(s) address with no path, query or fragment."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """``url`` in lower case without a trailing slash, once it is an http(s) address of a host name or IP
+    address with no path, query or fragment (it becomes an issuer and a redirect URI, compared exactly)."""
+    parts = urlsplit(url.strip().lower())
+    if parts.scheme not in ("http", "https") or not _is_host(parts.hostname or ""):
         raise KeycloakURLError(f"'{url}' is not an address for {label}; give one such as https://host.")
     if parts.path.strip("/") or parts.query or parts.fragment or parts.username or parts.password:
         raise KeycloakURLError(
@@ -70,6 +75,14 @@ def check_url(label: str, url: str) -> str:
     except ValueError:
         raise KeycloakURLError(f"'{url}' has no valid port; {label} needs one from 1 to 65535.") from None
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _is_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return _HOST_NAME.fullmatch(host) is not None
+    return True
 
 
 def is_routable(url: str) -> bool:
