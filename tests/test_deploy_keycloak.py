@@ -430,6 +430,22 @@ def test_the_documented_overlay_adds_keycloak_to_a_ready_overlay(
     assert _client(_realm(objects))["redirectUris"] == ["https://ai.example.com/portal/auth/callback"]
 
 
+def test_every_file_of_the_component_is_used() -> None:
+    """Each manifest, part and realm file under components/keycloak is named by one of its
+    kustomizations, so nothing shipped is silently left out of a rendering."""
+    directory = ROOT / "components" / "keycloak"
+    named: set[Path] = set()
+    for kustomization in directory.rglob("kustomization.yaml"):
+        spec = yaml.safe_load(kustomization.read_text("utf-8"))
+        files = list(spec.get("resources", []))
+        files += [p["path"] for p in spec.get("patches", []) if "path" in p]
+        for generator in spec.get("configMapGenerator", []):
+            files += [entry.split("=")[-1] for entry in generator.get("files", [])]
+        named |= {(kustomization.parent / file).resolve() for file in files}
+    shipped = {path.resolve() for path in directory.rglob("*") if path.is_file()}
+    assert shipped - named == {path.resolve() for path in directory.rglob("kustomization.yaml")}
+
+
 def test_keycloak_secrets_prints_a_new_random_secret_each_time() -> None:
     """`maas deploy keycloak-secrets` prints a valid Secret maas-keycloak in the namespace, with every key
     the component uses, each a fresh random hex value of 48 digits, different on every call."""
