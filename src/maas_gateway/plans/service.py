@@ -36,7 +36,9 @@ class PlanRequestService:
         tiers = self._tiers()
         if tier not in tiers:
             raise InvalidRequestError(
-                f"The tier '{tier}' does not exist; choose from {', '.join(tiers)}.", param="tier"
+                f"The tier '{tier}' does not exist; choose from {', '.join(tiers)}.",
+                code="unknown_tier",
+                param="tier",
             )
         return tier
 
