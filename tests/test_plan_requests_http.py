@@ -122,7 +122,13 @@ def test_requests_are_checked_and_private(
     unknown = admin_call(gateway, "POST", "/admin/plan-requests/pr_0000000000000000/approve")
     assert_error(unknown, 404, "plan_request_not_found")
     refused = httpx.get(gateway.url + "/admin/plan-requests", headers=bearer("freeuser1_key"), timeout=30)
-    assert_error(refused, 401, "invalid_admin_key")
+    assert_error(refused, 403, "not_an_admin")
+    approve = httpx.post(
+        f"{gateway.url}/admin/plan-requests/{second['id']}/approve",
+        headers=bearer("freeuser1_key"),
+        timeout=30,
+    )
+    assert_error(approve, 403, "not_an_admin")
     actions = [e["action"] for e in admin_call(gateway, "GET", "/admin/audit").json()["data"]]
     assert actions == ["plan_request.deny"]
 

@@ -78,10 +78,27 @@ def create_admin_app(services: AdminServices) -> FastAPI:
                 return
             services.guard().check(credential)
         except AuthenticationError as error:
+            if (user := await user_key(credential)) is not None:
+                caller_of(request.scope).accept(user)
+                raise PermissionDeniedError(
+                    "This API key's user is not an administrator: the admin API needs the admin key or a "
+                    "token of a user in an admin group.",
+                    code="not_an_admin",
+                ) from None
             failures.failed(address)
             logger.warning("A failed admin authentication from %s (%s).", address, error.code)
             raise
         caller_of(request.scope).accept_admin_key()
+
+    async def user_key(credential: str) -> Identity | None:
+        """The user of a valid API key that is not the admin key: refused with 403, as a credential
+        without the authority, rather than counted as a guess of the admin key."""
+        if looks_like_jwt(credential):
+            return None  # a token was authenticated above already
+        try:
+            return await services.authenticate(credential)
+        except GatewayError:
+            return None
 
     async def actor(request: Request, _: Annotated[None, Depends(admin)]) -> Actor:
         """The administrator acting, for the audit log (after ``admin`` accepted them)."""
