@@ -123,6 +123,8 @@ def test_credentials_never_reach_the_stored_details(run: Callable[[Contract], No
             "nested": {"token": "eyJ...", "note": secret, "fine": 1},
             "list": [secret, "ok"],
             "name": "laptop",
+            "reason": f"pasted {secret} by mistake",
+            "user": "maas_fan",
         }
         await log.record(ADMIN, "key.create", "key_a", details, 1.0)
         stored = (await log.search(AuditQuery())).entries[0].details
@@ -131,6 +133,8 @@ def test_credentials_never_reach_the_stored_details(run: Callable[[Contract], No
         assert stored["name"] == "laptop"
         assert stored["nested"]["fine"] == 1
         assert stored["list"][1] == "ok"
+        assert stored["reason"] == "pasted [redacted] by mistake"
+        assert stored["user"] == "maas_fan"  # only a key's shape is redacted, not every maas_ name
 
     run(contract)
 

@@ -8,6 +8,7 @@ the same moment by two replicas are both kept and never reordered between pages.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -18,6 +19,8 @@ ActorKind = Literal["admin_key", "oidc", "portal"]
 _REDACTED = "[redacted]"
 # Detail names that could hold a credential; their values are never stored, whatever the caller passed.
 _SECRET_NAMES = frozenset({"key", "secret", "password", "token", "authorization", "api_key", "plaintext"})
+# A lifecycle key (``maas_<prefix>_<secret>``, see ``auth.key_service.new_key``) anywhere inside a text.
+_LIFECYCLE_KEY = re.compile(r"maas_[a-z0-9]{10}_[A-Za-z0-9_-]{16,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +78,7 @@ class AuditPage:
 
 def safe_details(details: dict[str, Any]) -> dict[str, Any]:
     """``details`` with anything that could be a credential replaced, at any depth: values under a secret's
-    name, and strings in the shape of a lifecycle key (``maas_…``)."""
+    name, and lifecycle keys (``maas_<prefix>_<secret>``) inside any text."""
     return {name: _safe(name, value) for name, value in details.items()}
 
 
@@ -86,8 +89,8 @@ def _safe(name: str, value: Any) -> Any:
         return safe_details(value)
     if isinstance(value, list | tuple):
         return [_safe("", item) for item in value]
-    if isinstance(value, str) and value.startswith("maas_"):
-        return _REDACTED
+    if isinstance(value, str):
+        return _LIFECYCLE_KEY.sub(_REDACTED, value)
     return value
 
 
