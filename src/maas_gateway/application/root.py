@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from maas_gateway.admin.actions import AdminActions
 from maas_gateway.admin.api import create_admin_app
 from maas_gateway.admin.call_log import AdminCallLog
 from maas_gateway.admin.json_body import JsonBodyByDefault
@@ -35,6 +36,7 @@ from maas_gateway.config.schema import GatewayConfig
 from maas_gateway.http.asgi import Scope, request_header
 from maas_gateway.http.forwarded import client_address
 from maas_gateway.metrics.endpoint import MetricsEndpoint
+from maas_gateway.plans.service import PlanRequestService
 from maas_gateway.proxy.access_log import AccessLog
 from maas_gateway.proxy.app import GatewayApp
 from maas_gateway.proxy.pipeline import Pipeline
@@ -209,9 +211,15 @@ class Application:
         async def authenticate(credential: str) -> Identity:
             return await self._snapshot.authenticator.authenticate(credential)
 
+        plans = PlanRequestService(services.plan_requests, lambda: tuple(self._snapshot.config.tiers))
+        actions = AdminActions(
+            services.keys, services.users, plans, services.audit, lambda: self._snapshot.config
+        )
         return AdminServices(
             keys=services.keys,
             users=services.users,
+            actions=actions,
+            audit=services.audit,
             ledger=services.ledger,
             failures=self.pipeline.failures,
             identify=identify,

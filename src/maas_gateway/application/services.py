@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from maas_gateway.audit import AuditLog, InMemoryAuditLog
 from maas_gateway.auth.change_watcher import ChangeSignal
 from maas_gateway.auth.key_repository import KeyRepository
 from maas_gateway.auth.key_service import KeyService
@@ -25,6 +26,7 @@ from maas_gateway.limits.resilient import ResilientStorage
 from maas_gateway.metering import InMemoryLedgerStore, LedgerStore, LedgerWriter, Spool
 from maas_gateway.metrics import GatewayMetrics
 from maas_gateway.metrics.multiprocess import shared_directory
+from maas_gateway.plans import InMemoryPlanRequestStore, PlanRequestStore
 from maas_gateway.upstream import HttptoolsTransport, UpstreamTransport, tls_context
 
 __all__ = ["Services", "build_services", "upstream_transport"]
@@ -34,6 +36,8 @@ __all__ = ["Services", "build_services", "upstream_transport"]
 class Services:
     database: Database | None
     repository: KeyRepository
+    audit: AuditLog  # administrators' actions
+    plan_requests: PlanRequestStore  # users' requests for another tier
     change_signal: ChangeSignal | None  # how other processes' identity changes are heard, if at all
     keys: KeyService
     users: UserDirectory
@@ -66,6 +70,8 @@ def build_services(config: GatewayConfig, transport: UpstreamTransport | None = 
     return Services(
         database=database,
         repository=repository,
+        audit=_audit_log(database),
+        plan_requests=_plan_requests(database),
         change_signal=signal,
         keys=KeyService(repository, config.keys),
         users=UserDirectory(repository, ttl=config.keys.cache_ttl),
@@ -164,6 +170,22 @@ def _key_repository(
     if signal is not None:
         repository = SignallingKeyRepository(repository, signal)
     return repository, signal
+
+
+def _audit_log(database: Database | None) -> AuditLog:
+    if database is None:
+        return InMemoryAuditLog()
+    from maas_gateway.audit.sql_log import SqlAuditLog
+
+    return SqlAuditLog(database)
+
+
+def _plan_requests(database: Database | None) -> PlanRequestStore:
+    if database is None:
+        return InMemoryPlanRequestStore()
+    from maas_gateway.plans.sql_store import SqlPlanRequestStore
+
+    return SqlPlanRequestStore(database)
 
 
 def _ledger(settings: DatabaseSettings, database: Database | None) -> LedgerWriter:

@@ -120,7 +120,7 @@ class GatewayApp:
         if path == "/metrics" and self.metrics_endpoint is not None:
             await self.metrics_endpoint(scope, receive, send)  # admin only; else 404 below
             return
-        if path.startswith(("/admin", "/v1/keys")) or path == "/v1/usage":
+        if path.startswith(("/admin", "/v1/keys", "/v1/plan-requests")) or path == "/v1/usage":
             await self.admin_app(scope, receive, send)
             return
         snapshot = self.current()  # once: the request finishes under the configuration it started with
