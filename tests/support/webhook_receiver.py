@@ -1,0 +1,82 @@
+"""A webhook receiver for budget alerts, as a real process: it checks every signature the way
+docs/alerts.md tells receivers to, and remembers what it accepted.
+
+- ``POST /hook``: 401 for a missing, wrong or stale signature (counted), 204 for a genuine alert
+  (recorded; a repeat of an id already accepted is counted as a duplicate and not recorded twice).
+- ``POST /status/{code}``: answer genuine alerts with ``code`` from now on (503 to play a failing webhook).
+- ``GET /received``: ``{"alerts": [...], "bad_signatures": n, "duplicates": n}``.
+- ``GET /health``: 200.
+
+Run as ``python webhook_receiver.py PORT SECRET``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import sys
+import time
+from typing import Any
+
+from aiohttp import web
+
+_alerts: list[dict[str, Any]] = []
+_seen: set[str] = set()
+_counts = {"bad_signatures": 0, "duplicates": 0}
+_status = {"code": 204}
+
+
+def verify(secret: bytes, body: bytes, timestamp: str | None, signature: str | None) -> bool:
+    """docs/alerts.md's check: HMAC-SHA256 of ``<timestamp>.<body>``, compared in constant time, and a
+    timestamp within five minutes of the receiver's clock."""
+    if not timestamp or not signature or not timestamp.isdigit():
+        return False
+    if abs(time.time() - int(timestamp)) > 300:
+        return False
+    expected = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(f"sha256={expected}", signature)
+
+
+def build(secret: bytes) -> web.Application:
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.read()
+        if not verify(
+            secret, body, request.headers.get("x-maas-timestamp"), request.headers.get("x-maas-signature")
+        ):
+            _counts["bad_signatures"] += 1
+            return web.Response(status=401, text="bad signature")
+        if _status["code"] >= 300:
+            return web.Response(status=_status["code"])
+        alert = json.loads(body)
+        if alert["id"] in _seen:
+            _counts["duplicates"] += 1
+        else:
+            _seen.add(alert["id"])
+            _alerts.append(alert)
+        return web.Response(status=_status["code"])
+
+    async def set_status(request: web.Request) -> web.Response:
+        _status["code"] = int(request.match_info["code"])
+        return web.Response(status=204)
+
+    async def received(request: web.Request) -> web.Response:
+        return web.json_response({"alerts": _alerts, **_counts})
+
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.add_routes(
+        [
+            web.post("/hook", hook),
+            web.post("/status/{code}", set_status),
+            web.get("/received", received),
+            web.get("/health", health),
+        ]
+    )
+    return app
+
+
+if __name__ == "__main__":
+    web.run_app(build(sys.argv[2].encode()), host="127.0.0.1", port=int(sys.argv[1]), print=None)
