@@ -13,6 +13,7 @@ from maas_gateway.alerts.thresholds import (
     ThresholdOverride,
     ThresholdPolicy,
     crossed_thresholds,
+    next_threshold_usage,
 )
 from maas_gateway.application.policies import rule_book
 from maas_gateway.config import TierConfig
@@ -48,6 +49,25 @@ def test_increments_report_each_reached_threshold_exactly_once(
         reported += crossed_thresholds(used, used + step, limit, thresholds)
         used += step
     assert sorted(reported) == sorted(t for t in thresholds if used * 100 >= t * limit)
+
+
+@given(
+    limit=st.integers(1, 5_000),
+    used=st.integers(0, 6_000),
+    thresholds=st.lists(st.integers(1, 120), max_size=6, unique=True),
+)
+def test_the_next_threshold_usage_is_the_least_usage_that_crosses_one(
+    limit: int, used: int, thresholds: list[int]
+) -> None:
+    """Below the usage it names nothing new is crossed, at it something is (the notifier's fast path)."""
+    upcoming = next_threshold_usage(used, limit, thresholds)
+    if upcoming == float("inf"):
+        assert crossed_thresholds(used, 10**9, limit, thresholds) == []
+        return
+    assert isinstance(upcoming, int)
+    assert upcoming > used
+    assert crossed_thresholds(used, upcoming - 1, limit, thresholds) == []
+    assert crossed_thresholds(used, upcoming, limit, thresholds) != []
 
 
 def test_the_first_matching_override_replaces_the_defaults() -> None:

@@ -168,6 +168,9 @@ def test_a_receiver_that_is_down_gets_its_alerts_when_it_is_back(
         wait_until(lambda: _thresholds(receiver) == [50, 80, 90, 100], "every threshold delivered", 30)
         assert _received(receiver)["duplicates"] == 0
     assert _metric(gateway, "maas_alert_attempts_failed_total") >= 1
+    log = gateway.log()
+    assert SECRET not in log
+    assert f"127.0.0.1:{port}" not in log  # a webhook URL may carry a token: never logged
 
 
 def test_a_gateway_killed_before_delivering_loses_no_alert(

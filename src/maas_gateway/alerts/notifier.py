@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from maas_gateway.alerts.events import AlertEvent
 from maas_gateway.alerts.metrics import AlertMetrics
 from maas_gateway.alerts.outbox import AlertOutbox
-from maas_gateway.alerts.thresholds import ThresholdPolicy, crossed_thresholds
+from maas_gateway.alerts.thresholds import ThresholdPolicy, crossed_thresholds, next_threshold_usage
 from maas_gateway.limits.readings import CounterReading
 
 __all__ = ["AlertNotifier"]
@@ -53,8 +53,9 @@ class AlertNotifier:
         self._stored = stored
         self._clock = clock
         self._retry_interval = retry_interval
-        # (user, limit, window start) -> (highest usage handled, window end)
-        self._handled: dict[tuple[str, str, float], tuple[int, float]] = {}
+        # (user, limit, window start) -> (usage that reaches the next threshold, highest usage handled,
+        # window end): most readings are below the next threshold and cost one comparison.
+        self._handled: dict[tuple[str, str, float], tuple[float, int, float]] = {}
         self._queue: deque[AlertEvent] = deque()
         self._ready = asyncio.Event()
         self._readings = 0
@@ -68,13 +69,14 @@ class AlertNotifier:
         for reading in readings:
             key = (reading.user, reading.limit_key, reading.window_start)
             handled = self._handled.get(key)
-            before = 0 if handled is None else handled[0]
-            if reading.used <= before:
+            if handled is not None and reading.used < handled[0]:
                 continue
-            self._handled[key] = (reading.used, reading.window_end)
+            before = 0 if handled is None else handled[1]
             thresholds = self._policy.thresholds(reading.tier, reading.unit, reading.window)
             for threshold in crossed_thresholds(before, reading.used, reading.limit, thresholds):
                 self._queue_alerts(reading, threshold)
+            upcoming = next_threshold_usage(reading.used, reading.limit, thresholds)
+            self._handled[key] = (upcoming, reading.used, reading.window_end)
         self._readings += 1
         if self._readings % _SWEEP_EVERY == 0:
             self._forget_ended()
@@ -103,7 +105,7 @@ class AlertNotifier:
 
     def _forget_ended(self) -> None:
         now = self._clock()
-        for key in [key for key, (_, end) in self._handled.items() if end <= now]:
+        for key in [key for key, (_, _, end) in self._handled.items() if end <= now]:
             del self._handled[key]
 
     async def store_queued(self) -> None:

@@ -6,10 +6,17 @@ reaches it when ``used * 100 >= threshold * limit`` (integers, so 80 % of 1,000 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_THRESHOLDS", "ThresholdOverride", "ThresholdPolicy", "crossed_thresholds"]
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "ThresholdOverride",
+    "ThresholdPolicy",
+    "crossed_thresholds",
+    "next_threshold_usage",
+]
 
 DEFAULT_THRESHOLDS = (50, 80, 90, 100)
 
@@ -28,6 +35,16 @@ def crossed_thresholds(before: int, after: int, limit: int, thresholds: Sequence
         for threshold in set(thresholds)
         if _reached(after, limit, threshold) and not _reached(before, limit, threshold)
     )
+
+
+def next_threshold_usage(used: int, limit: int, thresholds: Sequence[int]) -> float:
+    """The least usage above ``used`` that reaches a threshold not yet reached; infinity if none is left."""
+    upcoming = [
+        -(-threshold * limit // 100)  # the least whole usage with usage * 100 >= threshold * limit
+        for threshold in thresholds
+        if not _reached(used, limit, threshold)
+    ]
+    return min(upcoming, default=math.inf)
 
 
 @dataclass(frozen=True, slots=True)
