@@ -27,7 +27,7 @@ import yaml
 from tests.support.configs import demo_dict
 from tests.support.gateways import GatewayFactory
 from tests.support.polling import wait_until
-from tests.support.postgres_server import create_database, drop_database
+from tests.support.postgres_server import create_database, drop_database, throwaway_database
 from tests.support.processes import GatewayProcess, ServerProcess, free_port, maas
 from tests.support.redis_server import RedisServer
 
@@ -173,14 +173,19 @@ def test_a_receiver_that_is_down_gets_its_alerts_when_it_is_back(
     assert f"127.0.0.1:{port}" not in log  # a webhook URL may carry a token: never logged
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with throwaway_database(request.param, tmp_path) as url:
+        yield url
+
+
 def test_a_gateway_killed_before_delivering_loses_no_alert(
-    simulator: ServerProcess, gateway_factory: GatewayFactory, tmp_path: Path
+    simulator: ServerProcess, gateway_factory: GatewayFactory, tmp_path: Path, database_url: str
 ) -> None:
     """A gateway stores its alerts, cannot deliver them (the receiver is down) and is killed with
     SIGKILL; the gateway started after it on the same database delivers each of them, once."""
     port = free_port()
-    url = f"sqlite+aiosqlite:///{tmp_path / 'maas.db'}"
-    config = _config(simulator.url, f"http://127.0.0.1:{port}", url, tmp_path / "spool")
+    config = _config(simulator.url, f"http://127.0.0.1:{port}", database_url, tmp_path / "spool")
     first = gateway_factory(config, env=_env())
     asyncio.run(_spend([first.url]))
     wait_until(lambda: first.log().count("queued for the webhook") == 4, "four alerts stored", 20)
@@ -189,6 +194,29 @@ def test_a_gateway_killed_before_delivering_loses_no_alert(
         gateway_factory(config, env=_env())
         wait_until(lambda: _thresholds(receiver) == [50, 80, 90, 100], "every threshold delivered", 30)
         assert _received(receiver)["duplicates"] == 0
+
+
+def test_a_gateway_killed_in_the_middle_of_a_delivery_loses_no_alert(
+    simulator: ServerProcess, gateway_factory: GatewayFactory, tmp_path: Path, postgres_url: str
+) -> None:
+    """The webhook holds the gateway's POSTs unanswered and the gateway is killed (SIGKILL) while they
+    are in flight, their alerts claimed; once the claims' lease has run out, the next gateway sends them
+    and each threshold is recorded once."""
+    with _receiver(tmp_path) as receiver:
+        httpx.post(receiver.url + "/status/0", timeout=5)  # hold every delivery
+        config = _config(simulator.url, receiver.url, postgres_url, tmp_path / "spool")
+        config["alerts"]["webhooks"][0]["timeout"] = "3s"
+        config["alerts"]["lease"] = "4s"  # the next gateway waits for the dead one's claims to lapse
+        first = gateway_factory(config, env=_env())
+        asyncio.run(_spend([first.url]))
+        wait_until(lambda: _received(receiver)["held"] >= 1, "a delivery in flight", 20)
+        first.stop(signal.SIGKILL)
+        assert _outbox_states(postgres_url).count("pending") == 4
+        httpx.post(receiver.url + "/status/204", timeout=5)
+        gateway_factory(config, env=_env())
+        wait_until(lambda: _thresholds(receiver) == [50, 80, 90, 100], "every threshold delivered", 60)
+        assert _received(receiver)["duplicates"] == 0
+        wait_until(lambda: _outbox_states(postgres_url) == ["delivered"] * 4, "four delivered alerts", 10)
 
 
 def _write(config: dict[str, Any], path: Path) -> Path:
@@ -214,6 +242,7 @@ def _maas(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
             "alerts.overrides.0.tier: unknown tier 'gold'",
         ),
         ({"lease": "1s"}, "make `lease` longer than every timeout"),
+        ({"limits": False}, "alerts are enabled but limits are off"),
         ({"webhooks": [{"url": "ftp://x", "secret_env": "S"}]}, "must be an http:// or https:// URL"),
     ],
 )
@@ -222,6 +251,9 @@ def test_a_bad_alerts_section_is_refused_naming_what_is_wrong(
 ) -> None:
     """`maas config validate` refuses each mistake with exit 2 and a message that names it."""
     config = _config("http://127.0.0.1:1", "http://127.0.0.1:2", "sqlite+aiosqlite:///x.db", tmp_path)
+    change = dict(change)
+    if change.pop("limits", True) is False:
+        config["limits"]["enabled"] = False
     config["alerts"] |= change
     result = _maas("config", "validate", str(_write(config, tmp_path / "bad.yaml")))
     assert result.returncode == 2

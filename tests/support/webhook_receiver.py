@@ -3,8 +3,9 @@ docs/alerts.md tells receivers to, and remembers what it accepted.
 
 - ``POST /hook``: 401 for a missing, wrong or stale signature (counted), 204 for a genuine alert
   (recorded; a repeat of an id already accepted is counted as a duplicate and not recorded twice).
-- ``POST /status/{code}``: answer genuine alerts with ``code`` from now on (503 to play a failing webhook).
-- ``GET /received``: ``{"alerts": [...], "bad_signatures": n, "duplicates": n}``.
+- ``POST /status/{code}``: answer genuine alerts with ``code`` from now on (503 to play a failing webhook;
+  0 to hold them unanswered for an hour, counted in ``held``, as a webhook that hangs mid-delivery).
+- ``GET /received``: ``{"alerts": [...], "bad_signatures": n, "duplicates": n, "held": n}``.
 - ``GET /health``: 200.
 
 Run as ``python webhook_receiver.py PORT SECRET``.
@@ -12,6 +13,7 @@ Run as ``python webhook_receiver.py PORT SECRET``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -23,7 +25,7 @@ from aiohttp import web
 
 _alerts: list[dict[str, Any]] = []
 _seen: set[str] = set()
-_counts = {"bad_signatures": 0, "duplicates": 0}
+_counts = {"bad_signatures": 0, "duplicates": 0, "held": 0}
 _status = {"code": 204}
 
 
@@ -46,6 +48,9 @@ def build(secret: bytes) -> web.Application:
         ):
             _counts["bad_signatures"] += 1
             return web.Response(status=401, text="bad signature")
+        if _status["code"] == 0:
+            _counts["held"] += 1
+            await asyncio.sleep(3600)
         if _status["code"] >= 300:
             return web.Response(status=_status["code"])
         alert = json.loads(body)

@@ -59,6 +59,7 @@ class AlertNotifier:
         self._queue: deque[AlertEvent] = deque()
         self._ready = asyncio.Event()
         self._readings = 0
+        self._outbox_down = False  # warned once per outage, not once per retry
 
     @property
     def queued(self) -> int:
@@ -124,15 +125,20 @@ class AlertNotifier:
             try:
                 await self.store_queued()
             except Exception as exc:  # noqa: BLE001  # any database failure: keep them queued, retry
-                logger.warning(
-                    "Budget alerts could not be stored in the outbox (%s); %d wait in memory and are tried "
-                    "again in %g s.",
-                    type(exc).__name__,
-                    len(self._queue),
-                    self._retry_interval,
-                )
+                if not self._outbox_down:
+                    logger.warning(
+                        "Budget alerts could not be stored in the outbox (%s); they wait in memory and are "
+                        "tried again every %g s.",
+                        type(exc).__name__,
+                        self._retry_interval,
+                    )
+                self._outbox_down = True
                 await asyncio.sleep(self._retry_interval)
                 self._ready.set()
+            else:
+                if self._outbox_down:
+                    logger.info("Budget alerts are stored in the outbox again.")
+                self._outbox_down = False
 
     def _fired(self, event: AlertEvent) -> None:
         logger.info(

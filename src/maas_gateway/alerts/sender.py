@@ -70,6 +70,7 @@ class AlertSender:
         self._clock = clock
         self._jitter = jitter
         self._wake = asyncio.Event()
+        self._outbox_down = False  # warned once per outage, not once per poll
 
     def wake(self) -> None:
         """Look for due alerts now rather than at the next poll (an alert was just stored)."""
@@ -80,12 +81,19 @@ class AlertSender:
             try:
                 sent = await self.send_due()
             except Exception as exc:  # noqa: BLE001  # any database failure: the next round retries
-                logger.warning(
-                    "The alert outbox could not be read (%s); trying again in %g s.",
-                    type(exc).__name__,
-                    self._poll_interval,
-                )
+                if not self._outbox_down:
+                    logger.warning(
+                        "The alert outbox could not be read (%s); alerts wait there, and it is tried "
+                        "again every %g s.",
+                        type(exc).__name__,
+                        self._poll_interval,
+                    )
+                self._outbox_down = True
                 sent = 0
+            else:
+                if self._outbox_down:
+                    logger.info("The alert outbox can be read again; due alerts are being sent.")
+                self._outbox_down = False
             if sent >= self._batch:
                 continue  # more may be due
             with contextlib.suppress(TimeoutError):

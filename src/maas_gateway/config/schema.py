@@ -321,6 +321,11 @@ class GatewayConfig(Strict):
         _no_duplicates("capacity.tier_order", "tier", self.capacity.tier_order)
         for tier in self.capacity.tier_order:
             _known("capacity.tier_order", tier, tiers, "tier")
+        if self.alerts.enabled and not self.limits.enabled:
+            raise ValueError(
+                "alerts: alerts are enabled but limits are off (`limits.enabled: false`), so no budget "
+                "is counted and none could fire; enable limits or disable alerts"
+            )
         for index, alert_override in enumerate(self.alerts.overrides):
             _known(f"alerts.overrides.{index}.tier", alert_override.tier, tiers, "tier")
         first_seen: dict[str, int] = {}
