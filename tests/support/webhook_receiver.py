@@ -29,6 +29,19 @@ _counts = {"bad_signatures": 0, "duplicates": 0, "held": 0}
 _status = {"code": 204}
 
 
+def state() -> dict[str, Any]:
+    """What ``GET /received`` answers (for a receiver run inside the test's own process)."""
+    return {"alerts": list(_alerts), **_counts}
+
+
+def reset() -> None:
+    """Forget everything, for the next test in the same process."""
+    _alerts.clear()
+    _seen.clear()
+    _counts.update(bad_signatures=0, duplicates=0, held=0)
+    _status["code"] = 204
+
+
 def verify(secret: bytes, body: bytes, timestamp: str | None, signature: str | None) -> bool:
     """docs/alerts.md's check: HMAC-SHA256 of ``<timestamp>.<body>``, compared in constant time, and a
     timestamp within five minutes of the receiver's clock."""
@@ -66,7 +79,7 @@ def build(secret: bytes) -> web.Application:
         return web.Response(status=204)
 
     async def received(request: web.Request) -> web.Response:
-        return web.json_response({"alerts": _alerts, **_counts})
+        return web.json_response(state())
 
     async def health(request: web.Request) -> web.Response:
         return web.Response(text="ok")
