@@ -18,7 +18,6 @@ __all__ = ["AlertsSettings", "ThresholdOverrideSettings", "WebhookSettings"]
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _WEBHOOK_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-Threshold = int
 
 
 def _thresholds_problem(thresholds: list[int]) -> str | None:
@@ -62,7 +61,7 @@ class ThresholdOverrideSettings(Strict):
     window: Duration | None = Field(
         default=None, description="Only the tier's limits with this window (`1d`); omitted: every window."
     )
-    thresholds: list[Threshold] = Field(
+    thresholds: list[int] = Field(
         description="Percentages of the limit; an empty list turns alerts off for these budgets."
     )
 
@@ -77,7 +76,7 @@ class ThresholdOverrideSettings(Strict):
 class AlertsSettings(Strict):
     enabled: bool = Field(default=False, description="Send budget alerts (docs/alerts.md).")
     webhooks: list[WebhookSettings] = Field(default_factory=list)
-    thresholds: list[Threshold] = Field(
+    thresholds: list[int] = Field(
         default_factory=lambda: [50, 80, 90, 100],
         description="Percentages of each limit at which an alert fires, once per window.",
     )
