@@ -20,6 +20,7 @@ from maas_gateway.admin.api import create_admin_app
 from maas_gateway.admin.call_log import AdminCallLog
 from maas_gateway.admin.json_body import JsonBodyByDefault
 from maas_gateway.admin.services import AdminServices
+from maas_gateway.application.alerts_wiring import Alerts
 from maas_gateway.application.backend_polling import BackendPolling
 from maas_gateway.application.background import BackgroundTasks, publish_metrics, purge_expired_keys
 from maas_gateway.application.metrics_wiring import watch_backends, watch_services
@@ -51,7 +52,7 @@ logger = logging.getLogger("maas_gateway")
 # Settings that a running gateway applies at once although they live under ``server``.
 _LIVE_SERVER_SETTINGS = {"access_log", "max_body_bytes", "trusted_proxies"}
 # Sections bound to open resources: a change is reported and waits for a restart.
-_RESTART_SECTIONS = ("limits", "database", "metrics", "keys", "security")
+_RESTART_SECTIONS = ("limits", "database", "metrics", "keys", "security", "alerts")
 # How long a replaced token verifier stays open for requests that started under it.
 _RETIRE_AFTER_SECONDS = 30.0
 
@@ -117,6 +118,8 @@ class Application:
         if self._watcher is not None:
             self._background.start("identity-changes", self._watcher.run)
         self._background.start("capacity-leases", services.capacity.leases.keep)
+        if services.alerts is not None:
+            await self._start_alerts(services.alerts)
         metrics = services.metrics
         if metrics is not None and metrics.shared_directory is not None:
             self._background.start("metrics-publisher", lambda: publish_metrics(metrics))
@@ -141,11 +144,25 @@ class Application:
             if services.limit_storage is not None:
                 await services.limit_storage.aclose()
             await services.capacity.aclose()
+            if services.alerts is not None:
+                await services.alerts.client.aclose()
             if services.database is not None:
                 await services.database.aclose()
             for authenticator in (*self._retired, self._snapshot.authenticator):
                 await authenticator.aclose()
             self.pipeline.bodies.close()
+
+    async def _start_alerts(self, alerts: Alerts) -> None:
+        """The notifier's writer and the sender run in the background; an outbox whose database is down
+        now is migrated by their first successful call."""
+        try:
+            await alerts.outbox.start()
+        except Exception as exc:  # noqa: BLE001  # a database down now: the first write migrates it
+            logger.warning(
+                "The alert outbox is not ready yet (%s); alerts wait in memory.", type(exc).__name__
+            )
+        self._background.start("alert-outbox-writer", alerts.notifier.run)
+        self._background.start("alert-sender", alerts.sender.run)
 
     async def healthy(self) -> bool:
         storage = self.services.limit_storage

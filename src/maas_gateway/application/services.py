@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from maas_gateway.application.alerts_wiring import Alerts, build_alerts
 from maas_gateway.audit import AuditLog, InMemoryAuditLog
 from maas_gateway.auth.change_watcher import ChangeSignal
 from maas_gateway.auth.key_repository import KeyRepository
@@ -49,6 +50,7 @@ class Services:
     transport: UpstreamTransport
     poll_transport: UpstreamTransport  # the health checks' and load scrapes' own connections
     backends: BackendRegistry  # every model's backends, kept across reloads
+    alerts: Alerts | None  # budget alerts, when configured
 
 
 def build_services(config: GatewayConfig, transport: UpstreamTransport | None = None) -> Services:
@@ -67,6 +69,7 @@ def build_services(config: GatewayConfig, transport: UpstreamTransport | None = 
     if config.metrics.enabled:
         metrics = GatewayMetrics(user_label=config.metrics.user_label, shared_directory=shared_directory())
     capacity = CapacityGate(_capacity_storage(config.limits), events=metrics)
+    alerts = build_alerts(config.alerts, database, metrics)  # may refuse (a secret not set)
     return Services(
         database=database,
         repository=repository,
@@ -85,6 +88,7 @@ def build_services(config: GatewayConfig, transport: UpstreamTransport | None = 
         transport=transport,
         poll_transport=poll_transport,
         backends=BackendRegistry(),
+        alerts=alerts,
     )
 
 

@@ -14,6 +14,7 @@ import typer
 from maas_gateway import __version__
 from maas_gateway.admin.guard import ADMIN_KEY_ENV, AdminGuard
 from maas_gateway.cli import (
+    alerts_commands,
     config_commands,
     deploy_commands,
     keys_commands,
@@ -47,6 +48,7 @@ app.command("verify")(verify_command.verify)
 app.command("token")(token_command.token)
 app.command("reload")(reload_command.reload)
 app.command("sim")(sim_command.sim)
+app.add_typer(alerts_commands.app, name="alerts")
 
 HostOption = Annotated[str | None, typer.Option(help="Interface to listen on (default from config).")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on (default from config).")]

@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from maas_gateway.config.alerts_settings import AlertsSettings
 from maas_gateway.config.balancing_settings import (
     BackendConfig,
     BalancingPolicy,
@@ -279,6 +280,7 @@ class GatewayConfig(Strict):
     retry_budget: RetryBudgetSettings = Field(default_factory=RetryBudgetSettings)
     queue_aware: QueueAwareSettings = Field(default_factory=QueueAwareSettings)
     capacity: CapacitySettings = Field(default_factory=CapacitySettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:
@@ -319,6 +321,13 @@ class GatewayConfig(Strict):
         _no_duplicates("capacity.tier_order", "tier", self.capacity.tier_order)
         for tier in self.capacity.tier_order:
             _known("capacity.tier_order", tier, tiers, "tier")
+        if self.alerts.enabled and not self.limits.enabled:
+            raise ValueError(
+                "alerts: alerts are enabled but limits are off (`limits.enabled: false`), so no budget "
+                "is counted and none could fire; enable limits or disable alerts"
+            )
+        for index, alert_override in enumerate(self.alerts.overrides):
+            _known(f"alerts.overrides.{index}.tier", alert_override.tier, tiers, "tier")
         first_seen: dict[str, int] = {}
         for index, key in enumerate(self.api_keys):
             earlier = first_seen.setdefault(key.digest, index)

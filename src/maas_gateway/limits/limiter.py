@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from maas_gateway.errors import RateLimitError
 from maas_gateway.limits.headers import rate_limit_headers
+from maas_gateway.limits.readings import UsageObserver, reading
 from maas_gateway.limits.rules import CounterRef, LimitRule, RuleBook
 from maas_gateway.limits.storage import Check, LimitStorage
 
@@ -51,6 +52,7 @@ class TokenCharge:
 @dataclass(slots=True)  # per request: a frozen dataclass costs 4x as much to build
 class Admission:
     user: str
+    tier: str
     model: str
     counters: tuple[CounterRef, ...]
     values: tuple[int, ...]  # counter values right after admission
@@ -67,10 +69,14 @@ class Limiter:
         storage: LimitStorage,
         rules: RuleBook,
         clock: Callable[[], float] = time.time,
+        observer: UsageObserver | None = None,
     ) -> None:
+        """``observer`` hears every counter's value once a request (request limits) or a settled charge
+        (token limits) is counted in it (``limits/readings.py``); budget alerts listen there."""
         self.storage = storage
         self.rules = rules
         self._clock = clock
+        self._observer = observer
 
     def reserve_budget(self, user: str, tier: str) -> int | None:
         """Output tokens to reserve when a request sets no ``max_tokens``; ``None`` if not reserving."""
@@ -99,12 +105,21 @@ class Limiter:
         if not result.admitted:
             assert result.failed is not None
             raise self._rejection(user, tier, counters, result.values, result.failed)
-        return Admission(user, model, counters, result.values, reserved)
+        if self._observer is not None:
+            counted = [
+                reading(user, tier, model, counter, value)
+                for counter, value in zip(counters, result.values, strict=True)
+                if counter.rule.counts_requests
+            ]
+            if counted:
+                self._observer(counted)
+        return Admission(user, tier, model, counters, result.values, reserved)
 
     async def settle(self, admission: Admission, charge: TokenCharge) -> tuple[int, ...]:
         """Charge actual usage (replacing any reservation); return the token counters' new values."""
         now = self._clock()
         keys, amounts, ttls, positions = [], [], [], []
+        settled: list[tuple[int, CounterRef]] = []  # each token counter charged, in the window now
         for position, counter in enumerate(admission.counters):
             rule = counter.rule
             if rule.counts_requests:
@@ -115,9 +130,10 @@ class Limiter:
                 amount = actual - admission.reserved.amount(rule)
             else:
                 amount = actual  # a reservation in a window that has ended has gone with it
+            current = counter if same_window else rule.counter(admission.user, admission.model, now)
+            settled.append((position, current))
             if amount == 0 and same_window:
                 continue
-            current = counter if same_window else rule.counter(admission.user, admission.model, now)
             keys.append(current.key)
             amounts.append(amount)
             ttls.append((current.window_index + 1) * rule.window - now + _TTL_GRACE)
@@ -127,6 +143,9 @@ class Limiter:
             new_values = await self.storage.add(keys, amounts, ttls, now)
             for position, value in zip(positions, new_values, strict=True):
                 values[position] = value
+        if self._observer is not None and settled:
+            user, tier, model = admission.user, admission.tier, admission.model
+            self._observer([reading(user, tier, model, current, values[at]) for at, current in settled])
         return tuple(values)
 
     async def refund(self, admission: Admission) -> None:
