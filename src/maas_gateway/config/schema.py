@@ -30,6 +30,7 @@ from maas_gateway.config.balancing_settings import (
 )
 from maas_gateway.config.base import Strict
 from maas_gateway.config.durations import Duration
+from maas_gateway.config.portal_settings import PortalSettings
 from maas_gateway.config.server_settings import ServerSettings
 from maas_gateway.config.settings import (
     AdminSettings,
@@ -60,6 +61,7 @@ __all__ = [
     "ModelPricing",
     "OIDCIssuer",
     "OIDCSettings",
+    "PortalSettings",
     "SecuritySettings",
     "ServerSettings",
     "TierConfig",
@@ -279,6 +281,7 @@ class GatewayConfig(Strict):
     retry_budget: RetryBudgetSettings = Field(default_factory=RetryBudgetSettings)
     queue_aware: QueueAwareSettings = Field(default_factory=QueueAwareSettings)
     capacity: CapacitySettings = Field(default_factory=CapacitySettings)
+    portal: PortalSettings = Field(default_factory=PortalSettings)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:
