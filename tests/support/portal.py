@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 
 from tests.support.configs import demo_dict
-from tests.support.processes import maas
+from tests.support.gateways import start_gateway
+from tests.support.processes import GatewayProcess, maas
 
 __all__ = [
     "ADMIN_KEY",
@@ -28,6 +29,7 @@ __all__ = [
     "portal_config",
     "remaining",
     "sign_in",
+    "start_portal_gateway",
 ]
 
 ADMIN_KEY = "portal-test-admin-key-0123456789abcdefgh"
@@ -99,3 +101,12 @@ def remaining(html: str, description: str) -> int:
     match = re.search(pattern, html, re.DOTALL)
     assert match is not None, f"no window '{description}' on the page"
     return int(match.group(1))
+
+
+def start_portal_gateway(backend: str, directory: Path, **portal: Any) -> GatewayProcess:
+    """A gateway (``portal_config``) with the demo accounts dev1 / openshift and admin / admin-password,
+    and ``ADMIN_KEY`` as its admin API key."""
+    config = portal_config(backend, directory, **portal)
+    create_account(config, "dev1", "openshift")
+    create_account(config, "admin", "admin-password", admin=True)
+    return start_gateway(config, directory, env={"MAAS_ADMIN_KEY": ADMIN_KEY})
