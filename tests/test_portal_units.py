@@ -85,3 +85,59 @@ def test_every_registered_page_is_unique() -> None:
     """No two registered pages claim the same path and method."""
     claimed = [(page.path, method) for page in all_pages() for method in page.methods]
     assert len(claimed) == len(set(claimed))
+
+
+class _Reached(Exception):
+    """Raised by the stand-in for the API's configuration: the API path was taken."""
+
+
+def test_the_gateway_dispatches_the_portal_by_prefix_before_any_api_work() -> None:
+    """/, /portal and /portal/... go to the portal without reading the API's configuration; API paths
+    (including a model prefix that merely starts with "portal") never reach the portal."""
+    import asyncio
+    from collections.abc import MutableMapping
+    from typing import Any
+
+    from maas_gateway.auth.failure_gate import FailureGate
+    from maas_gateway.auth.throttle import FailureThrottle
+    from maas_gateway.proxy.app import GatewayApp
+    from maas_gateway.proxy.pipeline import Pipeline
+    from maas_gateway.upstream.memory import InMemoryTransport
+
+    portal_paths: list[str] = []
+
+    async def portal(scope: Any, receive: Any, send: Any) -> None:
+        portal_paths.append(scope["path"])
+
+    async def admin(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("the admin API was reached")
+
+    def current() -> Any:
+        raise _Reached
+
+    failures = FailureGate(FailureThrottle(burst=1, per=1.0, max_addresses=1))
+
+    async def no_backend(request: Any) -> Any:
+        raise AssertionError("a backend was reached")
+
+    pipeline = Pipeline(InMemoryTransport(no_backend), failures)
+    app = GatewayApp(current, pipeline, admin, None, portal_app=portal)  # type: ignore[arg-type]  # no lifecycle: no lifespan here
+
+    def request(path: str) -> None:
+        scope = {"type": "http", "path": path, "method": "GET", "headers": [], "client": ("127.0.0.1", 1)}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            return None
+
+        asyncio.run(app(scope, receive, send))
+
+    for path in ("/", "/portal", "/portal/sign-in"):
+        request(path)
+    assert portal_paths == ["/", "/portal", "/portal/sign-in"]
+    for path in ("/v1/chat/completions", "/portalx/v1/chat/completions", "/v1/models"):
+        with pytest.raises(_Reached):
+            request(path)
+    assert len(portal_paths) == 3
