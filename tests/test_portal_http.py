@@ -364,3 +364,22 @@ def test_a_switched_off_portal_is_not_there(
         assert answer.status_code == 404
         assert answer.json()["error"]["code"] == "unknown_url"
     assert re.search(r"portal", httpx.get(server.url + "/v1/models").text) is None
+
+
+def test_an_oversized_form_is_refused_before_it_is_parsed(portal: GatewayProcess) -> None:
+    """A form body over 64 KiB is a 413, whether its Content-Length says so or it streams (chunked)."""
+    with _client(portal) as client:
+        declared = client.post("/portal/sign-in", content=b"user=" + b"a" * 70_000)
+        assert declared.status_code == 413
+
+        def chunks() -> Iterator[bytes]:
+            for _ in range(20):
+                yield b"a" * 8192
+
+        streamed = client.post(
+            "/portal/sign-in",
+            content=chunks(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert streamed.status_code == 413
+        assert "larger than the portal accepts" in streamed.text

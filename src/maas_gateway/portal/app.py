@@ -24,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 from maas_gateway.http.asgi import ASGIApp
 from maas_gateway.portal.context import PageContext, PageError
 from maas_gateway.portal.cookies import SIGN_IN_CSRF_COOKIE, remember
-from maas_gateway.portal.headers import PortalGate
+from maas_gateway.portal.headers import FormTooLarge, PortalGate
 from maas_gateway.portal.navigation import Page
 from maas_gateway.portal.rendering import Renderer
 from maas_gateway.portal.services import PortalServices
@@ -70,6 +70,9 @@ def create_portal_app(services: PortalServices, pages: Sequence[Page] | None = N
         message = "There is no page at this address." if exc.status_code == 404 else f"{title}."
         return renderer.error(exc.status_code, title, message, dict(exc.headers or {}))
 
+    async def too_large(request: Request, exc: Exception) -> Response:
+        return renderer.error(413, "Too large", "This form is larger than the portal accepts.", {})
+
     async def server_error(request: Request, exc: Exception) -> Response:
         logger.exception("The portal failed on %s %s.", request.method, request.url.path)
         message = (
@@ -79,7 +82,12 @@ def create_portal_app(services: PortalServices, pages: Sequence[Page] | None = N
 
     app = Starlette(
         routes=routes,
-        exception_handlers={PageError: page_error, HTTPException: http_error, Exception: server_error},
+        exception_handlers={
+            PageError: page_error,
+            HTTPException: http_error,
+            FormTooLarge: too_large,
+            Exception: server_error,
+        },
     )
     return PortalGate(app, services.settings)
 

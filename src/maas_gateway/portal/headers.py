@@ -1,4 +1,4 @@
-"""Security headers on every portal response, and the portal switched off by configuration.
+"""Security headers on every portal response, a bound on form bodies, and the portal switched off.
 
 The policy allows scripts, styles and images from the gateway itself only: no inline script, no inline
 event handler, no inline style attribute, no framing by any site, forms posting only back here.
@@ -12,9 +12,14 @@ from starlette.types import Message
 
 from maas_gateway.config.portal_settings import PortalSettings
 from maas_gateway.errors import NotFoundError
-from maas_gateway.http.asgi import ASGIApp, Receive, Scope, Send, send_error
+from maas_gateway.http.asgi import ASGIApp, Receive, Scope, Send, request_header, send_error, send_response
 
-__all__ = ["CONTENT_SECURITY_POLICY", "PortalGate"]
+__all__ = ["CONTENT_SECURITY_POLICY", "MAX_FORM_BYTES", "FormTooLarge", "PortalGate"]
+
+
+class FormTooLarge(Exception):
+    """A request body passed ``MAX_FORM_BYTES`` while it was being read (the app shows a 413 page)."""
+
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -29,6 +34,10 @@ _HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
 _NO_STORE = (b"cache-control", b"no-store")  # pages show personal data: never kept by a shared cache
+# The portal's forms are small; a larger body is refused before it is parsed (the form parser keeps an
+# url-encoded body in memory).
+MAX_FORM_BYTES = 64 * 1024
+_TOO_LARGE = b"<!doctype html><title>Too large</title><p>This form is larger than the portal accepts.</p>"
 
 
 class PortalGate:
@@ -54,4 +63,18 @@ class PortalGate:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, with_headers)
+        declared = request_header(scope, b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_FORM_BYTES):
+            await send_response(with_headers, 413, _TOO_LARGE, content_type=b"text/html; charset=utf-8")
+            return
+        received = 0
+
+        async def bounded() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > MAX_FORM_BYTES:
+                raise FormTooLarge
+            return message
+
+        await self.app(scope, bounded, with_headers)
