@@ -23,6 +23,7 @@ from tests.support.portal import (
     remaining,
     sign_in,
 )
+from tests.support.postgres_server import throwaway_database
 from tests.support.processes import GatewayProcess, ServerProcess
 
 MARKUP = '<script>alert("x")</script><b>bold</b>'
@@ -383,3 +384,36 @@ def test_an_oversized_form_is_refused_before_it_is_parsed(portal: GatewayProcess
         )
         assert streamed.status_code == 413
         assert "larger than the portal accepts" in streamed.text
+
+
+def test_disabling_a_user_on_another_replica_ends_their_session(
+    simulator: ServerProcess, gateway_factory: GatewayFactory, tmp_path: Path
+) -> None:
+    """Two replicas share a PostgreSQL database: a session opened on one stops working there soon after
+    an administrator disables the user through the other (NOTIFY clears the first one's user cache), and
+    a session opened on one is valid on the other (sessions are shared)."""
+    with throwaway_database("postgresql", tmp_path) as url:
+        config = portal_config(simulator.url, tmp_path)
+        config["database"]["url"] = url
+        create_account(config, "dev1", "openshift")
+        env = {"MAAS_ADMIN_KEY": ADMIN_KEY}
+        first, second = gateway_factory(config, env=env), gateway_factory(config, env=env)
+        try:
+            with sign_in(first.url, "dev1", "openshift") as client:
+                shared = client.cookies["maas_portal_session"]
+                with httpx.Client(base_url=second.url) as elsewhere:
+                    elsewhere.cookies.set("maas_portal_session", shared, path="/portal")
+                    assert elsewhere.get("/portal/").status_code == 200
+                admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+                disabled = httpx.patch(
+                    f"{second.url}/admin/users/dev1", json={"disabled": True}, headers=admin
+                )
+                assert disabled.status_code == 200, disabled.text
+                wait_until(
+                    lambda: client.get("/portal/").status_code == 303,
+                    "the session ending on the other replica",
+                    5,
+                )
+        finally:
+            first.stop()
+            second.stop()
