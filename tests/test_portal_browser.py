@@ -21,7 +21,8 @@ __all__ = ["browser"]  # the session fixture, imported to be found here
 
 @pytest.fixture(scope="module")
 def portal(simulator: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    server = start_portal_gateway(simulator.url, tmp_path_factory.mktemp("portal-browser"))
+    directory = tmp_path_factory.mktemp("portal-browser")
+    server = start_portal_gateway(simulator.url, directory, self_registration={"enabled": True})
     yield server
     server.stop()
 
@@ -80,13 +81,21 @@ def test_dev1_signs_in_sees_the_tier_and_the_quota_drops_after_a_call(
 
 
 def test_a_wrong_password_is_shown_on_the_form(portal: GatewayProcess, context: BrowserContext) -> None:
-    """A wrong password keeps the visitor on the form with an alert and the name filled in."""
+    """A wrong password keeps the visitor on the form with an alert and the name filled in; the
+    registration form (switched on here) explains a refused name the same way."""
     page = context.new_page()
     _sign_in(page, portal.url, "dev1", "not-the-password")
     alert = page.get_by_role("alert")
     assert alert.inner_text() == "The user name or the password is not right."
     assert page.get_by_label("User name").input_value() == "dev1"
     screenshot(page, "sign-in-error")
+    page.get_by_role("link", name="Create one").click()
+    page.get_by_label("User name").fill("Not Valid")
+    page.get_by_label("Password", exact=True).fill("a-password")
+    page.get_by_label("Password again").fill("a-password")
+    page.get_by_role("button", name="Create the account").click()
+    assert "lower-case letters" in page.get_by_role("alert").inner_text()
+    screenshot(page, "register")
 
 
 def test_admin_pages_for_admins_and_a_403_page_for_developers(

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from maas_gateway.application.policies import user_policy
 from maas_gateway.application.services import Services
 from maas_gateway.auth.key_repository import StoredUser
+from maas_gateway.auth.throttle import FailureThrottle
 from maas_gateway.auth.user_policy import UserPolicy
 from maas_gateway.errors import GatewayError
 from maas_gateway.http.asgi import Scope
@@ -67,6 +68,9 @@ def portal_services(services: Services, current: Callable[[], Snapshot]) -> Port
         accounts=AccountService(accounts, Passwords()),
         sessions=SessionManager(sessions, times),
         sign_in_throttle=SignInThrottle(current().config.portal.sign_in_throttle),
+        registrations=FailureThrottle(
+            burst=current().config.portal.self_registration.per_address, per=3600.0, max_addresses=100_000
+        ),
         users=services.users,
         keys=services.keys,
         ledger=services.ledger,

@@ -7,7 +7,7 @@ from pydantic import Field, model_validator
 from maas_gateway.config.base import Strict
 from maas_gateway.config.durations import Duration
 
-__all__ = ["PortalSettings", "SignInThrottleSettings"]
+__all__ = ["PortalSettings", "SelfRegistrationSettings", "SignInThrottleSettings"]
 
 
 class SignInThrottleSettings(Strict):
@@ -25,6 +25,20 @@ class SignInThrottleSettings(Strict):
     )
 
 
+class SelfRegistrationSettings(Strict):
+    """Visitors creating their own account at /portal/register (off unless enabled)."""
+
+    enabled: bool = Field(default=False, description="Offer /portal/register to visitors.")
+    tier: str = Field(default="free", description="The tier of a self-registered account.")
+    approval: bool = Field(
+        default=False,
+        description="New accounts start disabled and wait until an administrator enables them.",
+    )
+    per_address: int = Field(
+        default=5, ge=1, description="Registrations one client address may make per hour."
+    )
+
+
 class PortalSettings(Strict):
     enabled: bool = Field(default=True, description="Serve the portal at /portal/; false answers 404 there.")
     session_idle_timeout: Duration = Field(
@@ -34,14 +48,10 @@ class PortalSettings(Strict):
         default=12 * 3600.0, description="A session ends this long after sign-in, however much it is used."
     )
     sign_in_throttle: SignInThrottleSettings = Field(default_factory=SignInThrottleSettings)
-    self_registration: bool = Field(
-        default=False, description="Let visitors create their own account (not available yet)."
-    )
+    self_registration: SelfRegistrationSettings = Field(default_factory=SelfRegistrationSettings)
 
     @model_validator(mode="after")
     def _idle_within_lifetime(self) -> PortalSettings:
         if self.session_idle_timeout > self.session_lifetime:
             raise ValueError("portal.session_idle_timeout cannot be longer than portal.session_lifetime.")
-        if self.self_registration:
-            raise ValueError("portal.self_registration is not available yet; leave it false.")
         return self

@@ -319,6 +319,8 @@ class GatewayConfig(Strict):
             for index, limit in enumerate(tier_config.limits):
                 if limit.model is not None:
                     _known(f"tiers.{tier_name}.limits.{index}.model", limit.model, set(names), "model")
+        if self.portal.self_registration.enabled:
+            _known("portal.self_registration.tier", self.portal.self_registration.tier, tiers, "tier")
         _no_duplicates("capacity.tier_order", "tier", self.capacity.tier_order)
         for tier in self.capacity.tier_order:
             _known("capacity.tier_order", tier, tiers, "tier")

@@ -46,6 +46,7 @@ class AccountService:
         tier: str,
         is_admin: bool = False,
         display_name: str | None = None,
+        disabled: bool = False,
     ) -> bool:
         """Create ``user``'s account (and users row, if absent); ``False`` when the account exists already.
 
@@ -56,7 +57,7 @@ class AccountService:
             raise ValueError(problem)
         now = self._clock()
         account = Account(user, await self.passwords.hash(password), is_admin, now, now)
-        owner = StoredUser(user, tier, display_name, False, now, "admin")
+        owner = StoredUser(user, tier, display_name, disabled, now, "admin")
         return await self.store.create(account, owner)
 
     async def set_password(self, user: str, password: str) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from maas_gateway.auth.key_repository import StoredUser
 from maas_gateway.auth.key_service import KeyService
+from maas_gateway.auth.throttle import FailureThrottle
 from maas_gateway.auth.user_directory import UserDirectory
 from maas_gateway.config.portal_settings import PortalSettings
 from maas_gateway.config.schema import GatewayConfig
@@ -46,6 +47,7 @@ class PortalServices:
     accounts: AccountService
     sessions: SessionManager
     sign_in_throttle: SignInThrottle
+    registrations: FailureThrottle  # self-registrations per client address and hour (each one counts)
     users: UserDirectory  # the users rows; the change watcher makes other replicas' changes visible at once
     keys: KeyService  # keys of every kind; ``keys.repository`` lists users
     ledger: LedgerWriter  # ``ledger.store`` answers usage questions

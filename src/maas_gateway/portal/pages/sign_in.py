@@ -47,7 +47,8 @@ async def sign_in(context: PageContext) -> Response:
         services.sign_in_throttle.failed(name, address)
         return _form(context, next_url=next_url, user=name, error=_WRONG, status=401)
     if stored.disabled:
-        return _form(context, next_url=next_url, user=name, error="This account is disabled.", status=403)
+        message = "This account is disabled, or waits for an administrator's approval."
+        return _form(context, next_url=next_url, user=name, error=message, status=403)
     old = context.request.cookies.get(SESSION_COOKIE)
     if old:
         await services.sessions.end(old)  # a sign-in always starts a fresh session (no fixation)
@@ -72,6 +73,13 @@ async def sign_out(context: PageContext) -> Response:
 def _form(
     context: PageContext, *, next_url: str, user: str = "", error: str | None = None, status: int = 200
 ) -> Response:
+    registration = context.services.settings().self_registration.enabled
     return context.render(
-        "sign_in.html", status=status, next_url=next_url, user_name=user, error=error, title="Sign in"
+        "sign_in.html",
+        status=status,
+        next_url=next_url,
+        user_name=user,
+        error=error,
+        title="Sign in",
+        registration=registration,
     )
