@@ -7,6 +7,7 @@ from trying many accounts. Either refusing is a 429 page until its allowance ref
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -15,6 +16,8 @@ from maas_gateway.auth.throttle import FailureThrottle
 from maas_gateway.config.portal_settings import SignInThrottleSettings
 
 __all__ = ["SignInThrottle"]
+
+logger = logging.getLogger("maas_gateway.portal")
 
 
 class SignInThrottle:
@@ -32,6 +35,10 @@ class SignInThrottle:
         return max(self.accounts.retry_after(fold(account), now), self.addresses.retry_after(address, now))
 
     def failed(self, account: str, address: str) -> None:
+        """Count a failed sign-in; log (once per episode) when the account or the address starts being
+        refused. Neither the password nor anything derived from it is logged."""
         now = self._clock()
-        self.accounts.failed(fold(account), now)
-        self.addresses.failed(address, now)
+        if self.accounts.failed(fold(account), now):
+            logger.warning("Too many failed portal sign-ins for account %r: refused for a while.", account)
+        if self.addresses.failed(address, now):
+            logger.warning("Too many failed portal sign-ins from %s: refused for a while.", address)
