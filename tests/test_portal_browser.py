@@ -12,11 +12,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
-from tests.support.browser import DESKTOP, browser, screenshot
+from tests.support.browser import DESKTOP, browser, chromium_session, screenshot
 from tests.support.portal import DEV_KEY, next_address, start_portal_gateway
 from tests.support.processes import GatewayProcess, ServerProcess
 
-__all__ = ["browser"]  # the session fixture, imported to be found here
+__all__ = ["browser", "chromium_session"]  # the fixtures, imported to be found here
 
 
 @pytest.fixture(scope="module")
