@@ -114,3 +114,20 @@ def test_a_registration_tier_must_exist() -> None:
     data["portal"] = {"self_registration": {"enabled": True, "tier": "gold"}}
     with pytest.raises(ConfigError, match=r"portal\.self_registration\.tier: unknown tier 'gold'"):
         parse_config(data)
+
+
+def test_without_a_database_accounts_and_sessions_live_in_memory(
+    simulator: ServerProcess, gateway_factory: GatewayFactory, tmp_path: Path
+) -> None:
+    """A gateway without `database.url` keeps accounts and sessions in memory: a registered visitor signs
+    in and sees their tier, and signing out ends the session."""
+    config = portal_config(simulator.url, tmp_path, self_registration={"enabled": True})
+    del config["database"]
+    server = gateway_factory(config)
+    with _client(server) as client:
+        assert _register(client, "memory-user", "memory-password").status_code == 200
+    with sign_in(server.url, "memory-user", "memory-password") as signed:
+        page = signed.get("/portal/")
+        assert '<span class="tier">free</span>' in page.text
+        signed.post("/portal/sign-out", data={"csrf_token": csrf_token(page.text)})
+        assert signed.get("/portal/").status_code == 303
