@@ -22,8 +22,14 @@ from maas_gateway.admin.json_body import JsonBodyByDefault
 from maas_gateway.admin.services import AdminServices
 from maas_gateway.application.alerts_wiring import Alerts
 from maas_gateway.application.backend_polling import BackendPolling
-from maas_gateway.application.background import BackgroundTasks, publish_metrics, purge_expired_keys
+from maas_gateway.application.background import (
+    BackgroundTasks,
+    publish_metrics,
+    purge_expired_keys,
+    purge_expired_sessions,
+)
 from maas_gateway.application.metrics_wiring import watch_backends, watch_services
+from maas_gateway.application.portal_wiring import portal_services
 from maas_gateway.application.services import Services, build_services
 from maas_gateway.application.snapshots import build_snapshot
 from maas_gateway.auth import Authenticator, Identity
@@ -38,6 +44,7 @@ from maas_gateway.http.asgi import Scope, request_header
 from maas_gateway.http.forwarded import client_address
 from maas_gateway.metrics.endpoint import MetricsEndpoint
 from maas_gateway.plans.service import PlanRequestService
+from maas_gateway.portal import create_portal_app
 from maas_gateway.proxy.access_log import AccessLog
 from maas_gateway.proxy.app import GatewayApp
 from maas_gateway.proxy.pipeline import Pipeline
@@ -89,17 +96,20 @@ class Application:
             watch_services(services.metrics, services)
             watch_backends(services.metrics, lambda: self._snapshot.backends)
         self.pipeline = Pipeline(services.transport, FailureGate(services.failures))
-        admin_app = JsonBodyByDefault(create_admin_app(self._admin_services()))
+        admin_services = self._admin_services()
+        admin_app = JsonBodyByDefault(create_admin_app(admin_services))
         metrics_endpoint = None
         if services.metrics is not None and config.metrics.on_api_port:
             # /metrics names users: on the API port only when asked, and then only for the admin.
             metrics_endpoint = MetricsEndpoint(services.metrics.render, self._admin_only)
+        self.portal = portal_services(services, self.current, admin_services.actions)
         self.asgi = GatewayApp(
             self.current,
             self.pipeline,
             AdminCallLog(admin_app, self._access_log, self._address),
             self,
             metrics_endpoint,
+            portal_app=create_portal_app(self.portal),
         )
 
     def current(self) -> Snapshot:
@@ -120,6 +130,7 @@ class Application:
         self._background.start("capacity-leases", services.capacity.leases.keep)
         if services.alerts is not None:
             await self._start_alerts(services.alerts)
+        self._background.start("portal-sessions", lambda: purge_expired_sessions(self.portal.sessions))
         metrics = services.metrics
         if metrics is not None and metrics.shared_directory is not None:
             self._background.start("metrics-publisher", lambda: publish_metrics(metrics))

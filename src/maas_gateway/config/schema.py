@@ -31,6 +31,7 @@ from maas_gateway.config.balancing_settings import (
 )
 from maas_gateway.config.base import Strict
 from maas_gateway.config.durations import Duration
+from maas_gateway.config.portal_settings import PortalSettings
 from maas_gateway.config.server_settings import ServerSettings
 from maas_gateway.config.settings import (
     AdminSettings,
@@ -61,6 +62,7 @@ __all__ = [
     "ModelPricing",
     "OIDCIssuer",
     "OIDCSettings",
+    "PortalSettings",
     "SecuritySettings",
     "ServerSettings",
     "TierConfig",
@@ -281,6 +283,7 @@ class GatewayConfig(Strict):
     queue_aware: QueueAwareSettings = Field(default_factory=QueueAwareSettings)
     capacity: CapacitySettings = Field(default_factory=CapacitySettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    portal: PortalSettings = Field(default_factory=PortalSettings)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:
@@ -318,6 +321,8 @@ class GatewayConfig(Strict):
             for index, limit in enumerate(tier_config.limits):
                 if limit.model is not None:
                     _known(f"tiers.{tier_name}.limits.{index}.model", limit.model, set(names), "model")
+        if self.portal.self_registration.enabled:
+            _known("portal.self_registration.tier", self.portal.self_registration.tier, tiers, "tier")
         _no_duplicates("capacity.tier_order", "tier", self.capacity.tier_order)
         for tier in self.capacity.tier_order:
             _known("capacity.tier_order", tier, tiers, "tier")

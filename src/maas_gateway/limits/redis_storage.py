@@ -58,6 +58,14 @@ end
 return result
 """
 
+# KEYS: counters. Returns their values (0 for a missing one). A script rather than MGET so that Redis
+# Cluster routes it like the others (a user's counters share one slot through their hash tag).
+_PEEK = """
+local result = {}
+for i = 1, #KEYS do result[i] = tonumber(redis.call('GET', KEYS[i]) or '0') end
+return result
+"""
+
 
 class RedisLimitStorage:
     """A ``LimitStorage`` on Redis. Errors propagate; ``ResilientStorage`` applies the failure policy.
@@ -90,6 +98,12 @@ class RedisLimitStorage:
         for amount, ttl in zip(amounts, ttls, strict=True):
             args += [amount, max(1, int(ttl * 1000))]
         reply = await self._runner.script(_ADD, [self._key(key) for key in keys], args)
+        return tuple(int(item) for item in reply)
+
+    async def peek(self, keys: Sequence[str], now: float) -> tuple[int, ...]:
+        if not keys:
+            return ()
+        reply = await self._runner.script(_PEEK, [self._key(key) for key in keys], [])
         return tuple(int(item) for item in reply)
 
     async def ping(self) -> bool:

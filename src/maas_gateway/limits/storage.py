@@ -49,6 +49,11 @@ class LimitStorage(Protocol):
         """Add amounts (possibly negative) to counters, creating them with the given TTLs."""
         ...
 
+    async def peek(self, keys: Sequence[str], now: float) -> tuple[int, ...]:
+        """The counters' values now (0 for a counter that does not exist), changing nothing: what the
+        portal shows as used in each window."""
+        ...
+
     async def ping(self) -> bool:
         """Whether the storage answers; used by ``/ready``."""
         ...
@@ -101,6 +106,9 @@ class InMemoryLimitStorage:
             self._set(key, value, ttl, now)
             results.append(value)
         return tuple(results)
+
+    async def peek(self, keys: Sequence[str], now: float) -> tuple[int, ...]:
+        return tuple(self._value(key, now) for key in keys)
 
     async def ping(self) -> bool:
         return True
