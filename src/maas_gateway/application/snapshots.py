@@ -48,7 +48,15 @@ def build_snapshot(
     store = LayeredKeyStore(InMemoryKeyStore(key_records(config)), services.keys)
     limiter = None
     if services.limit_storage is not None:
-        limiter = Limiter(services.limit_storage, rule_book(config.tiers, config.users))
+        limiter = Limiter(
+            services.limit_storage,
+            rule_book(
+                config.tiers,
+                config.users,
+                timezone=config.limits.timezone,
+                min_clamped_tokens=config.limits.min_clamped_tokens,
+            ),
+        )
     router = Router([model_route(model) for model in config.models])
     rules = capacity_rules(config)
     # Last: nothing below can refuse the configuration, so the registry never holds a refused one's pools.

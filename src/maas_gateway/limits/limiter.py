@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from maas_gateway.errors import RateLimitError
 from maas_gateway.limits.headers import rate_limit_headers
 from maas_gateway.limits.rules import CounterRef, LimitRule, RuleBook
-from maas_gateway.limits.storage import Check, LimitStorage
+from maas_gateway.limits.sliding import carried_over, sliding_retry_after
+from maas_gateway.limits.storage import AdmitResult, Check, LimitStorage
 
 __all__ = ["Admission", "Limiter", "TokenCharge"]
 
@@ -53,8 +54,9 @@ class Admission:
     user: str
     model: str
     counters: tuple[CounterRef, ...]
-    values: tuple[int, ...]  # counter values right after admission
+    values: tuple[int, ...]  # counter values right after admission (a sliding rule's with carried)
     reserved: TokenCharge | None
+    carried: tuple[int, ...] = ()  # sliding rules: what the previous window weighed at admission
 
     @property
     def limited(self) -> bool:
@@ -94,12 +96,18 @@ class Limiter:
         now = self._clock()
         counters = tuple(rule.counter(user, model, now) for rule in policy.rules if rule.applies_to(model))
         reserved = worst_case if policy.reserve else None
-        checks = [_check(counter, reserved) for counter in counters]
+        checks = [_check(counter, reserved, now) for counter in counters]
         result = await self.storage.admit(checks, now)
         if not result.admitted:
             assert result.failed is not None
-            raise self._rejection(user, tier, counters, result.values, result.failed)
-        return Admission(user, model, counters, result.values, reserved)
+            raise self._rejection(user, tier, counters, result, checks[result.failed].cost, now)
+        carried: tuple[int, ...] = ()
+        if result.previous:
+            carried = tuple(
+                carried_over(count, counter.weight)
+                for count, counter in zip(result.previous, counters, strict=True)
+            )
+        return Admission(user, model, counters, result.values, reserved, carried)
 
     async def settle(self, admission: Admission, charge: TokenCharge) -> tuple[int, ...]:
         """Charge actual usage (replacing any reservation); return the token counters' new values."""
@@ -120,13 +128,14 @@ class Limiter:
             current = counter if same_window else rule.counter(admission.user, admission.model, now)
             keys.append(current.key)
             amounts.append(amount)
-            ttls.append((current.window_index + 1) * rule.window - now + _TTL_GRACE)
+            ttls.append(current.expires_at - now + _TTL_GRACE)
             positions.append(position)
         values = list(admission.values)
         if keys:
             new_values = await self.storage.add(keys, amounts, ttls, now)
+            carried = admission.carried
             for position, value in zip(positions, new_values, strict=True):
-                values[position] = value
+                values[position] = value + (carried[position] if carried else 0)
         return tuple(values)
 
     async def refund(self, admission: Admission) -> None:
@@ -148,7 +157,7 @@ class Limiter:
             if amount:
                 keys.append(counter.key)
                 amounts.append(-amount)
-                ttls.append((counter.window_index + 1) * rule.window - now + _TTL_GRACE)
+                ttls.append(counter.expires_at - now + _TTL_GRACE)
         if keys:
             await self.storage.add(keys, amounts, ttls, now)
 
@@ -157,25 +166,44 @@ class Limiter:
         user: str,
         tier: str,
         counters: Sequence[CounterRef],
-        values: Sequence[int],
-        failed: int,
+        result: AdmitResult,
+        cost: int,
+        now: float,
     ) -> RateLimitError:
-        counter = counters[failed]
-        retry = math.ceil(counter.reset_in)
-        what = "Request" if counter.rule.counts_requests else "Token"
+        assert result.failed is not None
+        counter = counters[result.failed]
+        rule = counter.rule
+        wait = counter.reset_in
+        if counter.previous_key is not None:
+            previous = result.previous[result.failed]
+            start, end = rule.span.bounds(now)
+            wait = sliding_retry_after(
+                current=result.values[result.failed] - carried_over(previous, counter.weight),
+                previous=previous,
+                needed=max(cost, 1),
+                limit=rule.limit,
+                now=now,
+                start=start,
+                end=end,
+                next_end=rule.span.next_end(now),
+            )
+        retry = max(1, math.ceil(wait))
+        what = "Request" if rule.counts_requests else "Token"
         message = (
             f"{what} limit reached for user '{user}' on the '{tier}' tier: "
-            f"{counter.rule.describe()}. Try again in {retry} seconds."
+            f"{rule.describe()}. Try again in {retry} seconds."
         )
-        headers = rate_limit_headers(counters, values, consumed=0)
+        headers = rate_limit_headers(counters, result.values, consumed=0)
         return RateLimitError(message, retry_after_seconds=retry, headers=dict(headers))
 
 
-def _check(counter: CounterRef, reserved: TokenCharge | None) -> Check:
-    ttl = counter.reset_in + _TTL_GRACE
+def _check(counter: CounterRef, reserved: TokenCharge | None, now: float) -> Check:
+    ttl = counter.expires_at - now + _TTL_GRACE
     rule = counter.rule
     if rule.counts_requests:
-        return Check(counter.key, rule.limit, 1, True, ttl)
-    if reserved is not None:
-        return Check(counter.key, rule.limit, reserved.amount(rule), True, ttl)
-    return Check(counter.key, rule.limit, 0, False, ttl)
+        cost, must_fit = 1, True
+    elif reserved is not None:
+        cost, must_fit = reserved.amount(rule), True
+    else:
+        cost, must_fit = 0, False
+    return Check(counter.key, rule.limit, cost, must_fit, ttl, counter.previous_key, counter.weight)
