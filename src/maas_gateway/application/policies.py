@@ -105,6 +105,7 @@ def rule_book(
     *,
     timezone: str = "UTC",
     min_clamped_tokens: int = 16,
+    media_part_tokens: int = 2048,
 ) -> RuleBook:
     """Each tier's limits, and for users with their own limits, those limits in every tier; calendar
     windows start at midnight in ``timezone``."""
@@ -113,7 +114,9 @@ def rule_book(
         rules = tuple(
             LimitRule(c.limit, c.unit, c.window, c.model, c.per_model, c.algorithm, timezone) for c in limits
         )
-        return TierPolicy(rules, tier.reserve, tier.reserve_default_max_tokens, min_clamped_tokens)
+        return TierPolicy(
+            rules, tier.reserve, tier.reserve_default_max_tokens, min_clamped_tokens, media_part_tokens
+        )
 
     policies = {name: policy(tier, tier.limits) for name, tier in tiers.items()}
     overrides = {

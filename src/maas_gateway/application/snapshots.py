@@ -55,6 +55,7 @@ def build_snapshot(
                 config.users,
                 timezone=config.limits.timezone,
                 min_clamped_tokens=config.limits.min_clamped_tokens,
+                media_part_tokens=config.limits.media_part_tokens,
             ),
         )
     router = Router([model_route(model) for model in config.models])

@@ -53,6 +53,13 @@ class LimitsSettings(Strict):
         "`max_tokens` lowered to what remains when at least this many remain, and refused otherwise.",
     )
 
+    media_part_tokens: int = Field(
+        default=2048,
+        ge=1,
+        description="In reserve mode, the tokens each image, audio or file part of a prompt is reckoned at "
+        "(an allowance, not a bound: such a part's tokens depend on the model).",
+    )
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, name: str) -> str:

@@ -101,6 +101,7 @@ class TierPolicy:
     reserve: bool
     reserve_default_max_tokens: int
     min_clamped_tokens: int = 16
+    media_part_tokens: int = 2048
 
 
 class RuleBook:

@@ -35,7 +35,7 @@ __all__ = ["OFF_LOOP_BYTES", "PROCESS_BYTES", "BodyParser", "ParsedBody"]
 OFF_LOOP_BYTES = 256 * 1024
 PROCESS_BYTES = 2 * 1024 * 1024
 
-_SUMMARY_FIELDS = ("model", "stream", "stream_options", "max_tokens", "max_completion_tokens")
+_SUMMARY_FIELDS = ("model", "stream", "stream_options", "max_tokens", "max_completion_tokens", "n", "best_of")
 
 
 @dataclass(slots=True)
