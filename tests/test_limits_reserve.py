@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maas_gateway.application.policies import rule_book
 from maas_gateway.config import LimitUnit, TierConfig
-from maas_gateway.errors import RateLimitError
+from maas_gateway.errors import InvalidRequestError, RateLimitError
 from maas_gateway.limits import InMemoryLimitStorage, Limiter, TokenCharge, rate_limit_headers
 from maas_gateway.limits.reservation import largest_fitting_output, prompt_bound, worst_case
+from maas_gateway.proxy.schemas import ChatRequest, parse_body
 from maas_gateway.tokens import prompt_size
 from tests.support.clock import FakeClock
 
@@ -203,3 +205,13 @@ def test_consumed_tokens_are_reported_in_the_unit_of_the_reported_window() -> No
         assert headers["x-ratelimit-remaining-tokens"] == "70"
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("field", ["n", "best_of"])
+def test_answers_must_be_counted_in_positive_integers(field: str) -> None:
+    """`n: 0` or `best_of: "3"` is a 400 naming the field: a reservation cannot be taken for it."""
+    for value in (0, "3"):
+        body = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}], field: value})
+        with pytest.raises(InvalidRequestError) as refused:
+            parse_body(body, ChatRequest)
+        assert refused.value.param == field
