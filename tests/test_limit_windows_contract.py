@@ -1,8 +1,8 @@
 """The limiter over every ``LimitStorage`` (in process, Redis, Redis Cluster) against a reference recount.
 
 Calendar windows (day, week, month in a time zone) and sliding windows are admitted exactly as a naive
-recount of the admitted requests says, across month ends, Feb 29 and DST changes, on every storage alike.
-Time is an injected clock; nothing sleeps.
+recount of the admitted requests says, across month ends, Feb 29 and DST changes, on every storage alike;
+concurrent reservations from two replicas never pass a limit. Time is an injected clock; nothing sleeps.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ def storage_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         server = single_node_cluster(directory)
         yield f"redis+cluster://127.0.0.1:{server.port}/0"
     server.stop()
+
+
+NOW = 1_800_000_000.0
 
 
 def _storage(url: str) -> LimitStorage:
@@ -257,3 +260,40 @@ def test_calendar_reset_is_the_real_boundary(storage_url: str) -> None:
             await storage.aclose()
 
     asyncio.run(scenario())
+
+
+def test_concurrent_reservations_on_two_replicas_never_pass_the_limit(storage_url: str) -> None:
+    """60 reservations at once from two replicas (two limiters, two connections) against 300 tokens: what
+    they hold together never passes 300, lowered caps included, and what is left is too little for one more
+    useful answer."""
+    tier = _tier((300, "tokens", "1h", "fixed"), reserve=True)
+
+    async def scenario() -> tuple[int, int]:
+        storages = [_storage(storage_url) for _ in range(2)] if storage_url else [InMemoryLimitStorage()] * 2
+        limiters = [Limiter(storage, rule_book({"t": tier}, {}), FakeClock(NOW)) for storage in storages]
+        user = uuid.uuid4().hex
+
+        async def one(index: int) -> int:
+            limiter = limiters[index % 2]
+            try:
+                admission = await limiter.reserve(
+                    user, "t", "m", prompt=29, output_cap=50, choices=1, multiplier=1.0
+                )
+            except RateLimitError:
+                return 0
+            assert admission.reserved is not None
+            assert admission.output_cap is not None
+            assert 16 <= admission.output_cap <= 50
+            return admission.reserved.total
+
+        try:
+            held = await asyncio.gather(*(one(index) for index in range(60)))
+            return sum(held), sum(1 for amount in held if amount)
+        finally:
+            for storage in set(storages):
+                await storage.aclose()
+
+    total, admitted = asyncio.run(scenario())
+    assert total <= 300
+    assert 300 - total < 29 + 16  # no room for another useful answer was left unused
+    assert admitted >= 300 // 79
