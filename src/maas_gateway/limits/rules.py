@@ -34,12 +34,17 @@ class LimitRule:
     timezone: str = "UTC"
     span: Window = field(init=False, repr=False, compare=False)
     _key_part: str = field(default="", init=False, repr=False, compare=False)
+    _seconds: float = field(default=0.0, init=False, repr=False, compare=False)  # 0: a calendar window
+    _sliding: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         span = make_window(self.window, ZoneInfo(self.timezone))
         object.__setattr__(self, "span", span)
         # The constant middle of every counter key of this rule, built once rather than per request.
         object.__setattr__(self, "_key_part", f"\x1f{self.unit}\x1f{span.key}\x1f")
+        # Read on every request: plain attributes, so the common fixed window takes no method call.
+        object.__setattr__(self, "_seconds", 0.0 if isinstance(self.window, str) else self.window)
+        object.__setattr__(self, "_sliding", self.algorithm == "sliding")
 
     @property
     def counts_requests(self) -> bool:
@@ -63,23 +68,29 @@ class LimitRule:
 
     def window_index(self, now: float) -> int:
         """The window holding ``now``: its index since the epoch, or its start for calendar windows."""
+        if self._seconds:
+            return int(now // self._seconds)
         return self.span.window_id(now)
 
     def counter(self, user: str, model: str, now: float) -> CounterRef:
-        span = self.span
-        start, end = span.bounds(now)
-        index = span.window_id(now)
+        seconds = self._seconds
+        if seconds:
+            index = int(now // seconds)
+            start, end = index * seconds, (index + 1) * seconds
+        else:
+            start, end = self.span.bounds(now)
+            index = int(start)
         scope = self.model or (model if self.per_model else "*")
+        if not self._sliding:
+            return CounterRef(self, f"{user}{self._key_part}{scope}\x1f{index}", index, end - now, end)
         stem = f"{user}{self._key_part}{scope}\x1f"
-        if self.algorithm == "fixed":
-            return CounterRef(self, stem + str(index), index, end - now, end)
         return CounterRef(
             self,
-            stem + str(index),
+            f"{stem}{index}",
             index,
             end - now,
-            span.next_end(now),  # the counter is the previous window's for one more window
-            stem + str(span.previous_id(now)),
+            self.span.next_end(now),  # the counter is the previous window's for one more window
+            f"{stem}{self.span.previous_id(now)}",
             remaining_weight(start, end, now),
         )
 
