@@ -80,7 +80,8 @@ class Limiter:
             assert result.failed is not None
             cost = checks[result.failed].cost
             raise refusal(user, tier, counters, result, failed=result.failed, needed=cost, now=now)
-        return Admission(user, model, counters, result.values, reserved, _carried(result, counters))
+        carried = _carried(result, counters) if result.previous else ()
+        return Admission(user, model, counters, result.values, reserved, carried)
 
     async def reserve(
         self,
