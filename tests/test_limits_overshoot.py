@@ -176,3 +176,26 @@ def test_consumed_tokens_agree_with_a_completion_token_window(
     assert answer.json()["usage"]["completion_tokens"] == 20
     assert answer.headers["x-ratelimit-consumed-tokens"] == "20"
     assert answer.headers["x-ratelimit-remaining-tokens"] == "80"
+
+
+def test_a_body_too_deep_to_forward_is_a_400_and_costs_no_tokens(
+    simulator: ServerProcess, gateway_factory: GatewayFactory, tmp_path: Path
+) -> None:
+    """An attacker's chat body with tools nested 300 levels deep, in reserve mode (so the gateway must write
+    max_tokens into it): a 400 in OpenAI's shape, not a crash, and the reservation is given back."""
+    config = _config(simulator.url, tmp_path, reserve=True)
+    config["tiers"]["free"]["limits"] = [{"limit": 100_000, "unit": "tokens", "window": "1h"}]
+    wait_for_fresh_window(HOUR)
+    gateway = gateway_factory(config)
+    messages = b'[{"role":"user","content":"Hello"}]'
+    body = (
+        b'{"model":"simulator-model","messages":' + messages + b',"tools":' + b"[" * 300 + b"]" * 300 + b"}"
+    )
+    headers = {"Authorization": "Bearer freeuser1_key", "Content-Type": "application/json"}
+    refused = httpx.post(gateway.url + "/v1/chat/completions", content=body, headers=headers, timeout=30)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "invalid_json"
+    assert "more than 254 levels deep" in refused.json()["error"]["message"]
+    after = chat(gateway.url, "freeuser1_key", max_tokens=10)
+    assert after.status_code == 200
+    assert after.headers["x-ratelimit-remaining-tokens"] == str(100_000 - 20)

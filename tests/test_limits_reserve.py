@@ -4,6 +4,7 @@ remains, and refusals that name the numbers; and x-ratelimit-consumed-tokens in 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import orjson
 import pytest
@@ -215,3 +216,17 @@ def test_answers_must_be_counted_in_positive_integers(field: str) -> None:
         with pytest.raises(InvalidRequestError) as refused:
             parse_body(body, ChatRequest)
         assert refused.value.param == field
+
+
+def test_deeply_nested_tools_are_measured_without_failing() -> None:
+    """Tools nested 300 levels deep (more than orjson encodes) are measured by a walk, to the byte of
+    their compact JSON."""
+    nested: list[object] = []
+    inner = nested
+    for _ in range(150):  # two levels each: 300
+        child: list[object] = []
+        inner.append({"k": "é", "n": child})
+        inner = child
+    body = {"messages": [{"role": "user", "content": "x"}], "tools": nested}
+    compact = json.dumps([nested], separators=(",", ":"), ensure_ascii=False).encode()
+    assert prompt_size(body).structure_bytes == len(compact)

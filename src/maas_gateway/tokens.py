@@ -82,8 +82,35 @@ def prompt_size(body: dict[str, Any]) -> PromptSize:
             content = message.get("content")
             if isinstance(content, list):
                 media += sum(1 for part in content if isinstance(part, dict) and not _is_text(part))
-    structure_bytes = len(orjson.dumps(structure)) if structure else 0
+    structure_bytes = _json_bytes(structure) if structure else 0
     return PromptSize(len(text), len(text.encode("utf-8")), count, structure_bytes, media)
+
+
+def _json_bytes(value: Any) -> int:
+    """The size of ``value`` as compact JSON. orjson refuses to encode more than 254 levels of nesting,
+    which a decoded body may have (orjson decodes up to 1024): those are measured by a walk instead,
+    counting what compact JSON would hold apart from escapes."""
+    try:
+        return len(orjson.dumps(value))
+    except TypeError:
+        pass
+    size = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            size += len(item.encode("utf-8")) + 2
+        elif isinstance(item, dict):
+            size += max(2, 1 + 2 * len(item))  # braces, colons and commas
+            for key, member in item.items():
+                size += len(str(key).encode("utf-8")) + 2
+                stack.append(member)
+        elif isinstance(item, list):
+            size += max(2, 1 + len(item))  # brackets and commas
+            stack.extend(item)
+        else:
+            size += len(orjson.dumps(item))
+    return size
 
 
 # What a chat template renders into the prompt besides the messages' text.

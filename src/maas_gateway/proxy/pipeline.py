@@ -104,8 +104,7 @@ class Pipeline:
                 raise
         exchange.admitted = True
         edited = bool(parsed.edits)
-        body = await self.bodies.upstream_body(raw, parsed, model.upstream_model, stream, changed=edited)
-        bodies = {model.upstream_model: body}
+        bodies: dict[str, bytes] = {}
         trusted = snapshot.trusted_proxies
 
         async def request_for(route: ModelRoute, base_url: str) -> UpstreamRequest:
@@ -121,6 +120,10 @@ class Pipeline:
 
         slot = None
         try:
+            # Inside the try: a body that cannot be re-encoded (a 400) still gives the reservation back.
+            bodies[model.upstream_model] = await self.bodies.upstream_body(
+                raw, parsed, model.upstream_model, stream, changed=edited
+            )
             if snapshot.capacity is not None:
                 slot = await _capacity_slot(snapshot.capacity, exchange, identity, model)
             await self._forward(
