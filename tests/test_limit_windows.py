@@ -112,3 +112,12 @@ def test_an_unknown_time_zone_is_refused_with_its_name() -> None:
     for name in ("Mars/Olympus_Mons", "../../etc/passwd", ""):
         with pytest.raises(ValueError, match="is not a known IANA time zone"):
             LimitsSettings.model_validate({"timezone": name})
+
+
+def test_a_limit_algorithm_is_fixed_or_sliding() -> None:
+    """`algorithm` defaults to fixed, accepts sliding, and refuses anything else at load time."""
+    assert LimitConfig.model_validate({"limit": 1, "unit": "tokens", "window": "1m"}).algorithm == "fixed"
+    sliding = {"limit": 1, "unit": "tokens", "window": "month", "algorithm": "sliding"}
+    assert LimitConfig.model_validate(sliding).algorithm == "sliding"
+    with pytest.raises(ValueError, match="algorithm"):
+        LimitConfig.model_validate({**sliding, "algorithm": "leaky"})
