@@ -30,7 +30,7 @@ from maas_gateway.config.balancing_settings import (
     RetryBudgetSettings,
 )
 from maas_gateway.config.base import Strict
-from maas_gateway.config.durations import Duration
+from maas_gateway.config.durations import Duration, LimitWindow
 from maas_gateway.config.portal_settings import PortalSettings
 from maas_gateway.config.server_settings import ServerSettings
 from maas_gateway.config.settings import (
@@ -190,7 +190,15 @@ class ModelConfig(Strict):
 class LimitConfig(Strict):
     limit: int = Field(ge=1, description="How many units the window allows.")
     unit: LimitUnit
-    window: Duration
+    window: LimitWindow = Field(
+        description="A duration aligned to the Unix epoch (`1m`, `1h`, `1d`), or a calendar `day`, `week` "
+        "(from Monday) or `month`, aligned to midnight in `limits.timezone`."
+    )
+    algorithm: Literal["fixed", "sliding"] = Field(
+        default="fixed",
+        description="`fixed` counts each window on its own; `sliding` also weighs the previous window, so "
+        "no one spends twice the limit across a boundary (docs/limits.md).",
+    )
     model: str | None = Field(
         default=None, description="Count only requests to this model; omitted counts every model."
     )

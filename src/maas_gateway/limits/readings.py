@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from maas_gateway.config.durations import format_duration
 from maas_gateway.limits.rules import CounterRef
 
 __all__ = ["CounterReading", "UsageObserver", "reading"]
@@ -28,7 +27,7 @@ class CounterReading:
     limit_key: str
     limit: int
     unit: str
-    window: str  # as configured: ``1h``, ``30d``
+    window: str  # as configured: ``1h``, ``30d``, ``month (Europe/Berlin)``
     window_start: float
     window_end: float
     used: int
@@ -39,16 +38,22 @@ UsageObserver = Callable[[Sequence[CounterReading]], None]
 request path) and must not raise."""
 
 
-_window_names: dict[float, str] = {}  # a window's name, formatted once (few distinct windows exist)
+_window_names: dict[tuple[float | str, str], str] = {}  # a window's name, formatted once (few exist)
 
 
 def reading(user: str, tier: str, model: str, counter: CounterRef, used: int) -> CounterReading:
     rule = counter.rule
     scope = rule.model or (model if rule.per_model else "*")
-    start = counter.window_index * rule.window
-    window = _window_names.get(rule.window)
+    if isinstance(rule.window, str):  # a calendar window: its index is its start
+        start = float(counter.window_index)
+        end = rule.span.bounds(start)[1]
+    else:
+        start = counter.window_index * rule.window
+        end = start + rule.window
+    named = (rule.window, rule.timezone)
+    window = _window_names.get(named)
     if window is None:
-        window = _window_names[rule.window] = format_duration(rule.window)
+        window = _window_names[named] = rule.window_name
     return CounterReading(
         user=user,
         tier=tier,
@@ -57,6 +62,6 @@ def reading(user: str, tier: str, model: str, counter: CounterRef, used: int) ->
         unit=rule.unit,
         window=window,
         window_start=start,
-        window_end=start + rule.window,
+        window_end=end,
         used=used,
     )
