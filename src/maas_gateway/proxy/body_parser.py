@@ -35,7 +35,7 @@ __all__ = ["OFF_LOOP_BYTES", "PROCESS_BYTES", "BodyParser", "ParsedBody"]
 OFF_LOOP_BYTES = 256 * 1024
 PROCESS_BYTES = 2 * 1024 * 1024
 
-_SUMMARY_FIELDS = ("model", "stream", "stream_options", "max_tokens", "max_completion_tokens")
+_SUMMARY_FIELDS = ("model", "stream", "stream_options", "max_tokens", "max_completion_tokens", "n", "best_of")
 
 
 @dataclass(slots=True)
@@ -167,4 +167,7 @@ def _edit_remotely(raw: bytes, edits: dict[str, Any], served_name: str, stream: 
     except GatewayError as error:
         return _failure(error)
     data.update(edits)
-    return upstream_body(raw, data, served_name, stream, changed=bool(edits))
+    try:
+        return upstream_body(raw, data, served_name, stream, changed=bool(edits))
+    except GatewayError as error:
+        return _failure(error)

@@ -31,6 +31,7 @@ from maas_gateway.proxy.dispatch import RequestFor, dispatch, report_outcome
 from maas_gateway.proxy.exchange import Exchange, Usage
 from maas_gateway.proxy.forward import end_stream, passthrough_headers, read_answer, relay_stream
 from maas_gateway.proxy.public_name import public_name
+from maas_gateway.proxy.reserve import CLAMPED_HEADER, reserve
 from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS, GenerationRequest
 from maas_gateway.proxy.snapshot import Snapshot
 from maas_gateway.proxy.upstream_request import upstream_headers
@@ -38,10 +39,6 @@ from maas_gateway.routing import ModelRoute
 from maas_gateway.upstream import UpstreamRequest, UpstreamTransport
 
 __all__ = ["Pipeline"]
-
-# Per-message and per-request allowance for chat-template tokens when bounding a prompt's size.
-_TEMPLATE_TOKENS_PER_MESSAGE = 8
-_TEMPLATE_TOKENS_PER_REQUEST = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,22 +82,29 @@ class Pipeline:
         exchange.stream = stream
 
         admission = None
-        edited = False
         limiter = snapshot.limiter
         if limiter is not None:
-            budget = limiter.reserve_budget(identity.user, identity.tier)
-            if budget is not None and request.output_cap is None and api_path != "/v1/embeddings":
-                parsed.set("max_tokens", budget)  # the reservation only holds if the backend stops there
-                edited = True
-            worst = _worst_case(parsed, request, budget, model)
             try:
-                admission = await limiter.admit(identity.user, identity.tier, model.name, worst_case=worst)
+                policy = limiter.reserving(identity.user, identity.tier)
+                if policy is None:
+                    admission = await limiter.admit(identity.user, identity.tier, model.name)
+                else:
+                    admission, exchange.output_clamped = await reserve(
+                        limiter,
+                        policy,
+                        parsed,
+                        request,
+                        user=identity.user,
+                        tier=identity.tier,
+                        model=model,
+                        generates=api_path != "/v1/embeddings",
+                    )
             except RateLimitError:
                 exchange.rate_limited = True
                 raise
         exchange.admitted = True
-        body = await self.bodies.upstream_body(raw, parsed, model.upstream_model, stream, changed=edited)
-        bodies = {model.upstream_model: body}
+        edited = bool(parsed.edits)
+        bodies: dict[str, bytes] = {}
         trusted = snapshot.trusted_proxies
 
         async def request_for(route: ModelRoute, base_url: str) -> UpstreamRequest:
@@ -116,6 +120,10 @@ class Pipeline:
 
         slot = None
         try:
+            # Inside the try: a body that cannot be re-encoded (a 400) still gives the reservation back.
+            bodies[model.upstream_model] = await self.bodies.upstream_body(
+                raw, parsed, model.upstream_model, stream, changed=edited
+            )
             if snapshot.capacity is not None:
                 slot = await _capacity_slot(snapshot.capacity, exchange, identity, model)
             await self._forward(
@@ -161,6 +169,8 @@ class Pipeline:
                 (b"x-request-id", exchange.request_id.encode()),
                 (b"x-maas-served-model", delivery.served.name.encode()),
             ]
+            if exchange.output_clamped is not None:
+                own.append((CLAMPED_HEADER.encode(), exchange.output_clamped.encode()))
             event_stream = any(
                 name == "content-type" and value.startswith("text/event-stream")
                 for name, value in response.headers
@@ -203,8 +213,8 @@ class Pipeline:
             usage = answer.usage or Usage(
                 parsed.prompt().estimated_tokens, -(-answer.output_chars // 4), estimated=True
             )
-            values = await self._charge(snapshot.limiter, exchange, admission, model, usage)
-            limit_headers = _encode(self._headers(admission, values, exchange.charged_tokens))
+            values, charge = await self._charge(snapshot.limiter, exchange, admission, model, usage)
+            limit_headers = _encode(self._headers(admission, values, charge))
             exchange.status = answer.status
             await send_response(send, answer.status, answer.body, answer.headers + own + limit_headers)
         finally:
@@ -218,17 +228,17 @@ class Pipeline:
         admission: Admission | None,
         model: ModelRoute,
         usage: Usage,
-    ) -> tuple[int, ...] | None:
+    ) -> tuple[tuple[int, ...] | None, TokenCharge]:
         exchange.usage = usage
         charge = TokenCharge.of(usage.prompt_tokens, usage.completion_tokens, model.token_multiplier)
         exchange.charged_tokens = charge.total
         if admission is None or limiter is None:
-            return None
-        return await limiter.settle(admission, charge)
+            return None, charge
+        return await limiter.settle(admission, charge), charge
 
     @staticmethod
     def _headers(
-        admission: Admission | None, values: tuple[int, ...] | None, consumed: int | None
+        admission: Admission | None, values: tuple[int, ...] | None, consumed: TokenCharge | None
     ) -> list[tuple[str, str]]:
         if admission is None or not admission.limited:
             return []
@@ -258,19 +268,3 @@ async def _capacity_slot(
 
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(name.encode(), value.encode()) for name, value in headers]
-
-
-def _worst_case(
-    parsed: ParsedBody, request: GenerationRequest, budget: int | None, model: ModelRoute
-) -> TokenCharge | None:
-    """An upper bound on what a request can cost, for tiers that reserve before forwarding.
-
-    A token is at least one byte for the tokenizers of common models, so the prompt's UTF-8 length plus
-    a chat-template allowance bounds its tokens; the output is bounded by ``max_tokens``.
-    """
-    if budget is None:
-        return None
-    size = parsed.prompt()
-    prompt = size.utf8_bytes + _TEMPLATE_TOKENS_PER_REQUEST + _TEMPLATE_TOKENS_PER_MESSAGE * size.messages
-    output = request.output_cap or parsed.edits.get("max_tokens") or 0
-    return TokenCharge.of(prompt, int(output), model.token_multiplier)
