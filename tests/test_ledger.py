@@ -121,11 +121,16 @@ def test_users_read_only_their_own_usage(
 def test_admin_api_is_closed_without_the_admin_credential(
     simulator: ServerProcess, gateway_factory: GatewayFactory, tmp_path: Path
 ) -> None:
-    """The admin API rejects no key, a user's key and a wrong key; with no admin key configured it is off."""
+    """The admin API rejects no key and a wrong key (401) and a user's own key (403: known, not an admin);
+    with no admin key configured it is off."""
     gateway = gateway_factory(ledger_config(simulator.url, None, tmp_path / "spool"))
-    for headers in ({}, {"Authorization": "Bearer premiumuser1_key"}, {"Authorization": "Bearer wrong"}):
+    for headers, status in (
+        ({}, 401),
+        ({"Authorization": "Bearer premiumuser1_key"}, 403),
+        ({"Authorization": "Bearer wrong"}, 401),
+    ):
         response = httpx.get(gateway.url + "/admin/usage", headers=headers)
-        assert response.status_code == 401
+        assert response.status_code == status
         assert response.json()["error"]["message"].endswith(".")
     closed = gateway_factory(demo_dict(simulator.url))
     response = httpx.get(closed.url + "/admin/usage", headers=ADMIN)

@@ -25,6 +25,8 @@ from maas_gateway.database import Database
 from maas_gateway.limits import InMemoryLimitStorage, LimitStorage
 from maas_gateway.limits.resilient import ResilientStorage
 from maas_gateway.metering import InMemoryLedgerStore, LedgerStore, LedgerWriter, Spool
+from maas_gateway.metering.memory_reports import InMemoryUsageReports
+from maas_gateway.metering.reports import UsageReports
 from maas_gateway.metrics import GatewayMetrics
 from maas_gateway.metrics.multiprocess import shared_directory
 from maas_gateway.plans import InMemoryPlanRequestStore, PlanRequestStore
@@ -45,6 +47,7 @@ class Services:
     limit_storage: LimitStorage | None  # None when limits are off
     capacity: CapacityGate  # idle until the configuration caps something
     ledger: LedgerWriter
+    usage_reports: UsageReports  # the portal's reads: hourly rollups of the ledger's store
     metrics: GatewayMetrics | None
     failures: FailureThrottle
     transport: UpstreamTransport
@@ -69,6 +72,7 @@ def build_services(config: GatewayConfig, transport: UpstreamTransport | None = 
     if config.metrics.enabled:
         metrics = GatewayMetrics(user_label=config.metrics.user_label, shared_directory=shared_directory())
     capacity = CapacityGate(_capacity_storage(config.limits), events=metrics)
+    ledger, usage_reports = _ledger(config.database, database)
     alerts = build_alerts(config.alerts, database, metrics)  # may refuse (a secret not set)
     return Services(
         database=database,
@@ -80,7 +84,8 @@ def build_services(config: GatewayConfig, transport: UpstreamTransport | None = 
         users=UserDirectory(repository, ttl=config.keys.cache_ttl),
         limit_storage=_storage(config.limits) if config.limits.enabled else None,
         capacity=capacity,
-        ledger=_ledger(config.database, database),
+        ledger=ledger,
+        usage_reports=usage_reports,
         metrics=metrics,
         failures=FailureThrottle(
             burst=throttle.burst, per=throttle.per, max_addresses=throttle.max_addresses
@@ -192,15 +197,19 @@ def _plan_requests(database: Database | None) -> PlanRequestStore:
     return SqlPlanRequestStore(database)
 
 
-def _ledger(settings: DatabaseSettings, database: Database | None) -> LedgerWriter:
+def _ledger(settings: DatabaseSettings, database: Database | None) -> tuple[LedgerWriter, UsageReports]:
+    """The writer and the reports over the same store (in memory, the same rollups)."""
     store: LedgerStore
+    reports: UsageReports
     if database is None:
-        store = InMemoryLedgerStore()
+        memory = InMemoryLedgerStore()
+        store, reports = memory, InMemoryUsageReports(memory.rollups)
     else:
+        from maas_gateway.metering.sql_reports import SqlUsageReports
         from maas_gateway.metering.sql_store import SqlLedgerStore
 
-        store = SqlLedgerStore(database)
-    return LedgerWriter(
+        store, reports = SqlLedgerStore(database), SqlUsageReports(database)
+    writer = LedgerWriter(
         store,
         Spool(Path(settings.spool_dir)),
         flush_interval=settings.flush_interval,
@@ -208,3 +217,4 @@ def _ledger(settings: DatabaseSettings, database: Database | None) -> LedgerWrit
         max_buffer=settings.max_buffer_records,
         spool_commit_interval=settings.spool_commit_interval,
     )
+    return writer, reports

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from maas_gateway.metering.memory_rollups import MemoryRollups
 from maas_gateway.metering.records import UsageRecord
 
 __all__ = [
@@ -98,13 +99,14 @@ class InMemoryLedgerStore:
     """Usage kept in this process only, for demos and tests: gone at restart, and reported by the hour
     (``since`` and ``until`` round out to whole hours).
 
-    Records are folded into hourly sums per user, tier, model and endpoint as they arrive, so memory
-    grows with the number of such combinations, not with the number of requests. Idempotency is kept for
-    the last ``remembered`` request ids: enough for the retries and replays that happen within minutes.
+    Records are folded into hourly rollups (``MemoryRollups``) as they arrive, so memory grows with the
+    number of combinations per hour, not with the number of requests; ``InMemoryUsageReports`` reads
+    the same rollups. Idempotency is kept for the last ``remembered`` request ids: enough for the
+    retries and replays that happen within minutes.
     """
 
-    def __init__(self, remembered: int = 100_000) -> None:
-        self._buckets: dict[tuple[int, str, str, str | None, str], list[float]] = {}
+    def __init__(self, remembered: int = 100_000, rollups: MemoryRollups | None = None) -> None:
+        self.rollups = rollups if rollups is not None else MemoryRollups()
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._remembered = remembered
         self._recent: OrderedDict[str, deque[UsageRecord]] = OrderedDict()
@@ -119,17 +121,8 @@ class InMemoryLedgerStore:
             self._seen[record.request_id] = None
             if len(self._seen) > self._remembered:
                 self._seen.popitem(last=False)
+            self.rollups.add(record)
             self._keep_recent(record)
-            key = (record.hour, record.user, record.tier, record.model, record.endpoint)
-            sums = self._buckets.setdefault(key, [0, 0, 0, 0, 0, 0, 0, 0.0])
-            sums[0] += 1
-            sums[1] += int(record.rate_limited)
-            sums[2] += int(record.failed)
-            sums[3] += record.prompt_tokens
-            sums[4] += record.completion_tokens
-            sums[5] += record.total_tokens
-            sums[6] += record.charged_tokens
-            sums[7] += record.cost
 
     def _keep_recent(self, record: UsageRecord) -> None:
         kept = self._recent.pop(record.user, None) or deque(maxlen=RECENT_KEPT)
@@ -146,9 +139,9 @@ class InMemoryLedgerStore:
     async def aggregate(self, query: UsageQuery) -> list[UsageRow]:
         first, last = int(query.since // 3600), int(-(-query.until // 3600))
         totals: dict[tuple[str | int | None, ...], list[float]] = {}
-        for (hour, user, tier, model, endpoint), sums in self._buckets.items():
-            if not first <= hour < last or (query.user is not None and user != query.user):
-                continue
+        for (hour, user, tier, model, endpoint, _key, outcome), sums in self.rollups.in_hours(
+            first, last, query.user
+        ):
             values = {
                 "user": user,
                 "tier": tier,
@@ -159,8 +152,12 @@ class InMemoryLedgerStore:
             }
             key = tuple(values[group] for group in query.group_by)
             target = totals.setdefault(key, [0, 0, 0, 0, 0, 0, 0, 0.0])
-            for index, value in enumerate(sums):
-                target[index] += value
+            requests = sums[0]
+            target[0] += requests
+            target[1] += requests if outcome == "rate_limited" else 0
+            target[2] += requests if outcome == "failed" else 0
+            for index in range(3, 8):  # prompt, completion, total, charged tokens, cost
+                target[index] += sums[index - 2]
         rows = [
             UsageRow.of(dict(zip(query.group_by, key, strict=True)), sums) for key, sums in totals.items()
         ]

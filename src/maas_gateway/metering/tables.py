@@ -1,12 +1,36 @@
-"""The ledger's SQLAlchemy table; Alembic migrations (``migrations/``) create and evolve it."""
+"""The ledger's SQLAlchemy tables; Alembic migrations (``migrations/``) create and evolve them.
+
+``usage_records`` holds one row per request (raw, may be pruned one day); ``usage_hourly`` and
+``usage_daily`` hold the rollups that reports and the portal read (kept for good). The writer keeps all
+of them in one transaction (``sql_writes.py``). The daily rollups leave out the endpoint and the key, and
+two coarser ones the model or the user, so that a month over all users reads few rows.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Double, Index, Integer, String, Table, false
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    false,
+)
 
 from maas_gateway.database import metadata
 
-__all__ = ["usage_records"]
+__all__ = [
+    "DAILY_DIMENSIONS",
+    "ROLLUP_DIMENSIONS",
+    "ROLLUP_MEASURES",
+    "usage_daily",
+    "usage_hourly",
+    "usage_records",
+]
 
 usage_records = Table(
     "usage_records",
@@ -31,5 +55,75 @@ usage_records = Table(
     Column("latency_ms", Double, nullable=False),
     Column("failed", Boolean, nullable=False, server_default=false()),
     Index("ix_usage_records_hour_user", "hour", "user"),
+    # A user's last calls (the portal's overview): newest first straight from the index.
+    Index("ix_usage_records_user_created", "user", "created_at"),
     Index("ix_usage_records_user_hour", "user", "hour"),
 )
+
+ROLLUP_MEASURES = (
+    "requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "charged_tokens",
+    "cost",
+    "streamed",  # how many of the requests streamed
+    "latency_ms",  # a sum: divide by requests for the mean
+)
+
+
+def _rollup_table(name: str, dimensions: tuple[str, ...], *indexes: Index) -> Table:
+    """A rollup table: its dimensions (the first is the time: ``hour`` or ``day`` since the epoch, UTC)
+    form the primary key, in order, so a range of time over everyone is one index range."""
+    lengths = {"user": 200, "tier": 100, "model": 200, "endpoint": 100, "key_id": 64, "outcome": 16}
+    keys = [
+        Column(
+            dimension, Integer if dimension in ("hour", "day") else String(lengths[dimension]), nullable=False
+        )
+        for dimension in dimensions
+    ]
+    measures = [
+        Column(measure, Double if measure in ("cost", "latency_ms") else BigInteger, nullable=False)
+        for measure in ROLLUP_MEASURES
+    ]
+    return Table(
+        name, metadata, *keys, *measures, PrimaryKeyConstraint(*dimensions, name=f"pk_{name}"), *indexes
+    )
+
+
+# Finest first. A model-less request is stored with model '' (a NULL would never conflict, so the upsert
+# would add a row per batch instead of adding to one). Issue 16 adds ``team`` to each (a column with
+# default '' and a rebuilt primary key).
+usage_hourly = _rollup_table(
+    "usage_hourly",
+    ("hour", "user", "tier", "model", "endpoint", "key_id", "outcome"),
+    Index("ix_usage_hourly_user_hour", "user", "hour"),  # one user's series
+)
+usage_daily = _rollup_table(
+    "usage_daily",
+    ("day", "user", "tier", "model", "outcome"),
+    Index("ix_usage_daily_user_day", "user", "day"),
+)
+# Coarser still, for reports over everyone: a month by user (or by model) reads a few thousand rows.
+usage_daily_users = _rollup_table("usage_daily_users", ("day", "user", "tier", "outcome"))
+usage_daily_models = _rollup_table("usage_daily_models", ("day", "tier", "model", "outcome"))
+
+ROLLUP_TABLES = (usage_hourly, usage_daily, usage_daily_users, usage_daily_models)
+ROLLUP_DIMENSIONS = tuple(column.name for column in usage_hourly.primary_key.columns)
+DAILY_DIMENSIONS = tuple(column.name for column in usage_daily.primary_key.columns)
+
+
+def dimensions_of(table: Table) -> tuple[str, ...]:
+    """A rollup table's dimensions, in primary-key order."""
+    return tuple(column.name for column in table.primary_key.columns)
+
+
+DAILY_TABLES = (usage_daily_models, usage_daily_users, usage_daily)  # smallest first
+
+
+def daily_table_for(dimensions: set[str]) -> Table | None:
+    """The smallest daily rollup table with every one of ``dimensions`` (``day`` aside), if any."""
+    for table in DAILY_TABLES:
+        if dimensions - {"day"} <= set(dimensions_of(table)):
+            return table
+    return None

@@ -1,0 +1,229 @@
+"""The portal's usage queries against a ledger of a million records in PostgreSQL (issue 15's "fast with a
+real ledger": every page under 200 ms of server time).
+
+Creates a throwaway database on 127.0.0.1:5432, migrates it to revision 0004 (the ledger before
+rollups), loads ``--records`` usage records with one ``generate_series`` insert (``--days`` days up to now,
+``--users`` users, ``--models`` models, every outcome), then migrates to the newest revision, whose
+backfill builds ``usage_hourly`` exactly as it does on a real upgrade. Then it times, in process, each
+page's queries through ``SqlUsageReports`` and ``SqlLedgerStore.aggregate`` (the code the portal and the
+admin API run), ``--runs`` times each, a different user each run, and prints median and p95.
+
+    .venv/bin/python bench/portal_usage.py                      # 1,000,000 records, 20 runs
+    .venv/bin/python bench/portal_usage.py --records 100000 --runs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from alembic import command
+from sqlalchemy import Connection, func, select, text
+
+from maas_gateway.database import Database
+from maas_gateway.database.migrations import alembic_config
+from maas_gateway.metering import ReportRange, UsageQuery, usage_csv
+from maas_gateway.metering.reports import Dimension
+from maas_gateway.metering.sql_reports import SqlUsageReports
+from maas_gateway.metering.sql_store import SqlLedgerStore
+from maas_gateway.metering.tables import ROLLUP_TABLES
+
+__all__ = ["main"]
+
+SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+DAY = 86400
+BUDGET_MS = 200.0
+
+# One row per g: deterministic, spread evenly over the period, every outcome present. User and model are
+# hashes of g, independent of each other and of the time, so each user's records are scattered over the
+# whole period and its models (no user-sorted table that would flatter the per-user queries). Uniform
+# over users is the rollups' worst case: real traffic is skewed, and a heavy user's hour is one row.
+LOAD = """
+INSERT INTO usage_records (request_id, created_at, hour, "user", tier, key_id, model, endpoint, status,
+    prompt_tokens, completion_tokens, total_tokens, charged_tokens, cost, streamed, rate_limited,
+    usage_estimated, latency_ms, failed)
+SELECT 'req-' || g, at, floor(at / 3600)::int, 'user-' || u,
+    (ARRAY['free', 'premium', 'enterprise'])[u % 3 + 1],
+    'key-' || u || '-' || (g % 2), CASE WHEN g % 997 = 0 THEN NULL ELSE 'model-' || m END,
+    CASE WHEN g % 9 = 0 THEN '/v1/embeddings' ELSE '/v1/chat/completions' END,
+    CASE WHEN g % 50 = 0 THEN 429 WHEN g % 97 = 0 THEN 502 WHEN g % 211 = 0 THEN 400 ELSE 200 END,
+    p, c, p + c, p + c, (p * 0.0005 + c * 0.0015) / 1000, g % 3 = 0, g % 50 = 0, false,
+    100 + g % 900, g % 50 <> 0 AND g % 97 = 0
+FROM (
+    SELECT g, :start + ((g * 7919) % :records)::float8 * :span / :records AS at,
+           abs(hashtext('u' || g)) % :users AS u, abs(hashtext('m' || g)) % :models AS m,
+           50 + g % 400 AS p, 10 + g % 300 AS c
+    FROM generate_series(1::bigint, :records) AS g
+) AS series
+"""
+
+
+def _migrate(connection: Connection, revision: str) -> None:
+    command.upgrade(alembic_config(connection), revision)
+
+
+async def _load(url: str, records: int, days: int, users: int, models: int, now: float) -> dict[str, float]:
+    """Load the raw records at revision 0004, then upgrade (the backfill); the seconds each took."""
+    database = Database(url, migrate=False)
+    timings: dict[str, float] = {}
+    async with database.engine.begin() as connection:
+        await connection.run_sync(_migrate, "0004")
+    started = time.perf_counter()
+    async with database.engine.begin() as connection:
+        await connection.execute(
+            text(LOAD),
+            {
+                "start": now - days * DAY,
+                "span": days * DAY,
+                "records": records,
+                "users": users,
+                "models": models,
+            },
+        )
+    timings["load"] = time.perf_counter() - started
+    started = time.perf_counter()
+    async with database.engine.begin() as connection:
+        await connection.run_sync(_migrate, "head")
+    timings["backfill"] = time.perf_counter() - started
+    async with database.engine.connect() as connection:
+        await connection.execute(text("COMMIT"))
+        await connection.execute(text("VACUUM ANALYZE"))  # as autovacuum would soon after a bulk load
+        for table in ROLLUP_TABLES:
+            count = (await connection.execute(select(func.count()).select_from(table))).scalar_one()
+            timings[table.name] = float(count)
+    await database.aclose()
+    return timings
+
+
+def _pages(reports: SqlUsageReports, store: SqlLedgerStore, now: float, users: int) -> dict[str, Any]:
+    """Each page: a coroutine factory taking the run's index (which picks the user)."""
+    day, week, month = (ReportRange.last(n * DAY, now) for n in (1, 7, 30))
+
+    def user(run: int) -> str:
+        return f"user-{(run * 37) % users}"
+
+    async def overview(run: int) -> None:
+        await reports.totals(day, user=user(run))
+        await reports.breakdown(day, ("model",), user=user(run))
+        await reports.recent_calls(user(run), 10)
+
+    def usage(period: ReportRange, bucket: str) -> Callable[[int], Awaitable[None]]:
+        async def page(run: int) -> None:
+            await reports.totals(period, user=user(run))
+            await reports.breakdown(period, (bucket, "model"), user=user(run))  # type: ignore[arg-type]  # a literal
+
+        return page
+
+    async def user_csv(run: int) -> None:
+        usage_csv(await reports.breakdown(month, ("day", "model"), user=user(run)), ("day", "model"))
+
+    async def admin_overview(run: int) -> None:
+        await reports.totals(day)
+        await reports.top(day, "user", limit=10)
+        await reports.top(day, "model", limit=10)
+        await reports.breakdown(day, ("hour",))
+
+    async def admin_usage(run: int) -> None:
+        await reports.totals(month)
+        await reports.breakdown(month, ("user", "model", "day"), limit=100, offset=100 * (run % 5))
+
+    def admin_grouped(group: str) -> Callable[[int], Awaitable[None]]:
+        async def page(run: int) -> None:
+            await reports.breakdown(month, (group,), limit=100)  # type: ignore[arg-type]  # a literal
+
+        return page
+
+    async def admin_csv(run: int) -> None:
+        groups: tuple[Dimension, ...] = ("user", "model", "day")
+        usage_csv(await reports.breakdown(month, groups), groups)
+
+    async def admin_api(run: int) -> None:
+        # /admin/usage's default: the last 30 days up to now (not hour-aligned), by user and model.
+        await store.aggregate(UsageQuery(now - 30 * DAY, now + 1, ("user", "model")))
+
+    return {
+        "developer overview (24 h totals, by model, last 10 calls)": overview,
+        "developer usage 24 h (by hour and model)": usage(day, "hour"),
+        "developer usage 7 d (by day and model)": usage(week, "day"),
+        "developer usage 30 d (by day and model)": usage(month, "day"),
+        "developer CSV 30 d": user_csv,
+        "admin overview (24 h totals, top users, top models, by hour)": admin_overview,
+        "admin usage 30 d by user, model, day (a page of 100)": admin_usage,
+        "admin usage 30 d by tier": admin_grouped("tier"),
+        "admin usage 30 d by model": admin_grouped("model"),
+        "admin usage 30 d by day": admin_grouped("day"),
+        "admin usage 30 d by user (a page of 100)": admin_grouped("user"),
+        "admin CSV 30 d by user, model, day (every row)": admin_csv,
+        "GET /admin/usage default (30 d to now, by user and model)": admin_api,
+    }
+
+
+async def _measure(url: str, now: float, users: int, runs: int) -> list[tuple[str, float, float]]:
+    database = Database(url, migrate=False)
+    reports, store = SqlUsageReports(database), SqlLedgerStore(database)
+    results = []
+    for name, page in _pages(reports, store, now, users).items():
+        print(f"measuring: {name}", file=sys.stderr, flush=True)
+        await page(runs)  # a warm-up, with a user the runs do not use
+        times = []
+        for run in range(runs):
+            started = time.perf_counter()
+            await page(run)
+            times.append((time.perf_counter() - started) * 1000)
+        times.sort()
+        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+        results.append((name, statistics.median(times), p95))
+    await database.aclose()
+    return results
+
+
+async def _server(statement: str) -> None:
+    connection = await asyncpg.connect(SERVER)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=31)
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--models", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--keep", action="store_true", help="keep the database and print its URL")
+    args = parser.parse_args()
+    name = f"maas_bench_portal_{uuid.uuid4().hex[:8]}"
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    asyncio.run(_server(f'CREATE DATABASE "{name}"'))
+    try:
+        now = time.time()
+        timings = asyncio.run(_load(url, args.records, args.days, args.users, args.models, now))
+        print(
+            f"{args.records:,} records over {args.days} days, {args.users:,} users, {args.models} models: "
+            f"loaded in {timings['load']:.1f} s, rollups backfilled in {timings['backfill']:.1f} s; rows: "
+            + ", ".join(f"{table.name} {timings[table.name]:,.0f}" for table in ROLLUP_TABLES),
+            flush=True,
+        )
+        print(f"\n| page | median ms | p95 ms | under {BUDGET_MS:.0f} ms |\n|---|---:|---:|---|")
+        for page, median, p95 in asyncio.run(_measure(url, now, args.users, args.runs)):
+            print(f"| {page} | {median:.1f} | {p95:.1f} | {'yes' if p95 < BUDGET_MS else 'NO'} |", flush=True)
+    finally:
+        if args.keep:
+            print(f"\nkept: {url}")
+        else:
+            asyncio.run(_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    main()
