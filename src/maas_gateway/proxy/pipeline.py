@@ -10,11 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from maas_gateway.auth import parse_authorization
+from maas_gateway.auth.credentials import request_credential
 from maas_gateway.auth.failure_gate import FailureGate
 from maas_gateway.auth.identity import Identity
+from maas_gateway.balancing import Lease
 from maas_gateway.capacity import CapacityGuard, Slot
-from maas_gateway.errors import AuthenticationError, BackendBusyError, GatewayError, RateLimitError
+from maas_gateway.errors import (
+    AuthenticationError,
+    BackendBusyError,
+    GatewayError,
+    NotFoundError,
+    RateLimitError,
+)
 from maas_gateway.http.asgi import (
     Receive,
     Scope,
@@ -28,10 +35,14 @@ from maas_gateway.limits import Admission, Limiter, TokenCharge, rate_limit_head
 from maas_gateway.proxy.affinity import affinity_key
 from maas_gateway.proxy.body_parser import BodyParser, ParsedBody
 from maas_gateway.proxy.dispatch import RequestFor, dispatch, report_outcome
+from maas_gateway.proxy.endpoints import Endpoint, StreamEvents
 from maas_gateway.proxy.exchange import Exchange, Usage
 from maas_gateway.proxy.forward import end_stream, passthrough_headers, read_answer, relay_stream
+from maas_gateway.proxy.multipart import read_form
 from maas_gateway.proxy.public_name import public_name
-from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS, GenerationRequest
+from maas_gateway.proxy.request_cost import unreported_usage, worst_case
+from maas_gateway.proxy.response_owners import MemoryResponseOwners, ResponseOwner, ResponseOwners
+from maas_gateway.proxy.schemas import OpenRequest
 from maas_gateway.proxy.snapshot import Snapshot
 from maas_gateway.proxy.upstream_request import upstream_headers
 from maas_gateway.routing import ModelRoute
@@ -39,22 +50,21 @@ from maas_gateway.upstream import UpstreamRequest, UpstreamTransport
 
 __all__ = ["Pipeline"]
 
-# Per-message and per-request allowance for chat-template tokens when bounding a prompt's size.
-_TEMPLATE_TOKENS_PER_MESSAGE = 8
-_TEMPLATE_TOKENS_PER_REQUEST = 16
-
 
 @dataclass(frozen=True, slots=True)
 class Pipeline:
     transport: UpstreamTransport
     failures: FailureGate
     bodies: BodyParser = field(default_factory=BodyParser)
+    responses: ResponseOwners = field(default_factory=MemoryResponseOwners)
 
     async def identify(self, snapshot: Snapshot, scope: Scope) -> Identity:
         """The caller, unless their address is throttled for failed attempts (429, checked first)."""
         address = client_address(scope, snapshot.trusted_proxies)
         self.failures.check(address)
-        credential = parse_authorization(request_header(scope, b"authorization"))
+        credential = request_credential(
+            request_header(scope, b"authorization"), request_header(scope, b"x-api-key")
+        )
         try:
             return await snapshot.authenticator.authenticate(credential)
         except AuthenticationError:
@@ -68,38 +78,54 @@ class Pipeline:
         receive: Receive,
         send: Send,
         exchange: Exchange,
-        api_path: str,
+        endpoint: Endpoint,
         prefix: str | None,
     ) -> None:
-        exchange.endpoint = api_path
+        exchange.endpoint = endpoint.path
         identity = await self.identify(snapshot, scope)
         exchange.identity = identity
-        raw = await read_body(scope, receive, snapshot.max_body_bytes)
-        parsed = await self.bodies.parse(raw, ENDPOINT_SCHEMAS[api_path])
+        multipart = endpoint.body == "multipart"
+        if multipart:
+            form = await read_form(scope, receive, snapshot.max_body_bytes)
+            raw, parsed = form.raw, form.parsed
+        else:
+            raw = await read_body(scope, receive, snapshot.max_body_bytes)
+            parsed = await self.bodies.parse(raw, endpoint.schema)
         request = parsed.request
         router = snapshot.router
         model = router.resolve(host=request_header(scope, b"host"), prefix=prefix, requested=request.model)
         router.authorize(identity, model)
+        if endpoint.schema is OpenRequest and endpoint.path not in model.extra_paths:
+            raise NotFoundError(f"The model '{model.name}' offers no endpoint at {endpoint.path}.")
         exchange.model = model.name
-        stream = bool(request.stream) and api_path != "/v1/embeddings"
+        stream = bool(request.stream) and endpoint.streams is not None
         exchange.stream = stream
+        ask_usage = stream and endpoint.stream_options  # the backend's stream is to report usage
 
         admission = None
         edited = False
         limiter = snapshot.limiter
         if limiter is not None:
             budget = limiter.reserve_budget(identity.user, identity.tier)
-            if budget is not None and request.output_cap is None and api_path != "/v1/embeddings":
-                parsed.set("max_tokens", budget)  # the reservation only holds if the backend stops there
+            field = endpoint.max_tokens_field
+            if budget is not None and request.output_cap is None and field is not None:
+                parsed.set(field, budget)  # the reservation only holds if the backend stops there
                 edited = True
-            worst = _worst_case(parsed, request, budget, model)
+            worst = worst_case(parsed, request, budget, model, field) if endpoint.token_charged else None
             try:
                 admission = await limiter.admit(identity.user, identity.tier, model.name, worst_case=worst)
             except RateLimitError:
                 exchange.rate_limited = True
                 raise
         exchange.admitted = True
-        body = await self.bodies.upstream_body(raw, parsed, model.upstream_model, stream, changed=edited)
+        if multipart:
+            content_type = form.content_type
+            body = form.for_model(model.upstream_model)
+        else:
+            content_type = "application/json"
+            body = await self.bodies.upstream_body(
+                raw, parsed, model.upstream_model, ask_usage, changed=edited
+            )
         bodies = {model.upstream_model: body}
         trusted = snapshot.trusted_proxies
 
@@ -109,9 +135,16 @@ class Pipeline:
             served = route.upstream_model
             served_body = bodies.get(served)
             if served_body is None:
-                served_body = await self.bodies.upstream_body(raw, parsed, served, stream, changed=True)
+                if multipart:
+                    served_body = form.for_model(served)
+                else:
+                    served_body = await self.bodies.upstream_body(
+                        raw, parsed, served, ask_usage, changed=True
+                    )
                 bodies[served] = served_body
-            headers = upstream_headers(scope, identity, route.name, exchange.request_id, trusted)
+            headers = upstream_headers(
+                scope, identity, route.name, exchange.request_id, trusted, content_type
+            )
             return UpstreamRequest("POST", base_url + exchange.endpoint, headers, served_body)
 
         slot = None
@@ -119,7 +152,7 @@ class Pipeline:
             if snapshot.capacity is not None:
                 slot = await _capacity_slot(snapshot.capacity, exchange, identity, model)
             await self._forward(
-                snapshot, receive, send, exchange, identity, model, request_for, parsed, request, admission
+                snapshot, receive, send, exchange, endpoint, model, request_for, parsed, admission
             )
         except Exception as error:
             # The gateway or a backend failed, not the caller: nothing is charged, not even the request.
@@ -144,13 +177,14 @@ class Pipeline:
         receive: Receive,
         send: Send,
         exchange: Exchange,
-        identity: Identity,
+        endpoint: Endpoint,
         model: ModelRoute,
         request_for: RequestFor,
         parsed: ParsedBody,
-        request: GenerationRequest,
         admission: Admission | None,
     ) -> None:
+        identity = exchange.identity
+        assert identity is not None
         key = affinity_key(parsed.data, model.affinity_chars) if model.affinity_chars else None
         delivery = await dispatch(self.transport, snapshot, identity, model, key, request_for)
         response, lease = delivery.response, delivery.lease
@@ -169,7 +203,7 @@ class Pipeline:
                 limit_headers = _encode(self._headers(admission, None, None))
                 exchange.status = response.status
                 exchange.response_started = True
-                options = request.stream_options or {}
+                options = parsed.request.stream_options or {}
                 result = await relay_stream(
                     response,
                     send,
@@ -177,6 +211,8 @@ class Pipeline:
                     passthrough_headers(response.headers) + own + limit_headers,
                     client_wants_usage=options.get("include_usage") is True,
                     renamed=renamed,
+                    kind=endpoint.streams or StreamEvents.OPENAI,
+                    errors=endpoint.errors,
                 )
                 report_outcome(lease, result.broken_off)
                 exchange.client_disconnected = result.client_disconnected
@@ -184,32 +220,42 @@ class Pipeline:
                     exchange.error_code = result.broken_off.code  # the access log shows what went wrong
                 if result.first_event_at is not None:
                     exchange.time_to_first_token = result.first_event_at - exchange.started
-                usage = result.usage or Usage(
-                    parsed.prompt().estimated_tokens,
-                    max(result.generated_chunks, -(-result.generated_chars // 4)),
-                    estimated=True,
-                )
+                if result.response_id is not None:
+                    self._remember(result.response_id, identity, served, delivery.lease)
+                usage = result.usage
+                if usage is None or not endpoint.token_charged:
+                    usage = unreported_usage(
+                        endpoint, parsed, result.generated_chunks, result.generated_chars
+                    )
                 try:
                     await self._charge(snapshot.limiter, exchange, admission, model, usage)
                 finally:
                     await end_stream(send)
                 return
             try:
-                answer = await read_answer(response, renamed)
+                answer = await read_answer(response, renamed, endpoint.usage, json_only=endpoint.json_answers)
             except Exception as error:
                 report_outcome(lease, error)
                 raise
             report_outcome(lease, None)
-            usage = answer.usage or Usage(
-                parsed.prompt().estimated_tokens, -(-answer.output_chars // 4), estimated=True
-            )
+            if answer.response_id is not None and endpoint.streams is StreamEvents.RESPONSE:
+                self._remember(answer.response_id, identity, served, lease)
+            usage = answer.usage
+            if usage is None or not endpoint.token_charged:
+                usage = unreported_usage(endpoint, parsed, 0, answer.output_chars)
             values = await self._charge(snapshot.limiter, exchange, admission, model, usage)
             limit_headers = _encode(self._headers(admission, values, exchange.charged_tokens))
             exchange.status = answer.status
-            await send_response(send, answer.status, answer.body, answer.headers + own + limit_headers)
+            await send_response(
+                send, answer.status, answer.body, answer.headers + own + limit_headers, answer.content_type
+            )
         finally:
             response.close()  # a no-op once the answer was read to its end; frees the connection otherwise
             lease.release()  # the backend has one request fewer in flight
+
+    def _remember(self, response_id: str, identity: Identity, served: ModelRoute, lease: Lease) -> None:
+        """Note which backend holds a stored response, and whose it is (proxy/response_owners.py)."""
+        self.responses.remember(response_id, ResponseOwner(identity.user, served.name, lease.backend.url))
 
     @staticmethod
     async def _charge(
@@ -258,19 +304,3 @@ async def _capacity_slot(
 
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(name.encode(), value.encode()) for name, value in headers]
-
-
-def _worst_case(
-    parsed: ParsedBody, request: GenerationRequest, budget: int | None, model: ModelRoute
-) -> TokenCharge | None:
-    """An upper bound on what a request can cost, for tiers that reserve before forwarding.
-
-    A token is at least one byte for the tokenizers of common models, so the prompt's UTF-8 length plus
-    a chat-template allowance bounds its tokens; the output is bounded by ``max_tokens``.
-    """
-    if budget is None:
-        return None
-    size = parsed.prompt()
-    prompt = size.utf8_bytes + _TEMPLATE_TOKENS_PER_REQUEST + _TEMPLATE_TOKENS_PER_MESSAGE * size.messages
-    output = request.output_cap or parsed.edits.get("max_tokens") or 0
-    return TokenCharge.of(prompt, int(output), model.token_multiplier)
