@@ -62,9 +62,10 @@ class Pipeline:
         """The caller, unless their address is throttled for failed attempts (429, checked first)."""
         address = client_address(scope, snapshot.trusted_proxies)
         self.failures.check(address)
-        credential = request_credential(
-            request_header(scope, b"authorization"), request_header(scope, b"x-api-key")
-        )
+        authorization = request_header(scope, b"authorization")
+        # x-api-key is looked for only without Authorization: one scan of the headers for most requests.
+        api_key = request_header(scope, b"x-api-key") if authorization is None else None
+        credential = request_credential(authorization, api_key)
         try:
             return await snapshot.authenticator.authenticate(credential)
         except AuthenticationError:
