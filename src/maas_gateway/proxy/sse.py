@@ -32,6 +32,7 @@ class SSEFollower:
         self._usage: Usage | None = None  # the other APIs' usage, read already
         self._input_tokens: int | None = None  # Anthropic's, from `message_start`
         self.response_id: str | None = None  # the Responses API's `response.id`
+        self._ended = False  # the typed stream's final usage came (not cut off before it)
         self.content_chunks = 0
         self.content_chars = 0
 
@@ -39,7 +40,11 @@ class SSEFollower:
         """What the stream said it used, once it has ended; None when it said nothing usable."""
         if self._openai:
             return Usage.from_backend(self.usage)
-        return self._usage
+        if self._ended or self._input_tokens is None:
+            return self._usage
+        # Cut off after `message_start` (the client left): its input, and the output counted so far.
+        generated = max(self.content_chunks, -(-self.content_chars // 4))
+        return Usage(self._input_tokens, generated, estimated=True)
 
     def feed(self, chunk: bytes) -> list[bytes]:
         """Take raw bytes from the backend; return the complete events to forward, in order."""
@@ -112,6 +117,7 @@ class SSEFollower:
                     self.response_id = response["id"]
                 if kind != "response.created":
                     self._usage = usage_in_words(response.get("usage")) or self._usage
+                    self._ended = True
         elif kind == "message_start":
             message = payload.get("message")
             usage = message.get("usage") if isinstance(message, dict) else None
@@ -125,6 +131,7 @@ class SSEFollower:
                 # The counts so far; `input_tokens` is given again by some servers, else it stands.
                 merged = {"input_tokens": self._input_tokens, **usage}
                 self._usage = usage_in_words(merged) or self._usage
+                self._ended = True
 
     def _text(self, text: Any) -> None:
         if isinstance(text, str) and text:
