@@ -69,6 +69,7 @@ __all__ = [
 LimitUnit = Literal["requests", "tokens", "prompt_tokens", "completion_tokens"]
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
 _EXTRA_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
+_EXTRA_PATH_CHARS = 90  # the ledger's endpoint column holds 100 characters
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
 
@@ -145,10 +146,10 @@ class ModelConfig(Strict):
     @classmethod
     def _extra_paths_are_new_paths(cls, paths: list[str]) -> list[str]:
         for path in paths:
-            if not _EXTRA_PATH.match(path) or ".." in path:
+            if not _EXTRA_PATH.match(path) or ".." in path or len(path) > _EXTRA_PATH_CHARS:
                 raise ValueError(
-                    f"'{path}' is not a backend path: start with '/', then letters, digits, '-', '_', "
-                    "'.' and '/' only."
+                    f"'{path}' is not a backend path: start with '/', then at most {_EXTRA_PATH_CHARS} "
+                    "letters, digits, '-', '_', '.' and '/'."
                 )
             # The endpoints the gateway serves itself (proxy/endpoints.py) are matched first, so an
             # extra path naming one of them is never used; its own endpoints are refused outright.
