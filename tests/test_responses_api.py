@@ -16,6 +16,7 @@ from tests.support.gateways import GatewayFactory
 from tests.support.inference import endpoint_rows, inference_config
 from tests.support.polling import wait_until
 from tests.support.processes import GatewayProcess, ServerProcess, free_port, maas
+from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -180,3 +181,52 @@ def test_client_leaving_a_streamed_response_is_charged(
         row = wait_until(charged, "the abandoned stream in the ledger")
         assert row is not None
         assert 10 <= int(str(row["completion_tokens"])) < 200
+
+
+def test_stored_response_is_found_through_another_replica(
+    simulator: ServerProcess, gateway_factory: GatewayFactory, tmp_path: Path
+) -> None:
+    """Two gateways sharing Redis: a response created through one is read back and deleted through the
+    other by its owner, and stays a 404 for another user on either."""
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        config = inference_config(simulator.url, tmp_path / "spool")
+        config["limits"]["storage"] = server.url
+        first, second = gateway_factory(config), gateway_factory(config)
+        with OpenAI(base_url=first.url + "/v1", api_key="enterpriseuser1_key", max_retries=0) as one:
+            created = one.responses.create(model="simulator-model", input="Hi", max_output_tokens=2)
+        with OpenAI(base_url=second.url + "/v1", api_key="enterpriseuser1_key", max_retries=0) as two:
+            assert two.responses.retrieve(created.id).id == created.id
+            for gateway in (first, second):
+                other = httpx.get(
+                    gateway.url + f"/v1/responses/{created.id}", headers=_headers("premiumuser1_key")
+                )
+                assert other.status_code == 404
+            two.responses.delete(created.id)
+        with (
+            OpenAI(base_url=first.url + "/v1", api_key="enterpriseuser1_key", max_retries=0) as one,
+            pytest.raises(openai.NotFoundError),
+        ):
+            one.responses.retrieve(created.id)
+    finally:
+        server.stop()
+
+
+def test_redis_outage_never_fails_a_create_and_a_read_says_so(
+    simulator: ServerProcess, gateway_factory: GatewayFactory, tmp_path: Path
+) -> None:
+    """With Redis down (limits failing open), `responses.create` still answers; reading a response
+    back is a 503 that says the look-up is unavailable, not a 404 that says it does not exist."""
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(tmp_path / "redis").start()
+    config = inference_config(simulator.url, tmp_path / "spool")
+    config["limits"].update(storage=server.url, failure_policy="fail-open")
+    gateway = gateway_factory(config)
+    server.stop()
+    with OpenAI(base_url=gateway.url + "/v1", api_key="enterpriseuser1_key", max_retries=0) as sdk:
+        created = sdk.responses.create(model="simulator-model", input="Hi", max_output_tokens=2)
+        with pytest.raises(openai.InternalServerError) as caught:
+            sdk.responses.retrieve(created.id)
+    assert caught.value.status_code == 503
+    assert "cannot look up stored responses" in caught.value.message

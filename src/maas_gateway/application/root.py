@@ -85,7 +85,9 @@ class Application:
         if services.metrics is not None:
             watch_services(services.metrics, services)
             watch_backends(services.metrics, lambda: self._snapshot.backends)
-        self.pipeline = Pipeline(services.transport, FailureGate(services.failures))
+        self.pipeline = Pipeline(
+            services.transport, FailureGate(services.failures), responses=services.response_owners
+        )
         admin_app = JsonBodyByDefault(create_admin_app(self._admin_services()))
         metrics_endpoint = None
         if services.metrics is not None and config.metrics.on_api_port:
@@ -139,6 +141,7 @@ class Application:
             if services.limit_storage is not None:
                 await services.limit_storage.aclose()
             await services.capacity.aclose()
+            await services.response_owners.aclose()
             if services.database is not None:
                 await services.database.aclose()
             for authenticator in (*self._retired, self._snapshot.authenticator):

@@ -8,6 +8,7 @@ brings the configuration ``Snapshot`` it started under.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from maas_gateway.auth.credentials import request_credential
@@ -32,6 +33,7 @@ from maas_gateway.http.asgi import (
 )
 from maas_gateway.http.forwarded import client_address
 from maas_gateway.limits import Admission, Limiter, TokenCharge, rate_limit_headers
+from maas_gateway.limits.breaker import STORAGE_ERRORS
 from maas_gateway.proxy.affinity import affinity_key
 from maas_gateway.proxy.body_parser import BodyParser, ParsedBody
 from maas_gateway.proxy.dispatch import RequestFor, dispatch, report_outcome
@@ -49,6 +51,8 @@ from maas_gateway.routing import ModelRoute
 from maas_gateway.upstream import UpstreamRequest, UpstreamTransport
 
 __all__ = ["Pipeline"]
+
+logger = logging.getLogger("maas_gateway")
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +226,7 @@ class Pipeline:
                 if result.first_event_at is not None:
                     exchange.time_to_first_token = result.first_event_at - exchange.started
                 if result.response_id is not None:
-                    self._remember(result.response_id, identity, served, delivery.lease)
+                    await self._remember(result.response_id, identity, served, delivery.lease)
                 usage = result.usage
                 if usage is None or not endpoint.token_charged:
                     usage = unreported_usage(
@@ -240,7 +244,7 @@ class Pipeline:
                 raise
             report_outcome(lease, None)
             if answer.response_id is not None and endpoint.streams is StreamEvents.RESPONSE:
-                self._remember(answer.response_id, identity, served, lease)
+                await self._remember(answer.response_id, identity, served, lease)
             usage = answer.usage
             if usage is None or not endpoint.token_charged:
                 usage = unreported_usage(endpoint, parsed, 0, answer.output_chars)
@@ -254,9 +258,14 @@ class Pipeline:
             response.close()  # a no-op once the answer was read to its end; frees the connection otherwise
             lease.release()  # the backend has one request fewer in flight
 
-    def _remember(self, response_id: str, identity: Identity, served: ModelRoute, lease: Lease) -> None:
-        """Note which backend holds a stored response, and whose it is (proxy/response_owners.py)."""
-        self.responses.remember(response_id, ResponseOwner(identity.user, served.name, lease.backend.url))
+    async def _remember(self, response_id: str, identity: Identity, served: ModelRoute, lease: Lease) -> None:
+        """Note which backend holds a stored response, and whose it is (proxy/response_owners.py). The
+        answer is the client's whatever happens here: a store that failed only makes a later read 404."""
+        owner = ResponseOwner(identity.user, served.name, lease.backend.url)
+        try:
+            await self.responses.remember(response_id, owner)
+        except STORAGE_ERRORS:
+            logger.warning("The owner of the stored response %s could not be recorded.", response_id)
 
     @staticmethod
     async def _charge(

@@ -6,10 +6,9 @@ response id it saw in an answer, the user who asked, the model, and the backend'
 requests there; a response id it has not seen, or another user's, is a 404 (never forwarded, so one
 user cannot read another's responses by guessing an id).
 
-The memory is this process's own, bounded (the oldest ids are forgotten first). It holds for a gateway
-with one process; with ``--workers`` or several replicas, a ``GET`` that reaches another process than
-the one that relayed the ``POST`` is a 404 unless the load balancer keeps a client on one gateway
-(docs/endpoints.md). A shared implementation of ``ResponseOwners`` (Redis) would lift that.
+Two implementations of one protocol, proven equal by tests/test_response_owners_contract.py: this
+process's memory (bounded, the oldest forgotten first), and Redis (``redis_response_owners``), used
+whenever limits are kept in Redis, so every worker and replica finds what another relayed.
 """
 
 from __future__ import annotations
@@ -31,11 +30,13 @@ class ResponseOwner:
 
 
 class ResponseOwners(Protocol):
-    def remember(self, response_id: str, owner: ResponseOwner) -> None: ...
+    async def remember(self, response_id: str, owner: ResponseOwner) -> None: ...
 
-    def find(self, response_id: str) -> ResponseOwner | None: ...
+    async def find(self, response_id: str) -> ResponseOwner | None: ...
 
-    def forget(self, response_id: str) -> None: ...
+    async def forget(self, response_id: str) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 class MemoryResponseOwners:
@@ -43,14 +44,17 @@ class MemoryResponseOwners:
         self._capacity = capacity
         self._owners: OrderedDict[str, ResponseOwner] = OrderedDict()
 
-    def remember(self, response_id: str, owner: ResponseOwner) -> None:
+    async def remember(self, response_id: str, owner: ResponseOwner) -> None:
         self._owners[response_id] = owner
         self._owners.move_to_end(response_id)
         while len(self._owners) > self._capacity:
             self._owners.popitem(last=False)
 
-    def find(self, response_id: str) -> ResponseOwner | None:
+    async def find(self, response_id: str) -> ResponseOwner | None:
         return self._owners.get(response_id)
 
-    def forget(self, response_id: str) -> None:
+    async def forget(self, response_id: str) -> None:
         self._owners.pop(response_id, None)
+
+    async def aclose(self) -> None:
+        return None

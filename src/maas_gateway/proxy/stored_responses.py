@@ -8,9 +8,18 @@ reaches a backend (proxy/response_owners.py says what holds across processes).
 
 from __future__ import annotations
 
-from maas_gateway.errors import GatewayError, MethodNotAllowedError, NotFoundError, RateLimitError
+import contextlib
+
+from maas_gateway.errors import (
+    GatewayError,
+    MethodNotAllowedError,
+    NotFoundError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
 from maas_gateway.http.asgi import Scope, Send, send_response
 from maas_gateway.limits import rate_limit_headers
+from maas_gateway.limits.breaker import STORAGE_ERRORS
 from maas_gateway.proxy.exchange import Exchange, Usage
 from maas_gateway.proxy.forward import read_answer
 from maas_gateway.proxy.public_name import public_name
@@ -24,6 +33,7 @@ __all__ = ["STORED_RESPONSE", "serve_stored_response"]
 STORED_RESPONSE = "/v1/responses/{id}"  # the endpoint as the ledger and metrics name it
 _ACTIONS = {"": ("GET", "DELETE"), "cancel": ("POST",), "input_items": ("GET",)}
 _SHOWN_ID_CHARS = 100
+_LONGEST_ID = 256
 
 
 async def serve_stored_response(
@@ -50,7 +60,15 @@ async def serve_stored_response(
             allowed=allowed,
         )
     router = snapshot.router
-    owner = owners.find(response_id)
+    if len(response_id) > _LONGEST_ID:
+        owner = None  # no backend makes ids this long; not worth a look-up
+    else:
+        try:
+            owner = await owners.find(response_id)
+        except STORAGE_ERRORS:
+            raise ServiceUnavailableError(
+                "The gateway cannot look up stored responses right now; try again shortly."
+            ) from None
     model = router.get(owner.model) if owner is not None else None
     if owner is None or model is None or owner.user != identity.user or not router.allows(identity, model):
         raise NotFoundError(
@@ -92,8 +110,11 @@ async def serve_stored_response(
                 await limiter.refund(admission)
         raise
     exchange.usage = Usage(0, 0)  # what is read back was charged when it was generated
-    if method == "DELETE":
-        owners.forget(response_id)
+    if method == "DELETE" and answer.status < 300:
+        with contextlib.suppress(
+            *STORAGE_ERRORS
+        ):  # the backend has deleted it: a stale entry only 404s later
+            await owners.forget(response_id)
     own = [
         (b"x-request-id", exchange.request_id.encode()),
         (b"x-maas-served-model", model.name.encode()),
