@@ -4,6 +4,7 @@ key in `x-api-key`, usage in the ledger equal to what the client saw (streamed t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -180,3 +181,21 @@ def test_authorization_wins_over_x_api_key(gateway: GatewayProcess) -> None:
     empty = httpx.post(gateway.url + "/v1/messages", json={}, headers={"x-api-key": ""})
     assert empty.status_code == 401
     assert empty.json()["error"]["type"] == "authentication_error"
+
+
+def test_a_broken_message_stream_ends_with_an_anthropic_error_event(
+    fake_backend: ServerProcess, gateway_factory: GatewayFactory
+) -> None:
+    """A backend that breaks off a Messages stream: the client's stream ends with `event: error` in
+    Anthropic's shape, so its client raises rather than returning half a message as whole."""
+    gateway = gateway_factory(demo_dict(fake_backend.url + "/stream-break", limits=False))
+    body = {"model": "simulator-model", "max_tokens": 5, "messages": HELLO, "stream": True}
+    with httpx.stream(
+        "POST", gateway.url + "/v1/messages", json=body, headers={"x-api-key": "enterpriseuser1_key"}
+    ) as response:
+        text = response.read().decode()
+    last = text.strip().split("\n\n")[-1]
+    assert last.startswith("event: error\ndata: ")
+    error = json.loads(last.removeprefix("event: error\ndata: "))
+    assert error["type"] == "error"
+    assert error["error"]["type"] == "api_error"

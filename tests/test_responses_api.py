@@ -17,6 +17,7 @@ from tests.support.inference import endpoint_rows, inference_config
 from tests.support.polling import wait_until
 from tests.support.processes import GatewayProcess, ServerProcess, free_port, maas
 from tests.support.redis_server import RedisServer
+from tests.support.simulators import simulator_fleet
 
 
 @pytest.fixture
@@ -230,3 +231,31 @@ def test_redis_outage_never_fails_a_create_and_a_read_says_so(
             sdk.responses.retrieve(created.id)
     assert caught.value.status_code == 503
     assert "cannot look up stored responses" in caught.value.message
+
+
+def test_a_continued_conversation_goes_to_the_backend_that_stored_it(
+    gateway_factory: GatewayFactory, tmp_path: Path
+) -> None:
+    """With two backends (each storing only its own responses), every request continuing a response
+    (`previous_response_id`) is sent to the backend that stored it, so none is a 404; another user's
+    id is refused before any backend is asked."""
+    with simulator_fleet(tmp_path, 2) as fleet:
+        config = inference_config(fleet[0].url, tmp_path / "spool")
+        config["models"][0]["backends"] = [server.url for server in fleet]
+        config["models"][0]["balancing"] = "round-robin"
+        gateway = gateway_factory(config)
+        with OpenAI(base_url=gateway.url + "/v1", api_key="enterpriseuser1_key", max_retries=0) as sdk:
+            first = sdk.responses.create(model="simulator-model", input="Hi", max_output_tokens=2)
+            for _ in range(4):  # round robin would send every other one to the backend without it
+                reply = sdk.responses.create(
+                    model="simulator-model", input="More", max_output_tokens=2, previous_response_id=first.id
+                )
+                assert reply.status == "completed" or reply.status == "incomplete"
+        stolen = httpx.post(
+            gateway.url + "/v1/responses",
+            json={"model": "simulator-model", "input": "x", "previous_response_id": first.id},
+            headers=_headers("premiumuser1_key"),
+        )
+        assert stolen.status_code == 404
+        assert stolen.json()["error"]["code"] == "previous_response_not_found"
+        assert stolen.json()["error"]["param"] == "previous_response_id"

@@ -8,13 +8,11 @@ brings the configuration ``Snapshot`` it started under.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 from maas_gateway.auth.credentials import request_credential
 from maas_gateway.auth.failure_gate import FailureGate
 from maas_gateway.auth.identity import Identity
-from maas_gateway.balancing import Lease
 from maas_gateway.capacity import CapacityGuard, Slot
 from maas_gateway.errors import (
     AuthenticationError,
@@ -33,26 +31,24 @@ from maas_gateway.http.asgi import (
 )
 from maas_gateway.http.forwarded import client_address
 from maas_gateway.limits import Admission, Limiter, TokenCharge, rate_limit_headers
-from maas_gateway.limits.breaker import STORAGE_ERRORS
 from maas_gateway.proxy.affinity import affinity_key
 from maas_gateway.proxy.body_parser import BodyParser, ParsedBody
-from maas_gateway.proxy.dispatch import RequestFor, dispatch, report_outcome
+from maas_gateway.proxy.dispatch import RequestFor, dispatch, dispatch_pinned, report_outcome
 from maas_gateway.proxy.endpoints import Endpoint, StreamEvents
 from maas_gateway.proxy.exchange import Exchange, Usage
 from maas_gateway.proxy.forward import end_stream, passthrough_headers, read_answer, relay_stream
 from maas_gateway.proxy.multipart import read_form
 from maas_gateway.proxy.public_name import public_name
 from maas_gateway.proxy.request_cost import unreported_usage, worst_case
-from maas_gateway.proxy.response_owners import MemoryResponseOwners, ResponseOwner, ResponseOwners
-from maas_gateway.proxy.schemas import OpenRequest
+from maas_gateway.proxy.response_affinity import holder, remember
+from maas_gateway.proxy.response_owners import MemoryResponseOwners, ResponseOwners
+from maas_gateway.proxy.schemas import OpenRequest, ResponsesRequest
 from maas_gateway.proxy.snapshot import Snapshot
 from maas_gateway.proxy.upstream_request import upstream_headers
 from maas_gateway.routing import ModelRoute
 from maas_gateway.upstream import UpstreamRequest, UpstreamTransport
 
 __all__ = ["Pipeline"]
-
-logger = logging.getLogger("maas_gateway")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +99,9 @@ class Pipeline:
         if endpoint.schema is OpenRequest and endpoint.path not in model.extra_paths:
             raise NotFoundError(f"The model '{model.name}' offers no endpoint at {endpoint.path}.")
         exchange.model = model.name
+        pinned = None  # the backend a continued conversation must go to
+        if isinstance(request, ResponsesRequest) and request.previous_response_id is not None:
+            pinned = await holder(self.responses, request.previous_response_id, identity, model)
         stream = bool(request.stream) and endpoint.streams is not None
         exchange.stream = stream
         ask_usage = stream and endpoint.stream_options  # the backend's stream is to report usage
@@ -157,7 +156,7 @@ class Pipeline:
             if snapshot.capacity is not None:
                 slot = await _capacity_slot(snapshot.capacity, exchange, identity, model)
             await self._forward(
-                snapshot, receive, send, exchange, endpoint, model, request_for, parsed, admission
+                snapshot, receive, send, exchange, endpoint, model, request_for, parsed, admission, pinned
             )
         except Exception as error:
             # The gateway or a backend failed, not the caller: nothing is charged, not even the request.
@@ -187,11 +186,15 @@ class Pipeline:
         request_for: RequestFor,
         parsed: ParsedBody,
         admission: Admission | None,
+        pinned: str | None,
     ) -> None:
         identity = exchange.identity
         assert identity is not None
-        key = affinity_key(parsed.data, model.affinity_chars) if model.affinity_chars else None
-        delivery = await dispatch(self.transport, snapshot, identity, model, key, request_for)
+        if pinned is not None:
+            delivery = await dispatch_pinned(self.transport, snapshot, model, pinned, request_for)
+        else:
+            key = affinity_key(parsed.data, model.affinity_chars) if model.affinity_chars else None
+            delivery = await dispatch(self.transport, snapshot, identity, model, key, request_for)
         response, lease = delivery.response, delivery.lease
         served = delivery.served  # a fallback model when the requested one had no backend available
         renamed = public_name(served.upstream_model, served.name)
@@ -226,7 +229,7 @@ class Pipeline:
                 if result.first_event_at is not None:
                     exchange.time_to_first_token = result.first_event_at - exchange.started
                 if result.response_id is not None:
-                    await self._remember(result.response_id, identity, served, delivery.lease)
+                    await remember(self.responses, result.response_id, identity, served, delivery.lease)
                 usage = result.usage
                 if usage is None or not endpoint.token_charged:
                     usage = unreported_usage(
@@ -244,7 +247,7 @@ class Pipeline:
                 raise
             report_outcome(lease, None)
             if answer.response_id is not None and endpoint.streams is StreamEvents.RESPONSE:
-                await self._remember(answer.response_id, identity, served, lease)
+                await remember(self.responses, answer.response_id, identity, served, lease)
             usage = answer.usage
             if usage is None or not endpoint.token_charged:
                 usage = unreported_usage(endpoint, parsed, 0, answer.output_chars)
@@ -257,15 +260,6 @@ class Pipeline:
         finally:
             response.close()  # a no-op once the answer was read to its end; frees the connection otherwise
             lease.release()  # the backend has one request fewer in flight
-
-    async def _remember(self, response_id: str, identity: Identity, served: ModelRoute, lease: Lease) -> None:
-        """Note which backend holds a stored response, and whose it is (proxy/response_owners.py). The
-        answer is the client's whatever happens here: a store that failed only makes a later read 404."""
-        owner = ResponseOwner(identity.user, served.name, lease.backend.url)
-        try:
-            await self.responses.remember(response_id, owner)
-        except STORAGE_ERRORS:
-            logger.warning("The owner of the stored response %s could not be recorded.", response_id)
 
     @staticmethod
     async def _charge(

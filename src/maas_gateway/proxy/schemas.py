@@ -76,8 +76,15 @@ class ResponsesRequest(GenerationRequest):
 
     input: StrictStr | list[Any]
     max_output_tokens: StrictInt | None = Field(default=None, ge=1)
+    # A conversation continued: only the backend that stored that response can (proxy/pipeline.py).
+    previous_response_id: StrictStr | None = None
 
-    SUMMARY_FIELDS: ClassVar[tuple[str, ...]] = ("model", "stream", "max_output_tokens")
+    SUMMARY_FIELDS: ClassVar[tuple[str, ...]] = (
+        "model",
+        "stream",
+        "max_output_tokens",
+        "previous_response_id",
+    )
 
     @property
     def output_cap(self) -> int | None:

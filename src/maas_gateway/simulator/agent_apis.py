@@ -44,6 +44,10 @@ class AgentAPIs:
             tokens, prompt, finish = self._generate(body, "max_output_tokens", _last_input_text(body))
         except BadRequest as exc:
             return exc.response()
+        previous = body.get("previous_response_id")
+        if previous is not None and previous not in self.stored:
+            # As vLLM: a conversation continues only on the server that stored its previous response.
+            return error_response(404, f"Response with id '{previous}' not found.", "not_found")
         ident = "resp_" + uuid.uuid4().hex
         usage = {
             "input_tokens": prompt,
