@@ -46,6 +46,9 @@ class FlakyStore:
     async def aggregate(self, query: UsageQuery) -> list[UsageRow]:
         return []
 
+    async def recent(self, user: str, *, since: float, limit: int) -> list[UsageRecord]:
+        return []
+
     async def aclose(self) -> None:
         return None
 

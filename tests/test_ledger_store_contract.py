@@ -145,3 +145,27 @@ def test_failed_requests_are_counted_apart(run: Callable[[Contract], None]) -> N
         assert (row.requests, row.failed, row.rate_limited, row.prompt_tokens) == (2, 1, 0, 10)
 
     run(contract)
+
+
+def test_recent_records_are_a_users_newest_first_within_the_bound(run: Callable[[Contract], None]) -> None:
+    """``recent`` returns one user's records from ``since`` on, newest first, at most ``limit``; other
+    users' records and older ones never appear, and the records come back whole."""
+
+    async def contract(store: LedgerStore) -> None:
+        await store.write(
+            [
+                _record("old", BASE - 2 * HOUR),
+                _record("r1", BASE + 10),
+                _record("r2", BASE + 30, model=None, status=429, rate_limited=True),
+                _record("r3", BASE + 20),
+                _record("bob", BASE + 40, user="bob"),
+            ]
+        )
+        newest = await store.recent("alice", since=BASE - HOUR, limit=2)
+        assert [record.request_id for record in newest] == ["r2", "r3"]
+        assert newest[0] == _record("r2", BASE + 30, model=None, status=429, rate_limited=True)
+        everything = await store.recent("alice", since=BASE - HOUR, limit=10)
+        assert [record.request_id for record in everything] == ["r2", "r3", "r1"]
+        assert await store.recent("carol", since=0.0, limit=10) == []
+
+    run(contract)

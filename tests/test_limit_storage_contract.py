@@ -116,3 +116,20 @@ def test_concurrent_admissions_never_exceed_the_limit(run: Callable[[Contract], 
         assert await storage.ping()
 
     run(contract)
+
+
+def test_peek_reads_counters_without_changing_them(run: Callable[[Contract], None]) -> None:
+    """``peek`` returns each counter's value (0 for one never counted) and changes nothing, so two
+    peeks agree and a following admission sees the same values."""
+
+    async def contract(storage: LimitStorage) -> None:
+        now = time.time()
+        await storage.admit([_check("a", 10, 3), _check("b", 10, 1)], now)
+        keys = ["user\x1fa", "user\x1fb", "user\x1fnever"]
+        assert await storage.peek(keys, now) == (3, 1, 0)
+        assert await storage.peek(keys, now) == (3, 1, 0)
+        assert await storage.peek([], now) == ()
+        after = await storage.admit([_check("a", 10, 0, must_fit=False)], now)
+        assert after.values == (3,)
+
+    run(contract)

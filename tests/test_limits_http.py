@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from maas_gateway.limits.windows import calendar_bounds
 from tests.support.configs import demo_dict
 from tests.support.gateways import GatewayFactory
 from tests.support.limits import HOUR, chat, concurrent_statuses, long_windows, wait_for_fresh_window
@@ -176,3 +180,26 @@ def test_reserve_mode_never_lets_a_user_exceed(
     # Without max_tokens the gateway caps output at the reserved default, so the bound still holds.
     fresh = chat(gateway.url, "freeuser2_key")
     assert fresh.json()["usage"]["completion_tokens"] == 50
+
+
+def test_a_calendar_month_in_a_time_zone_resets_at_its_local_midnight(
+    simulator: ServerProcess, gateway_factory: GatewayFactory
+) -> None:
+    """`window: month` with `limits.timezone: Europe/Berlin`: the token headers count down to midnight on
+    the 1st of next month in Berlin, and the limit names its zone when it refuses."""
+    config = demo_dict(simulator.url)
+    config["limits"] = {**config.get("limits", {}), "timezone": "Europe/Berlin"}
+    config["tiers"]["free"]["limits"] = [{"limit": 40, "unit": "tokens", "window": "month"}]
+    gateway = gateway_factory(config)
+    zone = ZoneInfo("Europe/Berlin")
+    before = time.time()
+    first = chat(gateway.url, "freeuser1_key", max_tokens=30)
+    after = time.time()
+    end_before = calendar_bounds(before, "month", zone)[1]
+    end_after = calendar_bounds(after, "month", zone)[1]
+    reset = int(first.headers["x-ratelimit-reset-tokens"].removesuffix("s"))
+    assert end_after - after <= reset <= end_before - before + 1
+    assert datetime.fromtimestamp(end_after, zone).timetuple()[2:6] == (1, 0, 0, 0)  # the 1st, 00:00
+    refused = chat(gateway.url, "freeuser1_key", max_tokens=30)
+    assert refused.status_code == 429
+    assert "40 tokens per month (Europe/Berlin)" in refused.json()["error"]["message"]

@@ -133,17 +133,22 @@ def test_reserve_mode_reserves_the_max_tokens_the_request_set(
     simulator: ServerProcess, gateway_factory: GatewayFactory, tmp_path: Path
 ) -> None:
     """A reserving tier admits a message against its own `max_tokens`: one that could overrun the
-    tokens left is refused before it runs, one that fits is admitted and charged what it used."""
+    tokens left is forwarded with `max_tokens` lowered to what remains (and says so in a header), one
+    that fits is forwarded as sent; each is charged what it used, and nothing overruns the limit."""
     config = inference_config(simulator.url, tmp_path / "spool", reserve_tier="premium")
     config["tiers"]["premium"]["limits"] = [{"limit": 200, "unit": "tokens", "window": "1h"}]
     gateway = gateway_factory(config)
     with Anthropic(base_url=gateway.url, api_key="premiumuser1_key", max_retries=0) as sdk:
-        with pytest.raises(anthropic.RateLimitError):
-            sdk.messages.create(model="simulator-model", max_tokens=500, messages=HELLO)
         fits = sdk.messages.create(model="simulator-model", max_tokens=5, messages=HELLO)
+        raw = sdk.messages.with_raw_response.create(model="simulator-model", max_tokens=500, messages=HELLO)
+    clamped = raw.parse()
+    asked, granted = raw.headers["x-maas-max-tokens-clamped"].split(" -> ")
+    assert int(asked) == 500
+    assert 0 < clamped.usage.output_tokens <= int(granted) < 500
     row = endpoint_rows(gateway.url, "premiumuser1")["/v1/messages"]
-    assert row["completion_tokens"] == fits.usage.output_tokens == 5
-    assert row["rate_limited"] == 1
+    assert row["completion_tokens"] == fits.usage.output_tokens + clamped.usage.output_tokens
+    assert row["total_tokens"] <= 200
+    assert row["rate_limited"] == 0
 
 
 @pytest.mark.parametrize("path", ["/v1/messages", "/v1/chat/completions", "/v1/embeddings"])

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 __all__ = ["CHARS_PER_TOKEN", "PromptSize", "estimate_tokens", "prompt_size", "prompt_text"]
 
 CHARS_PER_TOKEN = 4
@@ -58,11 +60,15 @@ def _collect(value: Any, parts: list[str]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class PromptSize:
-    """What bounds and estimates a prompt's tokens: its characters, UTF-8 bytes and chat messages."""
+    """What bounds and estimates a prompt's tokens: its characters, UTF-8 bytes and chat messages, the
+    bytes of what a chat template renders besides the text (tool and function definitions, tool calls,
+    a response format; as compact JSON), and the parts that are not text (images, audio, files)."""
 
     chars: int
     utf8_bytes: int
     messages: int
+    structure_bytes: int = 0
+    media_parts: int = 0
 
     @property
     def estimated_tokens(self) -> int:
@@ -73,4 +79,51 @@ def prompt_size(body: dict[str, Any]) -> PromptSize:
     text = prompt_text(body)
     messages = body.get("messages")
     count = len(messages) if isinstance(messages, list) else 1
-    return PromptSize(len(text), len(text.encode("utf-8")), count)
+    structure = [body[name] for name in _STRUCTURE_FIELDS if body.get(name) is not None]
+    media = 0
+    if isinstance(messages, list):
+        for message in messages:
+            if not isinstance(message, dict):
+                continue
+            structure += [message[name] for name in _MESSAGE_STRUCTURE if message.get(name) is not None]
+            content = message.get("content")
+            if isinstance(content, list):
+                media += sum(1 for part in content if isinstance(part, dict) and not _is_text(part))
+    structure_bytes = _json_bytes(structure) if structure else 0
+    return PromptSize(len(text), len(text.encode("utf-8")), count, structure_bytes, media)
+
+
+def _json_bytes(value: Any) -> int:
+    """The size of ``value`` as compact JSON. orjson refuses to encode more than 254 levels of nesting,
+    which a decoded body may have (orjson decodes up to 1024): those are measured by a walk instead,
+    counting what compact JSON would hold apart from escapes."""
+    try:
+        return len(orjson.dumps(value))
+    except TypeError:
+        pass
+    size = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            size += len(item.encode("utf-8")) + 2
+        elif isinstance(item, dict):
+            size += max(2, 1 + 2 * len(item))  # braces, colons and commas
+            for key, member in item.items():
+                size += len(str(key).encode("utf-8")) + 2
+                stack.append(member)
+        elif isinstance(item, list):
+            size += max(2, 1 + len(item))  # brackets and commas
+            stack.extend(item)
+        else:
+            size += len(orjson.dumps(item))
+    return size
+
+
+# What a chat template renders into the prompt besides the messages' text.
+_STRUCTURE_FIELDS = ("tools", "functions", "tool_choice", "function_call", "response_format")
+_MESSAGE_STRUCTURE = ("tool_calls", "function_call", "name", "tool_call_id")
+
+
+def _is_text(part: dict[str, Any]) -> bool:
+    return isinstance(part.get("text"), str) and part.get("type", "text") == "text"

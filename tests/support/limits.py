@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from maas_gateway.config.durations import format_duration, parse_duration
+from maas_gateway.config.durations import CALENDAR_WINDOWS, format_duration, parse_duration
 
 __all__ = ["HOUR", "chat", "concurrent_statuses", "long_windows", "wait_for_fresh_window"]
 
@@ -27,6 +27,8 @@ def long_windows(config: dict[str, Any]) -> dict[str, Any]:
     """
     for tier in config["tiers"].values():
         for limit in tier.get("limits", []):
+            if limit["window"] in CALENDAR_WINDOWS:
+                continue  # a calendar day, week or month is long already
             limit["window"] = format_duration(parse_duration(limit["window"]) * 60)
     return config
 

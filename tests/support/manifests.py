@@ -33,8 +33,10 @@ __all__ = [
     "by_id",
     "diff",
     "gateway_config",
+    "init_environ",
     "kustomize_or_skip",
     "parse",
+    "resolve_env",
     "validate_core",
     "validate_custom",
 ]
@@ -43,7 +45,9 @@ __all__ = [
 CORE_VERSIONS = ("1.29.0", "1.37.0")
 _CRD_DIR = Path(__file__).parent.parent / "fixtures" / "crd_schemas"
 _DEFINITIONS = "https://kubernetes.io/api/_definitions.json"
-_GENERATED = re.compile(r"\b(maas-gateway-config|maas-gateway-keys)-[a-z0-9]{10}\b")
+_GENERATED = re.compile(
+    r"\b(maas-gateway-config|maas-gateway-keys|maas-keycloak-settings|maas-keycloak-realm)-[a-z0-9]{10}\b"
+)
 ObjectId = tuple[str, str]
 
 
@@ -146,5 +150,35 @@ def gateway_config(objects: dict[ObjectId, dict[str, Any]], directory: Path) -> 
         (parts / name).write_text(text, "utf-8")
     for name, encoded in objects[("Secret", "maas-gateway-keys")]["data"].items():
         (keys / name).write_bytes(base64.b64decode(encoded))
-    config, _text = assemble([parts, keys], environ={"MAAS_DATABASE_PASSWORD": "test-password"})
+    config, _text = assemble([parts, keys], environ=init_environ(objects))
     return config
+
+
+def init_environ(objects: dict[ObjectId, dict[str, Any]]) -> dict[str, str]:
+    """The environment of the gateway's configuration step, its references resolved in ``objects``.
+
+    The database password is ``test-password`` whatever the placeholder Secret says; other Secrets must
+    be in ``objects`` (add the ones an operator creates by hand, such as maas-keycloak).
+    """
+    pod = objects[("StatefulSet", "maas-gateway")]["spec"]["template"]["spec"]
+    (step,) = [c for c in pod["initContainers"] if c["name"] == "assemble-config"]
+    environ = {}
+    for variable in step.get("env", []):
+        environ[variable["name"]] = resolve_env(variable, objects)
+    environ["MAAS_DATABASE_PASSWORD"] = "test-password"  # a test's stand-in
+    return environ
+
+
+def resolve_env(variable: dict[str, Any], objects: dict[ObjectId, dict[str, Any]]) -> str:
+    """A container's environment variable's value: literal, or read from a ConfigMap or Secret."""
+    if "value" in variable:
+        return str(variable["value"])
+    source = variable["valueFrom"]
+    if "configMapKeyRef" in source:
+        ref = source["configMapKeyRef"]
+        return str(objects[("ConfigMap", ref["name"])]["data"][ref["key"]])
+    ref = source["secretKeyRef"]
+    secret = objects[("Secret", ref["name"])]
+    if ref["key"] in secret.get("stringData", {}):
+        return str(secret["stringData"][ref["key"]])
+    return base64.b64decode(secret["data"][ref["key"]]).decode("utf-8")

@@ -14,11 +14,16 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from maas_gateway.admin.actors import actor_of
+from maas_gateway.admin.audit_api import audit_router
 from maas_gateway.admin.call_log import caller_of
 from maas_gateway.admin.keys_api import keys_router
+from maas_gateway.admin.plans_api import plans_router
 from maas_gateway.admin.services import AdminServices
+from maas_gateway.admin.swagger import serve_swagger_ui
 from maas_gateway.admin.usage import rows_to_csv, usage_query
 from maas_gateway.admin.users_api import users_router
+from maas_gateway.audit.entries import Actor
 from maas_gateway.auth import Identity, parse_authorization
 from maas_gateway.auth.oidc import looks_like_jwt
 from maas_gateway.errors import (
@@ -44,9 +49,10 @@ def create_admin_app(services: AdminServices) -> FastAPI:
         title="maas-gateway admin API",
         version="1",
         openapi_url="/admin/openapi.json",
-        docs_url="/admin/docs",
+        docs_url=None,  # served from the package below, not from a CDN
         redoc_url=None,
     )
+    serve_swagger_ui(app, docs_url="/admin/docs", openapi_url="/admin/openapi.json", title=app.title)
 
     # `authorization` is declared for the OpenAPI document; `identify` reads it from the scope.
     async def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Identity:
@@ -72,10 +78,31 @@ def create_admin_app(services: AdminServices) -> FastAPI:
                 return
             services.guard().check(credential)
         except AuthenticationError as error:
+            if (user := await user_key(credential)) is not None:
+                caller_of(request.scope).accept(user)
+                raise PermissionDeniedError(
+                    "This API key's user is not an administrator: the admin API needs the admin key or a "
+                    "token of a user in an admin group.",
+                    code="not_an_admin",
+                ) from None
             failures.failed(address)
             logger.warning("A failed admin authentication from %s (%s).", address, error.code)
             raise
         caller_of(request.scope).accept_admin_key()
+
+    async def user_key(credential: str) -> Identity | None:
+        """The user of a valid API key that is not the admin key: refused with 403, as a credential
+        without the authority, rather than counted as a guess of the admin key."""
+        if looks_like_jwt(credential):
+            return None  # a token was authenticated above already
+        try:
+            return await services.authenticate(credential)
+        except GatewayError:
+            return None
+
+    async def actor(request: Request, _: Annotated[None, Depends(admin)]) -> Actor:
+        """The administrator acting, for the audit log (after ``admin`` accepted them)."""
+        return actor_of(caller_of(request.scope), services.address(request.scope))
 
     async def flushed_usage(
         since: str | None, until: str | None, group_by: str | None, user: str | None, fmt: str
@@ -110,8 +137,10 @@ def create_admin_app(services: AdminServices) -> FastAPI:
         """The caller's own usage, with their own API key."""
         return await flushed_usage(since, until, group_by or "model,day", identity.user, format)
 
-    app.include_router(keys_router(services, admin, caller))
-    app.include_router(users_router(services, admin))
+    app.include_router(keys_router(services, admin, caller, actor))
+    app.include_router(users_router(services, admin, actor))
+    app.include_router(plans_router(services, admin, caller, actor))
+    app.include_router(audit_router(services, admin))
 
     @app.exception_handler(GatewayError)
     async def gateway_error(request: Request, exc: GatewayError) -> Response:

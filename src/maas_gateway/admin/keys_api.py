@@ -23,6 +23,7 @@ from maas_gateway.admin.schemas import (
     RotatedKey,
 )
 from maas_gateway.admin.services import AdminServices
+from maas_gateway.audit.entries import Actor
 from maas_gateway.auth import Identity
 from maas_gateway.auth.key_policy import Creator, grant_key, may_rotate, unknown_models
 from maas_gateway.auth.key_repository import StoredKey, StoredUser, UserSource
@@ -47,6 +48,13 @@ def _seconds(value: str | None, field: str, *, allow_zero: bool = False) -> floa
         raise InvalidRequestError(f"`{field}`: {exc}", param=field) from None
 
 
+def _grace(value: str) -> float:
+    grace = _seconds(value, "gracePeriod", allow_zero=True) or 0.0
+    if grace > 7 * 86400:
+        raise InvalidRequestError("`gracePeriod` may be at most 7d.", param="gracePeriod")
+    return grace
+
+
 def _created(plaintext: str, key: StoredKey) -> CreatedKey:
     return CreatedKey(key=plaintext, **KeyOut.of(key, time.time()).model_dump())
 
@@ -67,6 +75,7 @@ def keys_router(
     services: AdminServices,
     admin: Callable[..., Awaitable[None]],
     caller: Callable[..., Awaitable[Identity]],
+    actor: Callable[..., Awaitable[Actor]],
 ) -> APIRouter:
     router = APIRouter()
 
@@ -136,7 +145,7 @@ def keys_router(
         return await listing(user, search, include_inactive, page, page_size)
 
     @router.post("/admin/keys", dependencies=[Depends(admin)], status_code=201, tags=["admin: keys"])
-    async def admin_create_key(body: AdminKeyCreate) -> CreatedKey:
+    async def admin_create_key(body: AdminKeyCreate, who: Annotated[Actor, Depends(actor)]) -> CreatedKey:
         """Create a key for a user (created with `tier` if new). The secret is shown only here.
 
         Everything is checked before anything is written; a new user and their key are stored together.
@@ -168,7 +177,8 @@ def keys_router(
             source: UserSource = "oidc" if ":" in body.user else "admin"
             new_owner = StoredUser(body.user, tier, None, False, time.time(), source)
         models = tuple(dict.fromkeys(body.models)) if body.models is not None else None
-        plaintext, key = await service().create(
+        plaintext, key = await services.actions.create_key(
+            who,
             body.user,
             name=body.name,
             lifetime=lifetime,
@@ -176,26 +186,26 @@ def keys_router(
             models=models,
             new_owner=new_owner,
         )
-        services.users.forget(body.user)
         return _created(plaintext, key)
 
     @router.delete("/admin/keys/{key_id}", dependencies=[Depends(admin)], tags=["admin: keys"])
-    async def admin_revoke_key(key_id: str) -> KeyOut:
+    async def admin_revoke_key(key_id: str, who: Annotated[Actor, Depends(actor)]) -> KeyOut:
         """Revoke a key at once."""
-        return KeyOut.of(await service().revoke(key_id, owner=None), time.time())
+        return KeyOut.of(await services.actions.revoke_key(who, key_id), time.time())
 
     @router.post("/admin/keys/{key_id}/rotate", dependencies=[Depends(admin)], tags=["admin: keys"])
-    async def admin_rotate_key(key_id: str, body: Rotate | None = None) -> RotatedKey:
+    async def admin_rotate_key(
+        key_id: str, who: Annotated[Actor, Depends(actor)], body: Rotate | None = None
+    ) -> RotatedKey:
         """Issue a replacement; the old key keeps working for the grace period only."""
-        return await rotate(key_id, None, body or Rotate())
+        grace = _grace((body or Rotate()).grace_period)
+        plaintext, new, retired = await services.actions.rotate_key(who, key_id, grace=grace)
+        return RotatedKey(new=_created(plaintext, new), old=KeyOut.of(retired, time.time()))
 
-    async def rotate(key_id: str, rotator: Identity | None, body: Rotate) -> RotatedKey:
-        grace = _seconds(body.grace_period, "gracePeriod", allow_zero=True) or 0.0
-        if grace > 7 * 86400:
-            raise InvalidRequestError("`gracePeriod` may be at most 7d.", param="gracePeriod")
-        old = await service().owned(key_id, rotator.user if rotator is not None else None)
-        if rotator is not None:
-            may_rotate(_creator(rotator), key_models=old.models, key_ends_at=old.ends_at)
+    async def rotate(key_id: str, rotator: Identity, body: Rotate) -> RotatedKey:
+        grace = _grace(body.grace_period)
+        old = await service().owned(key_id, rotator.user)
+        may_rotate(_creator(rotator), key_models=old.models, key_ends_at=old.ends_at)
         plaintext, new, retired = await service().rotate(old, grace=grace)
         return RotatedKey(new=_created(plaintext, new), old=KeyOut.of(retired, time.time()))
 

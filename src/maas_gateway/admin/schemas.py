@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from maas_gateway.auth.key_repository import StoredKey, StoredUser
+from maas_gateway.plans.requests import PlanRequest
 
 __all__ = [
     "AdminKeyCreate",
+    "AuditEntryOut",
+    "AuditList",
     "BulkRevoke",
     "BulkRevokeResult",
     "CreatedKey",
     "KeyCreate",
     "KeyList",
     "KeyOut",
+    "PlanRequestCreate",
+    "PlanRequestDeny",
+    "PlanRequestList",
+    "PlanRequestOut",
     "Rotate",
     "RotatedKey",
     "UserCreate",
@@ -145,3 +154,64 @@ class UserList(BaseModel):
     page: int
     page_size: int
     total: int
+
+
+class PlanRequestCreate(_Body):
+    tier: str = Field(min_length=1, max_length=100, description="The tier asked for.")
+    note: str | None = Field(default=None, max_length=2000, description="Why, for the administrator.")
+
+
+class PlanRequestDeny(_Body):
+    reason: str | None = Field(default=None, max_length=2000, description="Why, shown to the user.")
+
+
+class PlanRequestOut(BaseModel):
+    id: str
+    user: str
+    from_tier: str = Field(description="The tier the user had when asking.")
+    tier: str = Field(description="The tier asked for.")
+    note: str | None
+    status: str = Field(description="pending, approved, denied or withdrawn.")
+    created_at: float
+    decided_at: float | None
+    decided_by: str | None
+    reason: str | None
+
+    @classmethod
+    def of(cls, request: PlanRequest) -> PlanRequestOut:
+        return cls(
+            id=request.request_id,
+            user=request.user,
+            from_tier=request.from_tier,
+            tier=request.tier,
+            note=request.note,
+            status=request.status,
+            created_at=request.created_at,
+            decided_at=request.decided_at,
+            decided_by=request.decided_by,
+            reason=request.reason,
+        )
+
+
+class PlanRequestList(BaseModel):
+    data: list[PlanRequestOut]
+    page: int
+    page_size: int
+    total: int
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    at: float
+    actor: str = Field(description="`admin key`, or the name of the admin user (token or portal).")
+    actor_kind: str = Field(description="admin_key, oidc (an admin group's token) or portal.")
+    address: str = Field(description="The client's address as the gateway saw it (behind trusted proxies).")
+    action: str
+    subject: str
+    details: dict[str, Any]
+
+
+class AuditList(BaseModel):
+    object: str = "list"
+    data: list[AuditEntryOut]
+    next_cursor: int | None = Field(description="Pass as `before` for the next, older page; null at the end.")

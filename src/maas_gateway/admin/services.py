@@ -10,7 +10,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from maas_gateway.admin.actions import AdminActions
 from maas_gateway.admin.guard import AdminGuard
+from maas_gateway.audit.entries import AuditLog
 from maas_gateway.auth.failure_gate import FailureGate
 from maas_gateway.auth.identity import Identity
 from maas_gateway.auth.key_service import KeyService
@@ -26,6 +28,8 @@ __all__ = ["AdminServices"]
 class AdminServices:
     keys: KeyService
     users: UserDirectory
+    actions: AdminActions  # every change an administrator makes, recorded in the audit log
+    audit: AuditLog  # read by GET /admin/audit
     ledger: LedgerWriter
     failures: FailureGate
     identify: Callable[[Scope], Awaitable[Identity]]  # a request's caller, after the throttle

@@ -10,8 +10,9 @@ from typing import Any
 
 from maas_gateway.auth.key_service import KeyService
 from maas_gateway.metrics import GatewayMetrics
+from maas_gateway.portal.session_manager import SessionManager
 
-__all__ = ["BackgroundTasks", "publish_metrics", "purge_expired_keys"]
+__all__ = ["BackgroundTasks", "publish_metrics", "purge_expired_keys", "purge_expired_sessions"]
 
 logger = logging.getLogger("maas_gateway")
 
@@ -60,6 +61,16 @@ async def purge_expired_keys(keys: KeyService, interval: Callable[[], float]) ->
             if purged:
                 logger.info("Purged %d expired or revoked API keys.", purged)
         await asyncio.sleep(interval())
+
+
+async def purge_expired_sessions(sessions: SessionManager, interval: float = 600.0) -> None:
+    """Delete expired portal sessions every ``interval`` seconds (a request meeting one deletes it too)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await sessions.purge()
+        except Exception:
+            logger.exception("Purging expired portal sessions failed; trying again later.")
 
 
 async def publish_metrics(metrics: GatewayMetrics) -> None:

@@ -101,20 +101,32 @@ def model_prices(config: GatewayConfig) -> dict[str, ModelPrice]:
     }
 
 
-def rule_book(tiers: Mapping[str, TierConfig], users: Mapping[str, UserConfig]) -> RuleBook:
-    """Each tier's limits, and for users with their own limits, those limits in every tier."""
-    policies = {name: _policy(tier, tier.limits) for name, tier in tiers.items()}
+def rule_book(
+    tiers: Mapping[str, TierConfig],
+    users: Mapping[str, UserConfig],
+    *,
+    timezone: str = "UTC",
+    min_clamped_tokens: int = 16,
+    media_part_tokens: int = 2048,
+) -> RuleBook:
+    """Each tier's limits, and for users with their own limits, those limits in every tier; calendar
+    windows start at midnight in ``timezone``."""
+
+    def policy(tier: TierConfig, limits: list[LimitConfig]) -> TierPolicy:
+        rules = tuple(
+            LimitRule(c.limit, c.unit, c.window, c.model, c.per_model, c.algorithm, timezone) for c in limits
+        )
+        return TierPolicy(
+            rules, tier.reserve, tier.reserve_default_max_tokens, min_clamped_tokens, media_part_tokens
+        )
+
+    policies = {name: policy(tier, tier.limits) for name, tier in tiers.items()}
     overrides = {
-        user: {name: _policy(tier, override.limits) for name, tier in tiers.items()}
+        user: {name: policy(tier, override.limits) for name, tier in tiers.items()}
         for user, override in users.items()
         if override.limits is not None
     }
     return RuleBook(policies, overrides)
-
-
-def _policy(tier: TierConfig, limits: list[LimitConfig]) -> TierPolicy:
-    rules = tuple(LimitRule(c.limit, c.unit, c.window, c.model, c.per_model) for c in limits)
-    return TierPolicy(rules, tier.reserve, tier.reserve_default_max_tokens)
 
 
 def capacity_rules(config: GatewayConfig) -> CapacityRules:

@@ -15,13 +15,21 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from maas_gateway.admin.actions import AdminActions
 from maas_gateway.admin.api import create_admin_app
 from maas_gateway.admin.call_log import AdminCallLog
 from maas_gateway.admin.json_body import JsonBodyByDefault
 from maas_gateway.admin.services import AdminServices
+from maas_gateway.application.alerts_wiring import Alerts
 from maas_gateway.application.backend_polling import BackendPolling
-from maas_gateway.application.background import BackgroundTasks, publish_metrics, purge_expired_keys
+from maas_gateway.application.background import (
+    BackgroundTasks,
+    publish_metrics,
+    purge_expired_keys,
+    purge_expired_sessions,
+)
 from maas_gateway.application.metrics_wiring import watch_backends, watch_services
+from maas_gateway.application.portal_wiring import portal_services
 from maas_gateway.application.services import Services, build_services
 from maas_gateway.application.snapshots import build_snapshot
 from maas_gateway.auth import Authenticator, Identity
@@ -35,6 +43,8 @@ from maas_gateway.config.schema import GatewayConfig
 from maas_gateway.http.asgi import Scope, request_header
 from maas_gateway.http.forwarded import client_address
 from maas_gateway.metrics.endpoint import MetricsEndpoint
+from maas_gateway.plans.service import PlanRequestService
+from maas_gateway.portal import create_portal_app
 from maas_gateway.proxy.access_log import AccessLog
 from maas_gateway.proxy.app import GatewayApp
 from maas_gateway.proxy.pipeline import Pipeline
@@ -49,7 +59,7 @@ logger = logging.getLogger("maas_gateway")
 # Settings that a running gateway applies at once although they live under ``server``.
 _LIVE_SERVER_SETTINGS = {"access_log", "max_body_bytes", "trusted_proxies"}
 # Sections bound to open resources: a change is reported and waits for a restart.
-_RESTART_SECTIONS = ("limits", "database", "metrics", "keys", "security")
+_RESTART_SECTIONS = ("limits", "database", "metrics", "keys", "security", "alerts")
 # How long a replaced token verifier stays open for requests that started under it.
 _RETIRE_AFTER_SECONDS = 30.0
 
@@ -88,17 +98,20 @@ class Application:
         self.pipeline = Pipeline(
             services.transport, FailureGate(services.failures), responses=services.response_owners
         )
-        admin_app = JsonBodyByDefault(create_admin_app(self._admin_services()))
+        admin_services = self._admin_services()
+        admin_app = JsonBodyByDefault(create_admin_app(admin_services))
         metrics_endpoint = None
         if services.metrics is not None and config.metrics.on_api_port:
             # /metrics names users: on the API port only when asked, and then only for the admin.
             metrics_endpoint = MetricsEndpoint(services.metrics.render, self._admin_only)
+        self.portal = portal_services(services, self.current, admin_services.actions)
         self.asgi = GatewayApp(
             self.current,
             self.pipeline,
             AdminCallLog(admin_app, self._access_log, self._address),
             self,
             metrics_endpoint,
+            portal_app=create_portal_app(self.portal),
         )
 
     def current(self) -> Snapshot:
@@ -117,6 +130,9 @@ class Application:
         if self._watcher is not None:
             self._background.start("identity-changes", self._watcher.run)
         self._background.start("capacity-leases", services.capacity.leases.keep)
+        if services.alerts is not None:
+            await self._start_alerts(services.alerts)
+        self._background.start("portal-sessions", lambda: purge_expired_sessions(self.portal.sessions))
         metrics = services.metrics
         if metrics is not None and metrics.shared_directory is not None:
             self._background.start("metrics-publisher", lambda: publish_metrics(metrics))
@@ -142,11 +158,25 @@ class Application:
                 await services.limit_storage.aclose()
             await services.capacity.aclose()
             await services.response_owners.aclose()
+            if services.alerts is not None:
+                await services.alerts.client.aclose()
             if services.database is not None:
                 await services.database.aclose()
             for authenticator in (*self._retired, self._snapshot.authenticator):
                 await authenticator.aclose()
             self.pipeline.bodies.close()
+
+    async def _start_alerts(self, alerts: Alerts) -> None:
+        """The notifier's writer and the sender run in the background; an outbox whose database is down
+        now is migrated by their first successful call."""
+        try:
+            await alerts.outbox.start()
+        except Exception as exc:  # noqa: BLE001  # a database down now: the first write migrates it
+            logger.warning(
+                "The alert outbox is not ready yet (%s); alerts wait in memory.", type(exc).__name__
+            )
+        self._background.start("alert-outbox-writer", alerts.notifier.run)
+        self._background.start("alert-sender", alerts.sender.run)
 
     async def healthy(self) -> bool:
         storage = self.services.limit_storage
@@ -212,9 +242,15 @@ class Application:
         async def authenticate(credential: str) -> Identity:
             return await self._snapshot.authenticator.authenticate(credential)
 
+        plans = PlanRequestService(services.plan_requests, lambda: tuple(self._snapshot.config.tiers))
+        actions = AdminActions(
+            services.keys, services.users, plans, services.audit, lambda: self._snapshot.config
+        )
         return AdminServices(
             keys=services.keys,
             users=services.users,
+            actions=actions,
+            audit=services.audit,
             ledger=services.ledger,
             failures=self.pipeline.failures,
             identify=identify,

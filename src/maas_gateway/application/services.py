@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from maas_gateway.application.alerts_wiring import Alerts, build_alerts
+from maas_gateway.audit import AuditLog, InMemoryAuditLog
 from maas_gateway.auth.change_watcher import ChangeSignal
 from maas_gateway.auth.key_repository import KeyRepository
 from maas_gateway.auth.key_service import KeyService
@@ -25,6 +27,7 @@ from maas_gateway.limits.resilient import ResilientStorage
 from maas_gateway.metering import InMemoryLedgerStore, LedgerStore, LedgerWriter, Spool
 from maas_gateway.metrics import GatewayMetrics
 from maas_gateway.metrics.multiprocess import shared_directory
+from maas_gateway.plans import InMemoryPlanRequestStore, PlanRequestStore
 from maas_gateway.proxy.response_owners import MemoryResponseOwners, ResponseOwners
 from maas_gateway.upstream import HttptoolsTransport, UpstreamTransport, tls_context
 
@@ -35,6 +38,8 @@ __all__ = ["Services", "build_services", "upstream_transport"]
 class Services:
     database: Database | None
     repository: KeyRepository
+    audit: AuditLog  # administrators' actions
+    plan_requests: PlanRequestStore  # users' requests for another tier
     change_signal: ChangeSignal | None  # how other processes' identity changes are heard, if at all
     keys: KeyService
     users: UserDirectory
@@ -47,6 +52,7 @@ class Services:
     poll_transport: UpstreamTransport  # the health checks' and load scrapes' own connections
     backends: BackendRegistry  # every model's backends, kept across reloads
     response_owners: ResponseOwners  # which backend stored which response, shared where limits are
+    alerts: Alerts | None  # budget alerts, when configured
 
 
 def build_services(config: GatewayConfig, transport: UpstreamTransport | None = None) -> Services:
@@ -65,9 +71,12 @@ def build_services(config: GatewayConfig, transport: UpstreamTransport | None = 
     if config.metrics.enabled:
         metrics = GatewayMetrics(user_label=config.metrics.user_label, shared_directory=shared_directory())
     capacity = CapacityGate(_capacity_storage(config.limits), events=metrics)
+    alerts = build_alerts(config.alerts, database, metrics)  # may refuse (a secret not set)
     return Services(
         database=database,
         repository=repository,
+        audit=_audit_log(database),
+        plan_requests=_plan_requests(database),
         change_signal=signal,
         keys=KeyService(repository, config.keys),
         users=UserDirectory(repository, ttl=config.keys.cache_ttl),
@@ -82,6 +91,7 @@ def build_services(config: GatewayConfig, transport: UpstreamTransport | None = 
         poll_transport=poll_transport,
         backends=BackendRegistry(),
         response_owners=_response_owners(config.limits),
+        alerts=alerts,
     )
 
 
@@ -177,6 +187,22 @@ def _key_repository(
     if signal is not None:
         repository = SignallingKeyRepository(repository, signal)
     return repository, signal
+
+
+def _audit_log(database: Database | None) -> AuditLog:
+    if database is None:
+        return InMemoryAuditLog()
+    from maas_gateway.audit.sql_log import SqlAuditLog
+
+    return SqlAuditLog(database)
+
+
+def _plan_requests(database: Database | None) -> PlanRequestStore:
+    if database is None:
+        return InMemoryPlanRequestStore()
+    from maas_gateway.plans.sql_store import SqlPlanRequestStore
+
+    return SqlPlanRequestStore(database)
 
 
 def _ledger(settings: DatabaseSettings, database: Database | None) -> LedgerWriter:

@@ -48,7 +48,18 @@ def build_snapshot(
     store = LayeredKeyStore(InMemoryKeyStore(key_records(config)), services.keys)
     limiter = None
     if services.limit_storage is not None:
-        limiter = Limiter(services.limit_storage, rule_book(config.tiers, config.users))
+        observer = None if services.alerts is None else services.alerts.notifier.observe
+        limiter = Limiter(
+            services.limit_storage,
+            rule_book(
+                config.tiers,
+                config.users,
+                timezone=config.limits.timezone,
+                min_clamped_tokens=config.limits.min_clamped_tokens,
+                media_part_tokens=config.limits.media_part_tokens,
+            ),
+            observer=observer,
+        )
     router = Router([model_route(model) for model in config.models])
     rules = capacity_rules(config)
     # Last: nothing below can refuse the configuration, so the registry never holds a refused one's pools.

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from maas_gateway.config import GatewayConfig
+from maas_gateway.portal.provisioning import DEMO_DEVELOPER, DEMO_PASSWORD, DemoAccounts
 
 __all__ = ["print_banner"]
 
@@ -20,6 +21,7 @@ def print_banner(
     *,
     data_dir: str | None = None,
     admin_key: str | None = None,
+    accounts: DemoAccounts | None = None,
 ) -> None:
     wildcard = config.server.host in ("0.0.0.0", "::")  # a wildcard bind is reached on loopback
     host = "127.0.0.1" if wildcard else config.server.host
@@ -29,6 +31,8 @@ def print_banner(
     table.add_column("what")
     table.add_column("where")
     table.add_row("gateway (OpenAI API)", f"{url}/v1")
+    if config.portal.enabled:
+        table.add_row("developer and admin portal", f"{url}/portal/")
     table.add_row("simulator backend", f"http://127.0.0.1:{simulator_port}")
     table.add_row("models", ", ".join(m.name for m in config.models))
     table.add_row("health / readiness", f"{url}/health  {url}/ready")
@@ -47,6 +51,16 @@ def print_banner(
     console.print(keys)
     if admin_key is not None:
         console.print(f"admin API key (this run only): {admin_key}", markup=False)
+    if accounts is not None:
+        console.print(f"portal demo developer: {DEMO_DEVELOPER} / {DEMO_PASSWORD}", markup=False)
+        if accounts.admin_password is not None:
+            console.print(
+                f"portal admin account: admin / {accounts.admin_password} (shown once; keep it)", markup=False
+            )
+        elif accounts.admin_created:
+            console.print("portal admin account: admin (password from MAAS_ADMIN_PASSWORD)", markup=False)
+        else:
+            console.print("portal admin account: admin (existing account, password unchanged)", markup=False)
     curl = (
         f"curl -s {url}/v1/chat/completions \\\n"
         "  -H 'Authorization: APIKEY freeuser1_key' -H 'Content-Type: application/json' \\\n"

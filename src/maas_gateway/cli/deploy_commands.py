@@ -9,7 +9,14 @@ from typing import Annotated
 
 import typer
 
-from maas_gateway.deploy.render import MODELS, RenderError, RenderOptions, manifests_root, render
+from maas_gateway.deploy.render import (
+    DEFAULT_NAMESPACE,
+    MODELS,
+    RenderError,
+    RenderOptions,
+    manifests_root,
+    render,
+)
 
 __all__ = ["app"]
 
@@ -49,6 +56,23 @@ def render_command(
     external_postgres: Annotated[
         str | None, typer.Option(metavar="HOST", help="Use a managed PostgreSQL at HOST instead.")
     ] = None,
+    keycloak: Annotated[
+        bool, typer.Option(help="Add Keycloak with the realm maas, and point the gateway's OIDC at it.")
+    ] = False,
+    keycloak_url: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="Keycloak's address for browsers, the issuer of its tokens (default http://127.0.0.1:8080).",
+        ),
+    ] = None,
+    gateway_url: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="The gateway's address for browsers, for the sign-in callback (default http://127.0.0.1:8000).",
+        ),
+    ] = None,
 ) -> None:
     """Print the manifests for a choice of models and platform, built with kustomize from the shipped tree.
 
@@ -73,10 +97,31 @@ def render_command(
             image=image,
             external_redis=external_redis,
             external_postgres=external_postgres,
+            keycloak=keycloak,
+            keycloak_url=keycloak_url,
+            gateway_url=gateway_url,
         )
         typer.echo(render(options), nl=False)
     except RenderError as exc:
         raise _fail(str(exc)) from None
+
+
+@app.command("keycloak-secrets")
+def keycloak_secrets_command(
+    namespace: Annotated[str, typer.Option(help="The namespace of the deployment.")] = DEFAULT_NAMESPACE,
+) -> None:
+    """Print the Secret maas-keycloak with new random passwords, for `kubectl create -f -`.
+
+    Create it once, before the first start of Keycloak: Keycloak keeps the values it imported then, and
+    `kubectl create` (unlike apply) refuses to replace an existing Secret.
+    """
+    from maas_gateway.deploy.keycloak import secret_manifest
+
+    try:
+        RenderOptions(namespace=namespace)
+    except RenderError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(secret_manifest(namespace), nl=False)
 
 
 @app.command("path")

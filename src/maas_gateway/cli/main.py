@@ -14,6 +14,7 @@ import typer
 from maas_gateway import __version__
 from maas_gateway.admin.guard import ADMIN_KEY_ENV, AdminGuard
 from maas_gateway.cli import (
+    alerts_commands,
     config_commands,
     deploy_commands,
     keys_commands,
@@ -27,6 +28,7 @@ from maas_gateway.cli import (
 from maas_gateway.cli.banner import print_banner
 from maas_gateway.config import ConfigError, GatewayConfig, demo_config, load_config
 from maas_gateway.config.balancing_settings import BackendConfig
+from maas_gateway.portal.provisioning import DemoAccounts
 from maas_gateway.reload_status import ReloadBoard, board_beside, reload_and_report
 
 __all__ = ["app", "main"]
@@ -47,9 +49,12 @@ app.command("verify")(verify_command.verify)
 app.command("token")(token_command.token)
 app.command("reload")(reload_command.reload)
 app.command("sim")(sim_command.sim)
+app.add_typer(alerts_commands.app, name="alerts")
 
 HostOption = Annotated[str | None, typer.Option(help="Interface to listen on (default from config).")]
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on (default from config).")]
+# The name of the variable holding the portal admin's password in `maas up`, not a password.
+ADMIN_PASSWORD_ENV = "MAAS_ADMIN_PASSWORD"  # noqa: S105
 LogLevel = Annotated[str, typer.Option(help="Log level: debug, info, warning or error.")]
 
 
@@ -192,7 +197,31 @@ def up(
         generated = secrets.token_urlsafe(24)
         os.environ[ADMIN_KEY_ENV] = generated
     _check_admin_key(config)
-    _run_gateway(config, log_level, simulator_port=sim_port, data_dir=str(data_dir), admin_key=generated)
+    accounts = _demo_accounts(config)
+    _run_gateway(
+        config,
+        log_level,
+        simulator_port=sim_port,
+        data_dir=str(data_dir),
+        admin_key=generated,
+        accounts=accounts,
+    )
+
+
+def _demo_accounts(config: GatewayConfig) -> DemoAccounts | None:
+    """The portal's demo developer and admin account, created unless they exist (see provisioning.py)."""
+    import asyncio
+
+    from maas_gateway.portal.provisioning import ensure_demo_accounts
+
+    url = config.database.url
+    if url is None or not config.portal.enabled:
+        return None
+    password = os.environ.get(ADMIN_PASSWORD_ENV) or None
+    try:
+        return asyncio.run(ensure_demo_accounts(url, password, tier="free"))
+    except ValueError as exc:  # MAAS_ADMIN_PASSWORD too short
+        raise _fail(f"{ADMIN_PASSWORD_ENV}: {exc}") from None
 
 
 def _run_gateway(
@@ -203,6 +232,7 @@ def _run_gateway(
     data_dir: str | None = None,
     admin_key: str | None = None,
     reload_board: ReloadBoard | None = None,
+    accounts: DemoAccounts | None = None,
 ) -> None:
     from maas_gateway.application import Application
     from maas_gateway.edge_limits import EdgeLimits
@@ -235,7 +265,7 @@ def _run_gateway(
     if simulator_port is not None:
         simulator = create_simulator_app(SimulatorSettings())
         specs.append(ServerSpec(simulator, "127.0.0.1", simulator_port, sock=simulator_socket))
-        print_banner(config, simulator_port, data_dir=data_dir, admin_key=admin_key)
+        print_banner(config, simulator_port, data_dir=data_dir, admin_key=admin_key, accounts=accounts)
     reload = functools.partial(reload_and_report, gateway.reload_file, reload_board, announce=True)
     run_servers(specs, on_reload=reload)
 

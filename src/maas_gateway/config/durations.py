@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BeforeValidator
 
-__all__ = ["Duration", "format_duration", "parse_duration"]
+__all__ = ["CALENDAR_WINDOWS", "Duration", "LimitWindow", "format_duration", "parse_duration", "parse_window"]
+
+CALENDAR_WINDOWS = ("day", "week", "month")
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -45,4 +47,15 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+def parse_window(value: object) -> float | str:
+    """A limit's window: a calendar unit (``day``, ``week``, ``month``) as it is, else a duration."""
+    if isinstance(value, str) and value.strip() in CALENDAR_WINDOWS:
+        return value.strip()
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise ValueError(f"{error} A calendar window is written day, week or month.") from None
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+LimitWindow = Annotated[float | Literal["day", "week", "month"], BeforeValidator(parse_window)]

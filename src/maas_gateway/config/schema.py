@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from maas_gateway.config.alerts_settings import AlertsSettings
 from maas_gateway.config.balancing_settings import (
     BackendConfig,
     BalancingPolicy,
@@ -29,7 +30,8 @@ from maas_gateway.config.balancing_settings import (
     RetryBudgetSettings,
 )
 from maas_gateway.config.base import Strict
-from maas_gateway.config.durations import Duration
+from maas_gateway.config.durations import Duration, LimitWindow
+from maas_gateway.config.portal_settings import PortalSettings
 from maas_gateway.config.server_settings import ServerSettings
 from maas_gateway.config.settings import (
     AdminSettings,
@@ -60,6 +62,7 @@ __all__ = [
     "ModelPricing",
     "OIDCIssuer",
     "OIDCSettings",
+    "PortalSettings",
     "SecuritySettings",
     "ServerSettings",
     "TierConfig",
@@ -214,7 +217,15 @@ class ModelConfig(Strict):
 class LimitConfig(Strict):
     limit: int = Field(ge=1, description="How many units the window allows.")
     unit: LimitUnit
-    window: Duration
+    window: LimitWindow = Field(
+        description="A duration aligned to the Unix epoch (`1m`, `1h`, `1d`), or a calendar `day`, `week` "
+        "(from Monday) or `month`, aligned to midnight in `limits.timezone`."
+    )
+    algorithm: Literal["fixed", "sliding"] = Field(
+        default="fixed",
+        description="`fixed` counts each window on its own; `sliding` also weighs the previous window, so "
+        "no one spends twice the limit across a boundary (docs/limits.md).",
+    )
     model: str | None = Field(
         default=None, description="Count only requests to this model; omitted counts every model."
     )
@@ -306,6 +317,8 @@ class GatewayConfig(Strict):
     retry_budget: RetryBudgetSettings = Field(default_factory=RetryBudgetSettings)
     queue_aware: QueueAwareSettings = Field(default_factory=QueueAwareSettings)
     capacity: CapacitySettings = Field(default_factory=CapacitySettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    portal: PortalSettings = Field(default_factory=PortalSettings)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:
@@ -343,9 +356,18 @@ class GatewayConfig(Strict):
             for index, limit in enumerate(tier_config.limits):
                 if limit.model is not None:
                     _known(f"tiers.{tier_name}.limits.{index}.model", limit.model, set(names), "model")
+        if self.portal.self_registration.enabled:
+            _known("portal.self_registration.tier", self.portal.self_registration.tier, tiers, "tier")
         _no_duplicates("capacity.tier_order", "tier", self.capacity.tier_order)
         for tier in self.capacity.tier_order:
             _known("capacity.tier_order", tier, tiers, "tier")
+        if self.alerts.enabled and not self.limits.enabled:
+            raise ValueError(
+                "alerts: alerts are enabled but limits are off (`limits.enabled: false`), so no budget "
+                "is counted and none could fire; enable limits or disable alerts"
+            )
+        for index, alert_override in enumerate(self.alerts.overrides):
+            _known(f"alerts.overrides.{index}.tier", alert_override.tier, tiers, "tier")
         first_seen: dict[str, int] = {}
         for index, key in enumerate(self.api_keys):
             earlier = first_seen.setdefault(key.digest, index)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
@@ -40,6 +41,35 @@ class LimitsSettings(Strict):
     retry_interval: Duration = Field(
         default=1.0, description="After a storage failure, how long to wait before trying it again."
     )
+    timezone: str = Field(
+        default="UTC",
+        description="The IANA time zone (`Europe/Berlin`) whose midnight starts the calendar windows `day`, "
+        "`week` and `month`.",
+    )
+    min_clamped_tokens: int = Field(
+        default=16,
+        ge=1,
+        description="In reserve mode, a request whose `max_tokens` does not fit is forwarded with "
+        "`max_tokens` lowered to what remains when at least this many remain, and refused otherwise.",
+    )
+
+    media_part_tokens: int = Field(
+        default=2048,
+        ge=1,
+        description="In reserve mode, the tokens each image, audio or file part of a prompt is reckoned at "
+        "(an allowance, not a bound: such a part's tokens depend on the model).",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"'{name}' is not a known IANA time zone; write one such as UTC or Europe/Berlin."
+            ) from None
+        return name
 
     @field_validator("storage")
     @classmethod

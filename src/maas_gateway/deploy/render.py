@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
+
+from maas_gateway.deploy.keycloak import KeycloakURLError, check_url, is_routable
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -66,6 +69,9 @@ class RenderOptions:
     image: str | None = None
     external_redis: str | None = None
     external_postgres: str | None = None
+    keycloak: bool = False
+    keycloak_url: str | None = None
+    gateway_url: str | None = None
 
     def __post_init__(self) -> None:
         unknown = [model for model in self.models if model not in MODELS]
@@ -92,6 +98,24 @@ class RenderOptions:
                 raise RenderError(
                     f"'{host}' is not a host name for the managed {label}; give no scheme or port."
                 )
+        self._check_keycloak()
+
+    def _check_keycloak(self) -> None:
+        if not self.keycloak and (self.keycloak_url is not None or self.gateway_url is not None):
+            raise RenderError("The Keycloak and gateway addresses apply to Keycloak; add --keycloak.")
+        try:
+            for field, label in (("keycloak_url", "Keycloak"), ("gateway_url", "the gateway")):
+                url = getattr(self, field)
+                if url is not None:
+                    object.__setattr__(self, field, check_url(label, url))
+        except KeycloakURLError as exc:
+            raise RenderError(str(exc)) from None
+        url = self.keycloak_url
+        if self.openshift and url is not None and is_routable(url) and not url.startswith("https://"):
+            raise RenderError(
+                f"The OpenShift Routes for Keycloak end TLS, so '{url}' must start with https:// "
+                "(it is the issuer in every token)."
+            )
 
 
 # The ready overlays in manifests/overlays, and the options each one stands for.
@@ -125,6 +149,12 @@ def components_for(options: RenderOptions) -> list[str]:
         components.append("components/external-redis")
     if options.external_postgres is not None:
         components.append("components/external-postgres")
+    if options.keycloak:
+        components.append("components/keycloak")
+        if options.keycloak_url is not None and is_routable(options.keycloak_url):
+            components.append(f"components/keycloak/{route}")
+        if options.openshift:
+            components.append("components/keycloak/openshift")
     return components
 
 
@@ -154,9 +184,39 @@ def kustomization_for(options: RenderOptions, root: str) -> dict[str, Any]:
         if host is not None:
             change = [{"op": "replace", "path": "/spec/externalName", "value": host}]
             patches.append(_json_patch("", "Service", service, change))
+    patches.extend(_keycloak_patches(options))
     if patches:
         kustomization["patches"] = patches
     return kustomization
+
+
+def _keycloak_patches(options: RenderOptions) -> list[dict[str, Any]]:
+    """The addresses in ConfigMap maas-keycloak-settings, and the Keycloak routes' host.
+
+    Patches rather than a merging configMapGenerator: the component's generator runs after this
+    kustomization's own generators, and kustomize still renames the patched ConfigMap by its content.
+    """
+    if not options.keycloak:
+        return []
+    patches: list[dict[str, Any]] = []
+    settings = [
+        {"op": "replace", "path": f"/data/{key}", "value": url}
+        for key, url in (("keycloak-url", options.keycloak_url), ("gateway-url", options.gateway_url))
+        if url is not None
+    ]
+    if settings:
+        patches.append(_json_patch("", "ConfigMap", "maas-keycloak-settings", settings))
+    url = options.keycloak_url
+    if url is not None and is_routable(url):
+        host = str(urlsplit(url).hostname)
+        if options.openshift:
+            host_change: list[dict[str, Any]] = [{"op": "replace", "path": "/spec/host", "value": host}]
+            for name in ("maas-keycloak", "maas-keycloak-resources"):
+                patches.append(_json_patch("route.openshift.io", "Route", name, host_change))
+        else:
+            hostnames: list[dict[str, Any]] = [{"op": "replace", "path": "/spec/hostnames", "value": [host]}]
+            patches.append(_json_patch("gateway.networking.k8s.io", "HTTPRoute", "maas-keycloak", hostnames))
+    return patches
 
 
 def _json_patch(group: str, kind: str, name: str, operations: list[dict[str, Any]]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from maas_gateway.http.asgi import Scope
 
-__all__ = ["NO_TRUSTED_PROXIES", "TrustedProxies", "client_address", "forwarding_headers"]
+__all__ = ["NO_TRUSTED_PROXIES", "TrustedProxies", "came_over_https", "client_address", "forwarding_headers"]
 
 _CACHE_SIZE = 4096
 
@@ -66,6 +66,19 @@ def client_address(scope: Scope, trusted: TrustedProxies = NO_TRUSTED_PROXIES) -
         if address not in trusted:
             return address
     return chain[0] if chain else peer  # every hop is a trusted proxy: the first one is the client
+
+
+def came_over_https(scope: Scope, trusted: TrustedProxies = NO_TRUSTED_PROXIES) -> bool:
+    """Whether the browser's connection was https: ours directly, or a trusted proxy's (its nearest
+    X-Forwarded-Proto, the value that proxy set); a client's own claim from anywhere else is ignored."""
+    if scope.get("scheme") == "https":
+        return True
+    client: tuple[str, int] | None = scope.get("client")
+    if client is None or not trusted or client[0] not in trusted:
+        return False
+    values = [value.decode("latin-1") for name, value in scope["headers"] if name == b"x-forwarded-proto"]
+    protos = [proto.strip().lower() for proto in ",".join(values).split(",") if proto.strip()]
+    return bool(protos) and protos[-1] == "https"
 
 
 def forwarding_headers(

@@ -1,7 +1,9 @@
 """Limits: tiers of request and token windows, checked and counted atomically per user."""
 
+from maas_gateway.limits.charge import TokenCharge
 from maas_gateway.limits.headers import rate_limit_headers
-from maas_gateway.limits.limiter import Admission, Limiter, TokenCharge
+from maas_gateway.limits.limiter import Admission, Limiter
+from maas_gateway.limits.readings import CounterReading, UsageObserver
 from maas_gateway.limits.rules import CounterRef, LimitRule, RuleBook, TierPolicy
 from maas_gateway.limits.storage import AdmitResult, Check, InMemoryLimitStorage, LimitStorage
 
@@ -9,6 +11,7 @@ __all__ = [
     "Admission",
     "AdmitResult",
     "Check",
+    "CounterReading",
     "CounterRef",
     "InMemoryLimitStorage",
     "LimitRule",
@@ -17,5 +20,6 @@ __all__ = [
     "RuleBook",
     "TierPolicy",
     "TokenCharge",
+    "UsageObserver",
     "rate_limit_headers",
 ]

@@ -77,6 +77,14 @@ class ResilientStorage:
             may_fall_back=True,
         )
 
+    async def peek(self, keys: Sequence[str], now: float) -> tuple[int, ...]:
+        # Reading is never refused: while the storage is down, the local counters are what is known.
+        return await self._run(
+            lambda: self.primary.peek(keys, now),
+            lambda: self.fallback.peek(keys, now),
+            may_fall_back=True,
+        )
+
     async def ping(self) -> bool:
         if self.policy == "fail-open":
             return True

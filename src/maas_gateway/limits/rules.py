@@ -1,17 +1,24 @@
 """Which limits apply to a request, and the counter each one uses.
 
-Windows are fixed and aligned to the Unix epoch (a ``1d`` window is a UTC day, a ``1m`` window starts on
-the minute), so every replica agrees on them without talking to each other. See docs/limits.md.
+Fixed-length windows are aligned to the Unix epoch (a ``1d`` window is a UTC day, a ``1m`` window starts
+on the minute); calendar windows (``day``, ``week``, ``month``) to local midnight in the configured time
+zone (limits/windows.py). Either way every replica agrees on them without talking to each other. A
+``sliding`` rule also reads the previous window's counter, weighted by how much of the current window is
+still to come (limits/sliding.py). See docs/limits.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
+from zoneinfo import ZoneInfo
 
 from maas_gateway.config.durations import format_duration
 from maas_gateway.config.schema import LimitUnit
 from maas_gateway.errors import PermissionDeniedError
+from maas_gateway.limits.sliding import remaining_weight
+from maas_gateway.limits.windows import CalendarUnit, Window, make_window
 
 __all__ = ["CounterRef", "LimitRule", "RuleBook", "TierPolicy"]
 
@@ -20,14 +27,24 @@ __all__ = ["CounterRef", "LimitRule", "RuleBook", "TierPolicy"]
 class LimitRule:
     limit: int
     unit: LimitUnit
-    window: float
+    window: float | CalendarUnit
     model: str | None = None
     per_model: bool = False
+    algorithm: Literal["fixed", "sliding"] = "fixed"
+    timezone: str = "UTC"
+    span: Window = field(init=False, repr=False, compare=False)
     _key_part: str = field(default="", init=False, repr=False, compare=False)
+    _seconds: float = field(default=0.0, init=False, repr=False, compare=False)  # 0: a calendar window
+    _sliding: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        span = make_window(self.window, ZoneInfo(self.timezone))
+        object.__setattr__(self, "span", span)
         # The constant middle of every counter key of this rule, built once rather than per request.
-        object.__setattr__(self, "_key_part", f"\x1f{self.unit}\x1f{self.window:g}\x1f")
+        object.__setattr__(self, "_key_part", f"\x1f{self.unit}\x1f{span.key}\x1f")
+        # Read on every request: plain attributes, so the common fixed window takes no method call.
+        object.__setattr__(self, "_seconds", 0.0 if isinstance(self.window, str) else self.window)
+        object.__setattr__(self, "_sliding", self.algorithm == "sliding")
 
     @property
     def counts_requests(self) -> bool:
@@ -39,16 +56,43 @@ class LimitRule:
     def describe(self) -> str:
         unit = self.unit.replace("_", " ")
         scope = f" on model '{self.model}'" if self.model else (" per model" if self.per_model else "")
-        return f"{self.limit} {unit} per {format_duration(self.window)}{scope}"
+        sliding = " (sliding)" if self.algorithm == "sliding" else ""
+        return f"{self.limit} {unit} per {self.window_name}{sliding}{scope}"
+
+    @property
+    def window_name(self) -> str:
+        """``1m``, ``1d``; ``month`` or ``month (Europe/Berlin)`` for calendar windows."""
+        if isinstance(self.window, str):
+            return self.window if self.timezone == "UTC" else f"{self.window} ({self.timezone})"
+        return format_duration(self.window)
 
     def window_index(self, now: float) -> int:
-        return int(now // self.window)
+        """The window holding ``now``: its index since the epoch, or its start for calendar windows."""
+        if self._seconds:
+            return int(now // self._seconds)
+        return self.span.window_id(now)
 
     def counter(self, user: str, model: str, now: float) -> CounterRef:
-        index = int(now // self.window)
+        seconds = self._seconds
+        if seconds:
+            index = int(now // seconds)
+            start, end = index * seconds, (index + 1) * seconds
+        else:
+            start, end = self.span.bounds(now)
+            index = int(start)
         scope = self.model or (model if self.per_model else "*")
-        key = f"{user}{self._key_part}{scope}\x1f{index}"
-        return CounterRef(self, key, index, (index + 1) * self.window - now)
+        if not self._sliding:
+            return CounterRef(self, f"{user}{self._key_part}{scope}\x1f{index}", index, end - now, end)
+        stem = f"{user}{self._key_part}{scope}\x1f"
+        return CounterRef(
+            self,
+            f"{stem}{index}",
+            index,
+            end - now,
+            self.span.next_end(now),  # the counter is the previous window's for one more window
+            f"{stem}{self.span.previous_id(now)}",
+            remaining_weight(start, end, now),
+        )
 
 
 @dataclass(slots=True)  # per request: a frozen dataclass costs 4x as much to build
@@ -57,6 +101,9 @@ class CounterRef:
     key: str
     window_index: int
     reset_in: float  # seconds until this window ends
+    expires_at: float  # when the counter may go: its window's end, or the next one's for sliding rules
+    previous_key: str | None = None  # sliding rules: the previous window's counter
+    weight: int = 0  # sliding rules: the previous window's weight, in millionths
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +111,8 @@ class TierPolicy:
     rules: tuple[LimitRule, ...]
     reserve: bool
     reserve_default_max_tokens: int
+    min_clamped_tokens: int = 16
+    media_part_tokens: int = 2048
 
 
 class RuleBook:

@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from maas_gateway.database import Database
-from maas_gateway.metering.records import UsageRecord
+from maas_gateway.metering.records import USAGE_COLUMNS, UsageRecord
 from maas_gateway.metering.store import UsageQuery, UsageRow, report_order
 from maas_gateway.metering.tables import usage_records
 
@@ -71,6 +71,22 @@ class SqlLedgerStore:
         ]
         # Sorted here rather than by the database, whose collation and NULL order differ between engines.
         return sorted(report, key=report_order)
+
+    async def recent(self, user: str, *, since: float, limit: int) -> list[UsageRecord]:
+        # The hour bound lets the (user, hour) index narrow the rows before they are sorted.
+        statement = (
+            select(*(usage_records.c[name] for name in USAGE_COLUMNS))
+            .where(
+                usage_records.c.user == user,
+                usage_records.c.hour >= int(since // 3600),
+                usage_records.c.created_at >= since,
+            )
+            .order_by(usage_records.c.created_at.desc())
+            .limit(limit)
+        )
+        async with self.database.engine.connect() as connection:
+            rows = (await connection.execute(statement)).mappings().all()
+        return [UsageRecord.from_dict(dict(row)) for row in rows]
 
     async def aclose(self) -> None:
         return None  # the database is shared; its owner closes it

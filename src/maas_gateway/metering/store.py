@@ -6,17 +6,28 @@ spool after a crash, never counts a request twice.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from maas_gateway.metering.records import UsageRecord
 
-__all__ = ["GROUPS", "Group", "InMemoryLedgerStore", "LedgerStore", "UsageQuery", "UsageRow", "report_order"]
+__all__ = [
+    "GROUPS",
+    "RECENT_KEPT",
+    "Group",
+    "InMemoryLedgerStore",
+    "LedgerStore",
+    "UsageQuery",
+    "UsageRow",
+    "report_order",
+]
 
 Group = Literal["user", "tier", "model", "endpoint", "day", "hour"]
 GROUPS: tuple[Group, ...] = ("user", "tier", "model", "endpoint", "day", "hour")
+RECENT_KEPT = 50  # records per user the in-memory store keeps for ``recent``
+_RECENT_USERS = 10_000  # users whose recent records it keeps, the least recently active dropped first
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +86,11 @@ class LedgerStore(Protocol):
 
     async def aggregate(self, query: UsageQuery) -> list[UsageRow]: ...
 
+    async def recent(self, user: str, *, since: float, limit: int) -> list[UsageRecord]:
+        """``user``'s newest records from ``since`` on, newest first, at most ``limit`` (the portal's last
+        calls; the in-memory store keeps only the last ``RECENT_KEPT`` per user)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -91,6 +107,7 @@ class InMemoryLedgerStore:
         self._buckets: dict[tuple[int, str, str, str | None, str], list[float]] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._remembered = remembered
+        self._recent: OrderedDict[str, deque[UsageRecord]] = OrderedDict()
 
     async def start(self) -> None:
         return None
@@ -102,6 +119,7 @@ class InMemoryLedgerStore:
             self._seen[record.request_id] = None
             if len(self._seen) > self._remembered:
                 self._seen.popitem(last=False)
+            self._keep_recent(record)
             key = (record.hour, record.user, record.tier, record.model, record.endpoint)
             sums = self._buckets.setdefault(key, [0, 0, 0, 0, 0, 0, 0, 0.0])
             sums[0] += 1
@@ -112,6 +130,18 @@ class InMemoryLedgerStore:
             sums[5] += record.total_tokens
             sums[6] += record.charged_tokens
             sums[7] += record.cost
+
+    def _keep_recent(self, record: UsageRecord) -> None:
+        kept = self._recent.pop(record.user, None) or deque(maxlen=RECENT_KEPT)
+        kept.append(record)
+        self._recent[record.user] = kept
+        if len(self._recent) > _RECENT_USERS:
+            self._recent.popitem(last=False)
+
+    async def recent(self, user: str, *, since: float, limit: int) -> list[UsageRecord]:
+        kept = self._recent.get(user, ())
+        newest = sorted((r for r in kept if r.created_at >= since), key=lambda r: r.created_at, reverse=True)
+        return newest[:limit]
 
     async def aggregate(self, query: UsageQuery) -> list[UsageRow]:
         first, last = int(query.since // 3600), int(-(-query.until // 3600))

@@ -63,12 +63,15 @@ class GatewayApp:
         admin_app: ASGIApp,
         lifecycle: Lifecycle,
         metrics_endpoint: ASGIApp | None = None,
+        *,
+        portal_app: ASGIApp | None = None,
     ) -> None:
         self.current = current
         self.pipeline = pipeline
         self.admin_app = admin_app
         self.lifecycle = lifecycle
         self.metrics_endpoint = metrics_endpoint  # /metrics on the API port: admin only, when configured
+        self.portal_app = portal_app  # /portal/ and the redirect from /; it answers 404 while switched off
         self.ready = False
         self._created = int(time.time())
 
@@ -120,8 +123,11 @@ class GatewayApp:
         if path == "/metrics" and self.metrics_endpoint is not None:
             await self.metrics_endpoint(scope, receive, send)  # admin only; else 404 below
             return
-        if path.startswith(("/admin", "/v1/keys")) or path == "/v1/usage":
+        if path.startswith(("/admin", "/v1/keys", "/v1/plan-requests")) or path == "/v1/usage":
             await self.admin_app(scope, receive, send)
+            return
+        if (path.startswith("/portal/") or path in ("/", "/portal")) and self.portal_app is not None:
+            await self.portal_app(scope, receive, send)  # a prefix test: the API path does no portal work
             return
         snapshot = self.current()  # once: the request finishes under the configuration it started with
         exchange = Exchange(request_id=new_request_id(), method=method, path=path)

@@ -166,4 +166,7 @@ def _edit_remotely(raw: bytes, edits: dict[str, Any], served_name: str, stream: 
     except GatewayError as error:
         return _failure(error)
     data.update(edits)
-    return upstream_body(raw, data, served_name, stream, changed=bool(edits))
+    try:
+        return upstream_body(raw, data, served_name, stream, changed=bool(edits))
+    except GatewayError as error:
+        return _failure(error)

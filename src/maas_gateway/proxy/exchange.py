@@ -57,6 +57,7 @@ class Exchange:
     stream: bool = False
     usage: Usage | None = None
     charged_tokens: int = 0
+    output_clamped: str | None = None  # reserve mode lowered the output cap: "1024 -> 300"
     rate_limited: bool = False
     client_disconnected: bool = False
     response_started: bool = False

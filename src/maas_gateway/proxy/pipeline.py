@@ -39,7 +39,8 @@ from maas_gateway.proxy.exchange import Exchange, Usage
 from maas_gateway.proxy.forward import end_stream, passthrough_headers, read_answer, relay_stream
 from maas_gateway.proxy.multipart import read_form
 from maas_gateway.proxy.public_name import public_name
-from maas_gateway.proxy.request_cost import unreported_usage, worst_case
+from maas_gateway.proxy.request_cost import unreported_usage
+from maas_gateway.proxy.reserve import CLAMPED_HEADER, reserve
 from maas_gateway.proxy.response_affinity import holder, remember
 from maas_gateway.proxy.response_owners import MemoryResponseOwners, ResponseOwners
 from maas_gateway.proxy.schemas import OpenRequest, ResponsesRequest
@@ -107,30 +108,31 @@ class Pipeline:
         ask_usage = stream and endpoint.stream_options  # the backend's stream is to report usage
 
         admission = None
-        edited = False
         limiter = snapshot.limiter
         if limiter is not None:
-            budget = limiter.reserve_budget(identity.user, identity.tier)
-            field = endpoint.max_tokens_field
-            if budget is not None and request.output_cap is None and field is not None:
-                parsed.set(field, budget)  # the reservation only holds if the backend stops there
-                edited = True
-            worst = worst_case(parsed, request, budget, model, field) if endpoint.token_charged else None
             try:
-                admission = await limiter.admit(identity.user, identity.tier, model.name, worst_case=worst)
+                # Only a token-charged endpoint reserves: tokenize and the like are counted by request.
+                policy = limiter.reserving(identity.user, identity.tier) if endpoint.token_charged else None
+                if policy is None:
+                    admission = await limiter.admit(identity.user, identity.tier, model.name)
+                else:
+                    admission, exchange.output_clamped = await reserve(
+                        limiter,
+                        policy,
+                        parsed,
+                        request,
+                        user=identity.user,
+                        tier=identity.tier,
+                        model=model,
+                        output_field=endpoint.max_tokens_field,
+                    )
             except RateLimitError:
                 exchange.rate_limited = True
                 raise
         exchange.admitted = True
-        if multipart:
-            content_type = form.content_type
-            body = form.for_model(model.upstream_model)
-        else:
-            content_type = "application/json"
-            body = await self.bodies.upstream_body(
-                raw, parsed, model.upstream_model, ask_usage, changed=edited
-            )
-        bodies = {model.upstream_model: body}
+        edited = bool(parsed.edits)
+        content_type = form.content_type if multipart else "application/json"
+        bodies: dict[str, bytes] = {}
         trusted = snapshot.trusted_proxies
 
         async def request_for(route: ModelRoute, base_url: str) -> UpstreamRequest:
@@ -153,6 +155,13 @@ class Pipeline:
 
         slot = None
         try:
+            # Inside the try: a body that cannot be re-encoded (a 400) still gives the reservation back.
+            if multipart:
+                bodies[model.upstream_model] = form.for_model(model.upstream_model)
+            else:
+                bodies[model.upstream_model] = await self.bodies.upstream_body(
+                    raw, parsed, model.upstream_model, ask_usage, changed=edited
+                )
             if snapshot.capacity is not None:
                 slot = await _capacity_slot(snapshot.capacity, exchange, identity, model)
             await self._forward(
@@ -203,6 +212,8 @@ class Pipeline:
                 (b"x-request-id", exchange.request_id.encode()),
                 (b"x-maas-served-model", delivery.served.name.encode()),
             ]
+            if exchange.output_clamped is not None:
+                own.append((CLAMPED_HEADER.encode(), exchange.output_clamped.encode()))
             event_stream = any(
                 name == "content-type" and value.startswith("text/event-stream")
                 for name, value in response.headers
@@ -251,8 +262,8 @@ class Pipeline:
             usage = answer.usage
             if usage is None or not endpoint.token_charged:
                 usage = unreported_usage(endpoint, parsed, 0, answer.output_chars)
-            values = await self._charge(snapshot.limiter, exchange, admission, model, usage)
-            limit_headers = _encode(self._headers(admission, values, exchange.charged_tokens))
+            values, charge = await self._charge(snapshot.limiter, exchange, admission, model, usage)
+            limit_headers = _encode(self._headers(admission, values, charge))
             exchange.status = answer.status
             await send_response(
                 send, answer.status, answer.body, answer.headers + own + limit_headers, answer.content_type
@@ -268,17 +279,17 @@ class Pipeline:
         admission: Admission | None,
         model: ModelRoute,
         usage: Usage,
-    ) -> tuple[int, ...] | None:
+    ) -> tuple[tuple[int, ...] | None, TokenCharge]:
         exchange.usage = usage
         charge = TokenCharge.of(usage.prompt_tokens, usage.completion_tokens, model.token_multiplier)
         exchange.charged_tokens = charge.total
         if admission is None or limiter is None:
-            return None
-        return await limiter.settle(admission, charge)
+            return None, charge
+        return await limiter.settle(admission, charge), charge
 
     @staticmethod
     def _headers(
-        admission: Admission | None, values: tuple[int, ...] | None, consumed: int | None
+        admission: Admission | None, values: tuple[int, ...] | None, consumed: TokenCharge | None
     ) -> list[tuple[str, str]]:
         if admission is None or not admission.limited:
             return []

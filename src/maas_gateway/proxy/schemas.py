@@ -42,6 +42,8 @@ class GenerationRequest(BaseModel):
     stream_options: dict[str, Any] | None = None
     max_tokens: StrictInt | None = Field(default=None, ge=1)
     max_completion_tokens: StrictInt | None = Field(default=None, ge=1)
+    n: StrictInt | None = Field(default=None, ge=1)  # answers generated, each up to the output cap
+    best_of: StrictInt | None = Field(default=None, ge=1)  # completions: generated, of which n are returned
 
     # What the pipeline reads of a body decoded in the worker process (proxy/body_parser.py).
     SUMMARY_FIELDS: ClassVar[tuple[str, ...]] = (
@@ -50,11 +52,23 @@ class GenerationRequest(BaseModel):
         "stream_options",
         "max_tokens",
         "max_completion_tokens",
+        "n",
+        "best_of",
     )
 
     @property
     def output_cap(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
+
+    @property
+    def output_cap_field(self) -> str:
+        """The field that carries the output cap: the one the request set, else ``max_tokens``."""
+        return "max_completion_tokens" if self.max_completion_tokens is not None else "max_tokens"
+
+    @property
+    def choices(self) -> int:
+        """How many answers the backend generates, each up to the output cap."""
+        return max(self.n or 1, self.best_of or 1)
 
 
 class ChatRequest(GenerationRequest):
@@ -89,6 +103,10 @@ class ResponsesRequest(GenerationRequest):
     @property
     def output_cap(self) -> int | None:
         return self.max_output_tokens
+
+    @property
+    def output_cap_field(self) -> str:
+        return "max_output_tokens"
 
 
 class MessagesRequest(GenerationRequest):

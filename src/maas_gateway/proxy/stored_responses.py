@@ -18,7 +18,7 @@ from maas_gateway.errors import (
     ServiceUnavailableError,
 )
 from maas_gateway.http.asgi import Scope, Send, send_response
-from maas_gateway.limits import rate_limit_headers
+from maas_gateway.limits import TokenCharge, rate_limit_headers
 from maas_gateway.limits.breaker import STORAGE_ERRORS
 from maas_gateway.proxy.exchange import Exchange, Usage
 from maas_gateway.proxy.forward import read_answer
@@ -111,16 +111,15 @@ async def serve_stored_response(
         raise
     exchange.usage = Usage(0, 0)  # what is read back was charged when it was generated
     if method == "DELETE" and answer.status < 300:
-        with contextlib.suppress(
-            *STORAGE_ERRORS
-        ):  # the backend has deleted it: a stale entry only 404s later
+        # The backend has deleted it; an entry left behind when the store fails only answers 404 later.
+        with contextlib.suppress(*STORAGE_ERRORS):
             await owners.forget(response_id)
     own = [
         (b"x-request-id", exchange.request_id.encode()),
         (b"x-maas-served-model", model.name.encode()),
     ]
     if admission is not None and admission.limited:
-        limits = rate_limit_headers(admission.counters, admission.values, consumed=0)
+        limits = rate_limit_headers(admission.counters, admission.values, consumed=TokenCharge(0, 0))
         own += [(name.encode(), value.encode()) for name, value in limits]
     exchange.status = answer.status
     await send_response(send, answer.status, answer.body, answer.headers + own)

@@ -9,6 +9,7 @@ from urllib.parse import quote
 import orjson
 
 from maas_gateway.auth.identity import Identity
+from maas_gateway.errors import InvalidRequestError
 from maas_gateway.http.asgi import Scope
 from maas_gateway.http.forwarded import TrustedProxies, forwarding_headers
 from maas_gateway.proxy.header_names import HeaderRole, header_role
@@ -37,7 +38,16 @@ def upstream_body(
         if not isinstance(options, dict) or options.get("include_usage") is not True:
             data["stream_options"] = {**(options or {}), "include_usage": True}
             changed = True
-    return orjson.dumps(data) if changed else raw
+    if not changed:
+        return raw
+    try:
+        return orjson.dumps(data)
+    except TypeError:  # orjson encodes at most 254 levels of nesting, though it decodes up to 1024
+        raise InvalidRequestError(
+            "The request body nests arrays or objects more than 254 levels deep, so the gateway cannot "
+            "forward it with the changes it must make; flatten it.",
+            code="invalid_json",
+        ) from None
 
 
 def upstream_headers(

@@ -1,0 +1,15 @@
+"""Every page module of the portal. Adding a page: a module here with ``pages = Pages()`` and its
+decorated functions, one template in ``portal/templates`` extending ``base.html``, and one line below."""
+
+from __future__ import annotations
+
+from maas_gateway.portal.navigation import Page
+from maas_gateway.portal.pages import admin_users, overview, register, sign_in
+
+__all__ = ["all_pages"]
+
+_MODULES = (sign_in, register, overview, admin_users)
+
+
+def all_pages() -> list[Page]:
+    return [page for module in _MODULES for page in module.pages.entries]

@@ -1,0 +1,199 @@
+"""One contract for every ``AlertOutbox``: in memory, SQLite and PostgreSQL behave the same.
+
+An alert is stored once per (webhook, user, limit, window start, threshold) whoever asks; a claimed alert
+is held by its claimer until its lease ends and counted as an attempt; only the current claimer can settle
+it; a claim that outlived its lease is taken over; delivered and failed alerts are never claimed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from maas_gateway.alerts.events import AlertEvent
+from maas_gateway.alerts.outbox import AlertOutbox, InMemoryAlertOutbox
+from maas_gateway.alerts.sql_outbox import SqlAlertOutbox
+from maas_gateway.database import Database
+from tests.support.postgres_server import create_database, drop_database
+
+Contract = Callable[[AlertOutbox], Awaitable[None]]
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[Contract], None]]:
+    """Runs a contract coroutine against a fresh outbox of the parametrized kind."""
+    url: str | None = None
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'alerts.db'}"
+    elif request.param == "postgresql":
+        url = create_database()
+
+    def runner(contract: Contract) -> None:
+        async def main() -> None:
+            if url is None:
+                await contract(InMemoryAlertOutbox())
+                return
+            database = Database(url)
+            try:
+                outbox = SqlAlertOutbox(database)
+                await outbox.start()
+                await contract(outbox)
+            finally:
+                await database.aclose()
+
+        asyncio.run(main())
+
+    yield runner
+    if request.param == "postgresql" and url is not None:
+        drop_database(url)
+
+
+def _event(alert_id: str = "a1", threshold: int = 80, **fields: object) -> AlertEvent:
+    values: dict[str, object] = {
+        "alert_id": alert_id,
+        "webhook": "ops",
+        "user": "alice",
+        "tier": "free",
+        "limit_key": "tokens/1h/*",
+        "limit": 1000,
+        "unit": "tokens",
+        "window": "1h",
+        "window_start": 3600,
+        "window_end": 7200,
+        "threshold": threshold,
+        "used": 812,
+        "created_at": 4000.0,
+    }
+    values.update(fields)
+    return AlertEvent(**values)  # type: ignore[arg-type]  # the test's own field names
+
+
+def test_an_alert_is_stored_once_per_budget_window_and_threshold(run: Callable[[Contract], None]) -> None:
+    """A second alert for the same webhook, user, limit, window and threshold is refused, whatever its
+    id; another threshold, window, limit, user or webhook is a different alert."""
+
+    async def contract(outbox: AlertOutbox) -> None:
+        assert await outbox.enqueue(_event("a1"))
+        assert not await outbox.enqueue(_event("a2"))
+        assert await outbox.state("a2") is None
+        assert await outbox.enqueue(_event("a3", threshold=90))
+        assert await outbox.enqueue(_event("a4", window_start=7200, window_end=10800))
+        assert await outbox.enqueue(_event("a5", limit_key="requests/1h/*"))
+        assert await outbox.enqueue(_event("a6", user="bob"))
+        assert await outbox.enqueue(_event("a7", webhook="finance"))
+        state = await outbox.state("a1")
+        assert state is not None
+        assert (state.state, state.attempts, state.delivered_at) == ("pending", 0, None)
+
+    run(contract)
+
+
+def test_concurrent_enqueues_of_one_alert_store_exactly_one(run: Callable[[Contract], None]) -> None:
+    """Twenty replicas' worth of concurrent inserts of the same threshold: exactly one wins."""
+
+    async def contract(outbox: AlertOutbox) -> None:
+        results = await asyncio.gather(*(outbox.enqueue(_event(f"r{i}")) for i in range(20)))
+        assert results.count(True) == 1
+
+    run(contract)
+
+
+def test_claim_takes_due_alerts_oldest_first_and_holds_them(run: Callable[[Contract], None]) -> None:
+    """A claim returns due pending alerts (oldest first, up to the limit) as attempt 1; a second claim
+    within the lease gets none of them; alerts due later wait."""
+
+    async def contract(outbox: AlertOutbox) -> None:
+        await outbox.enqueue(_event("late", threshold=50, created_at=5000.0))
+        await outbox.enqueue(_event("old", threshold=80, created_at=4000.0))
+        await outbox.enqueue(_event("mid", threshold=90, created_at=4500.0))
+        claimed = await outbox.claim(now=4600.0, lease=600.0, limit=10)
+        assert [c.event.alert_id for c in claimed] == ["old", "mid"]
+        assert [c.attempt for c in claimed] == [1, 1]
+        assert claimed[0].event == _event("old", threshold=80, created_at=4000.0)
+        assert await outbox.claim(now=4610.0, lease=60.0, limit=10) == []
+        assert [c.event.alert_id for c in await outbox.claim(now=5000.0, lease=60.0, limit=1)] == ["late"]
+
+    run(contract)
+
+
+def test_an_expired_lease_is_taken_over_and_the_old_claimer_cannot_settle(
+    run: Callable[[Contract], None],
+) -> None:
+    """A sender that died keeps the alert only until its lease ends; then another claims it (attempt 2),
+    and the first sender's late answer changes nothing."""
+
+    async def contract(outbox: AlertOutbox) -> None:
+        await outbox.enqueue(_event())
+        first = (await outbox.claim(now=4000.0, lease=60.0, limit=5))[0]
+        second = (await outbox.claim(now=4061.0, lease=60.0, limit=5))[0]
+        assert second.attempt == 2
+        assert second.claim != first.claim
+        assert not await outbox.delivered(first, now=4062.0)
+        assert not await outbox.retry_at(first, 5000.0, "late")
+        assert not await outbox.give_up(first, 4062.0, "late")
+        assert await outbox.delivered(second, now=4063.0)
+        state = await outbox.state("a1")
+        assert state is not None
+        assert (state.state, state.attempts, state.delivered_at) == ("delivered", 2, 4063.0)
+
+    run(contract)
+
+
+def test_retry_releases_the_alert_until_its_time_and_records_the_error(
+    run: Callable[[Contract], None],
+) -> None:
+    """A failed attempt is released to be claimed again at the retry time, not before."""
+
+    async def contract(outbox: AlertOutbox) -> None:
+        await outbox.enqueue(_event())
+        claimed = (await outbox.claim(now=4000.0, lease=60.0, limit=5))[0]
+        assert await outbox.retry_at(claimed, 4010.0, "The webhook answered 503.")
+        assert await outbox.claim(now=4009.0, lease=60.0, limit=5) == []
+        state = await outbox.state("a1")
+        assert state is not None
+        assert (state.state, state.next_attempt_at, state.last_error) == (
+            "pending",
+            4010.0,
+            "The webhook answered 503.",
+        )
+        again = await outbox.claim(now=4010.0, lease=60.0, limit=5)
+        assert [c.attempt for c in again] == [2]
+
+    run(contract)
+
+
+def test_settled_alerts_are_never_claimed_again(run: Callable[[Contract], None]) -> None:
+    """Delivered and given-up alerts stay settled: no claim returns them, no second settle changes them;
+    a very long error is cut to fit."""
+
+    async def contract(outbox: AlertOutbox) -> None:
+        await outbox.enqueue(_event("ok", threshold=50))
+        await outbox.enqueue(_event("bad", threshold=80))
+        ok, bad = await outbox.claim(now=4000.0, lease=60.0, limit=5)
+        assert await outbox.delivered(ok, now=4001.0)
+        assert await outbox.give_up(bad, now=4001.0, error="x" * 2000)
+        assert not await outbox.delivered(ok, now=4002.0)
+        assert await outbox.claim(now=7000.0, lease=60.0, limit=5) == []
+        state = await outbox.state("bad")
+        assert state is not None
+        assert state.state == "failed"
+        assert state.last_error == "x" * 500
+
+    run(contract)
+
+
+def test_two_senders_claiming_at_once_never_share_an_alert(run: Callable[[Contract], None]) -> None:
+    """Concurrent claims split the due alerts: each alert is held by exactly one sender."""
+
+    async def contract(outbox: AlertOutbox) -> None:
+        for threshold in range(1, 41):
+            await outbox.enqueue(replace(_event(f"t{threshold}"), threshold=threshold))
+        batches = await asyncio.gather(*(outbox.claim(now=4000.0, lease=60.0, limit=7) for _ in range(8)))
+        ids = [claimed.event.alert_id for batch in batches for claimed in batch]
+        assert len(ids) == len(set(ids)) == 40
+
+    run(contract)
