@@ -14,6 +14,7 @@ import orjson
 __all__ = ["CHARS_PER_TOKEN", "PromptSize", "estimate_tokens", "prompt_size", "prompt_text"]
 
 CHARS_PER_TOKEN = 4
+_OTHER_PROMPT_FIELDS = ("system", "instructions", "query", "documents", "text_1", "text_2")
 
 
 def estimate_tokens(text: str) -> int:
@@ -31,6 +32,10 @@ def prompt_text(body: dict[str, Any]) -> str:
                 _collect(message.get("content"), parts)
     _collect(body.get("prompt"), parts)
     _collect(body.get("input"), parts)
+    # The other APIs' prompt fields: Messages' and Responses' instructions, rerank's and score's texts.
+    for name in _OTHER_PROMPT_FIELDS:
+        if name in body:
+            _collect(body[name], parts)
     return "\n".join(parts)
 
 
@@ -43,6 +48,8 @@ def _collect(value: Any, parts: list[str]) -> None:
                 text = item.get("text")
                 if isinstance(text, str):
                     parts.append(text)
+                elif "content" in item:  # a message in a list of inputs (the Responses API)
+                    _collect(item["content"], parts)
             elif isinstance(item, str):
                 parts.append(item)
             elif isinstance(item, int) and not isinstance(item, bool):

@@ -49,6 +49,8 @@ def model_route(model: ModelConfig) -> ModelRoute:
         token_multiplier=model.token_multiplier,
         fallbacks=tuple(model.fallbacks),
         affinity_chars=model.prefix_affinity.prefix_chars if model.prefix_affinity else None,
+        extra_paths=frozenset(model.extra_paths),
+        max_model_len=model.max_model_len,
     )
 
 

@@ -95,7 +95,9 @@ class Application:
         if services.metrics is not None:
             watch_services(services.metrics, services)
             watch_backends(services.metrics, lambda: self._snapshot.backends)
-        self.pipeline = Pipeline(services.transport, FailureGate(services.failures))
+        self.pipeline = Pipeline(
+            services.transport, FailureGate(services.failures), responses=services.response_owners
+        )
         admin_services = self._admin_services()
         admin_app = JsonBodyByDefault(create_admin_app(admin_services))
         metrics_endpoint = None
@@ -155,6 +157,7 @@ class Application:
             if services.limit_storage is not None:
                 await services.limit_storage.aclose()
             await services.capacity.aclose()
+            await services.response_owners.aclose()
             if services.alerts is not None:
                 await services.alerts.client.aclose()
             if services.database is not None:

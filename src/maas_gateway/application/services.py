@@ -30,6 +30,7 @@ from maas_gateway.metering.reports import UsageReports
 from maas_gateway.metrics import GatewayMetrics
 from maas_gateway.metrics.multiprocess import shared_directory
 from maas_gateway.plans import InMemoryPlanRequestStore, PlanRequestStore
+from maas_gateway.proxy.response_owners import MemoryResponseOwners, ResponseOwners
 from maas_gateway.upstream import HttptoolsTransport, UpstreamTransport, tls_context
 
 __all__ = ["Services", "build_services", "upstream_transport"]
@@ -53,6 +54,7 @@ class Services:
     transport: UpstreamTransport
     poll_transport: UpstreamTransport  # the health checks' and load scrapes' own connections
     backends: BackendRegistry  # every model's backends, kept across reloads
+    response_owners: ResponseOwners  # which backend stored which response, shared where limits are
     alerts: Alerts | None  # budget alerts, when configured
 
 
@@ -93,6 +95,7 @@ def build_services(config: GatewayConfig, transport: UpstreamTransport | None = 
         transport=transport,
         poll_transport=poll_transport,
         backends=BackendRegistry(),
+        response_owners=_response_owners(config.limits),
         alerts=alerts,
     )
 
@@ -146,6 +149,16 @@ def _capacity_storage(settings: LimitsSettings) -> CapacityStorage:
         retry_interval=settings.retry_interval,
         primary_times_out=not settings.storage.startswith("redis+cluster://"),
     )
+
+
+def _response_owners(settings: LimitsSettings) -> ResponseOwners:
+    """Where limits are shared (Redis), so are stored responses' owners: any worker or replica then
+    finds the backend that holds one. The connection is opened on first use."""
+    if settings.storage == "memory":
+        return MemoryResponseOwners()
+    from maas_gateway.proxy.redis_response_owners import RedisResponseOwners
+
+    return RedisResponseOwners(settings.storage, timeout=settings.storage_timeout)
 
 
 def _database(settings: DatabaseSettings) -> Database | None:

@@ -71,6 +71,8 @@ __all__ = [
 
 LimitUnit = Literal["requests", "tokens", "prompt_tokens", "completion_tokens"]
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
+_EXTRA_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
+_EXTRA_PATH_CHARS = 90  # the ledger's endpoint column holds 100 characters
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
 
@@ -134,6 +136,31 @@ class ModelConfig(Strict):
     owned_by: str = "maas-gateway"
     pricing: ModelPricing | None = Field(default=None, description="Prices for chargeback.")
     capacity: ModelCapacity = Field(default_factory=ModelCapacity)
+    extra_paths: list[str] = Field(
+        default_factory=list,
+        description="Further backend paths this model offers (`/v1/pooling`, `/classify`): forwarded "
+        "with authentication and request limits, tokens charged when the answer reports usage.",
+    )
+    max_model_len: int | None = Field(
+        default=None, ge=1, description="The context length shown in `GET /v1/models`; omitted: not shown."
+    )
+
+    @field_validator("extra_paths")
+    @classmethod
+    def _extra_paths_are_new_paths(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            if not _EXTRA_PATH.match(path) or ".." in path or len(path) > _EXTRA_PATH_CHARS:
+                raise ValueError(
+                    f"'{path}' is not a backend path: start with '/', then at most {_EXTRA_PATH_CHARS} "
+                    "letters, digits, '-', '_', '.' and '/'."
+                )
+            # The endpoints the gateway serves itself (proxy/endpoints.py) are matched first, so an
+            # extra path naming one of them is never used; its own endpoints are refused outright.
+            if path in ("/health", "/ready", "/metrics", "/v1/usage") or path.startswith(
+                ("/v1/models", "/v1/responses/", "/admin", "/v1/keys")
+            ):
+                raise ValueError(f"'{path}' is the gateway's own endpoint, not a model's.")
+        return paths
 
     @field_validator("hosts")
     @classmethod

@@ -91,6 +91,12 @@ async def send_response(
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-async def send_error(send: Send, error: GatewayError, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+async def send_error(
+    send: Send,
+    error: GatewayError,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    body: bytes | None = None,
+) -> None:
+    """``error`` as its status, headers and body (OpenAI's shape unless ``body`` is another's)."""
     extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers().items()]
-    await send_response(send, error.status_code, error.body(), [*headers, *extra])
+    await send_response(send, error.status_code, error.body() if body is None else body, [*headers, *extra])

@@ -24,17 +24,17 @@ from maas_gateway.errors import (
     ServiceUnavailableError,
 )
 from maas_gateway.http.asgi import ASGIApp, Receive, Scope, Send, send_error, send_response
+from maas_gateway.proxy.endpoints import ENDPOINTS, ErrorShape, extra_endpoint, split_prefix
+from maas_gateway.proxy.error_shapes import error_body
 from maas_gateway.proxy.exchange import Exchange, new_request_id
 from maas_gateway.proxy.pipeline import Pipeline
-from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS
 from maas_gateway.proxy.snapshot import Snapshot
+from maas_gateway.proxy.stored_responses import STORED_RESPONSE, serve_stored_response
 from maas_gateway.reload_status import ReloadOutcome
 
 __all__ = ["GatewayApp", "Lifecycle"]
 
 logger = logging.getLogger("maas_gateway")
-
-_GENERATION = frozenset(ENDPOINT_SCHEMAS)
 
 
 class Lifecycle(Protocol):
@@ -140,7 +140,9 @@ class GatewayApp:
                 own = [(b"x-request-id", exchange.request_id.encode())]
                 if exchange.served_model is not None:
                     own.append((b"x-maas-served-model", exchange.served_model.encode()))
-                await send_error(send, error, own)
+                endpoint = ENDPOINTS.get(exchange.endpoint)
+                shape = endpoint.errors if endpoint is not None else ErrorShape.OPENAI
+                await send_error(send, error, own, error_body(error, shape))
         except Exception:
             logger.exception("Unexpected failure in request %s.", exchange.request_id)
             exchange.error_code = InternalError.code
@@ -163,24 +165,32 @@ class GatewayApp:
         path: str,
         method: str,
     ) -> None:
-        prefix, api_path = self._split_prefix(path)
-        if api_path in _GENERATION:
+        extra_paths = snapshot.router.extra_paths
+        prefix, api_path = split_prefix(path, extra_paths)
+        endpoint = ENDPOINTS.get(api_path)
+        if endpoint is not None:
+            exchange.endpoint = endpoint.path  # errors from here on take the endpoint's API's shape
             _require(method, ("POST",), api_path)
-            await self.pipeline.generate(snapshot, scope, receive, send, exchange, api_path, prefix)
+            await self.pipeline.generate(snapshot, scope, receive, send, exchange, endpoint, prefix)
         elif api_path == "/v1/models" or api_path.startswith("/v1/models/"):
             _require(method, ("GET",), api_path)
             model_id = api_path.removeprefix("/v1/models").strip("/")
             await self._models(snapshot, scope, send, exchange, model_id)
+        elif api_path.startswith("/v1/responses/") and prefix is None:
+            exchange.endpoint = STORED_RESPONSE
+            identity = await self.pipeline.identify(snapshot, scope)
+            exchange.identity = identity
+            pipeline = self.pipeline
+            await serve_stored_response(
+                pipeline.transport, pipeline.responses, snapshot, scope, send, exchange, api_path
+            )
+        elif api_path in extra_paths:
+            _require(method, ("POST",), api_path)
+            await self.pipeline.generate(
+                snapshot, scope, receive, send, exchange, extra_endpoint(api_path), prefix
+            )
         else:
             raise NotFoundError(f"There is no endpoint at {path}.", code="unknown_url")
-
-    def _split_prefix(self, path: str) -> tuple[str | None, str]:
-        if path.startswith("/v1/"):
-            return None, path
-        first, _, rest = path[1:].partition("/")
-        if rest.startswith("v1/"):
-            return first, "/" + rest
-        return None, path
 
     async def _models(
         self, snapshot: Snapshot, scope: Scope, send: Send, exchange: Exchange, model_id: str
@@ -188,10 +198,17 @@ class GatewayApp:
         identity = await self.pipeline.identify(snapshot, scope)
         exchange.identity = identity
         visible = snapshot.router.visible_to(identity)
-        entries = [
-            {"id": m.name, "object": "model", "created": self._created, "owned_by": m.owned_by}
-            for m in visible
-        ]
+        entries: list[dict[str, object]] = []
+        for m in visible:
+            entry: dict[str, object] = {
+                "id": m.name,
+                "object": "model",
+                "created": self._created,
+                "owned_by": m.owned_by,
+            }
+            if m.max_model_len is not None:
+                entry["max_model_len"] = m.max_model_len
+            entries.append(entry)
         if model_id:
             match = [entry for entry in entries if entry["id"] == model_id]
             if not match:

@@ -35,8 +35,6 @@ __all__ = ["OFF_LOOP_BYTES", "PROCESS_BYTES", "BodyParser", "ParsedBody"]
 OFF_LOOP_BYTES = 256 * 1024
 PROCESS_BYTES = 2 * 1024 * 1024
 
-_SUMMARY_FIELDS = ("model", "stream", "stream_options", "max_tokens", "max_completion_tokens", "n", "best_of")
-
 
 @dataclass(slots=True)
 class ParsedBody:
@@ -136,7 +134,8 @@ def _parse(raw: bytes, schema: type[GenerationRequest]) -> ParsedBody:
 
 def _summary(request: GenerationRequest) -> GenerationRequest:
     """The request without its prompt: what the pipeline reads, small enough to send between processes."""
-    return GenerationRequest.model_construct(**{name: getattr(request, name) for name in _SUMMARY_FIELDS})
+    kind = type(request)
+    return kind.model_construct(**{name: getattr(request, name) for name in kind.SUMMARY_FIELDS})
 
 
 def _failure(error: GatewayError) -> tuple[str, type[GatewayError], str, str, str | None]:

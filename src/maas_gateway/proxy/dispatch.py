@@ -32,13 +32,14 @@ from maas_gateway.errors import (
     BackendError,
     BackendTimeoutError,
     CapacityExhaustedError,
+    NotFoundError,
 )
 from maas_gateway.proxy.forward import BackendStatusError
 from maas_gateway.proxy.snapshot import Snapshot
 from maas_gateway.routing import ModelRoute
 from maas_gateway.upstream import UpstreamRequest, UpstreamResponse, UpstreamTransport
 
-__all__ = ["Delivery", "RequestFor", "dispatch", "report_outcome"]
+__all__ = ["Delivery", "RequestFor", "dispatch", "dispatch_pinned", "report_outcome"]
 
 # The request for a model's backend at a base URL (its body names that model's served name).
 RequestFor = Callable[[ModelRoute, str], Awaitable[UpstreamRequest]]
@@ -104,6 +105,39 @@ async def dispatch(
             )
         backends.counts.retried("busy")
         lease, served, retried = again[0], again[1], True
+
+
+async def dispatch_pinned(
+    transport: UpstreamTransport, snapshot: Snapshot, model: ModelRoute, url: str, request_for: RequestFor
+) -> Delivery:
+    """Send the request to the one backend at ``url``, which holds the state it continues (a previous
+    response): no pick, no retry elsewhere, no fallback, since no other backend could answer it."""
+    backend = next((b for b in snapshot.backends[model.name].pool.backends if b.url == url), None)
+    if backend is None:
+        raise NotFoundError(
+            f"The backend that stored the previous response is no longer among the model '{model.name}''s "
+            "backends.",
+            code="previous_response_not_found",
+            param="previous_response_id",
+        )
+    lease = Lease(backend)
+    try:
+        response = await transport.send(await request_for(model, url))
+    except BaseException as error:
+        report_outcome(lease, error)
+        lease.release()
+        raise
+    if response.status == 429:
+        lease.succeeded()
+        retry_after = next((value for name, value in response.headers if name == "retry-after"), None)
+        response.close()
+        lease.release()
+        raise BackendBusyError(
+            f"The backend holding this conversation of the model '{model.name}' is at capacity; try again "
+            "shortly.",
+            retry_after=retry_after,
+        )
+    return Delivery(response, lease, model)
 
 
 def report_outcome(lease: Lease, error: BaseException | None) -> None:

@@ -13,9 +13,12 @@ import orjson
 
 from maas_gateway.errors import BackendError, GatewayError
 from maas_gateway.http.asgi import HOP_BY_HOP, Receive, Send
+from maas_gateway.proxy.endpoints import ErrorShape, StreamEvents
+from maas_gateway.proxy.error_shapes import stream_error_event
 from maas_gateway.proxy.exchange import Usage
 from maas_gateway.proxy.public_name import PublicName
 from maas_gateway.proxy.sse import SSEFollower
+from maas_gateway.proxy.usage_readers import UsageReader, openai_usage
 from maas_gateway.upstream import UpstreamResponse
 
 __all__ = [
@@ -49,6 +52,8 @@ class BufferedAnswer:
     body: bytes
     usage: Usage | None
     output_chars: int
+    content_type: bytes = b"application/json"
+    response_id: str | None = None  # the Responses API's `id`, for GET and DELETE by id later
 
 
 @dataclass(slots=True)  # per request: a frozen dataclass costs 4x as much to build
@@ -59,6 +64,7 @@ class StreamResult:
     generated_chunks: int
     generated_chars: int
     broken_off: GatewayError | None  # why the backend's stream ended early, if it did
+    response_id: str | None = None  # the Responses API's `response.id`
 
 
 def passthrough_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
@@ -69,26 +75,42 @@ def passthrough_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes,
     ]
 
 
-async def read_answer(response: UpstreamResponse, renamed: PublicName | None = None) -> BufferedAnswer:
+async def read_answer(
+    response: UpstreamResponse,
+    renamed: PublicName | None = None,
+    usage_of: UsageReader = openai_usage,
+    *,
+    json_only: bool = True,
+) -> BufferedAnswer:
     """Read a whole backend answer; raise for backend failures, map backend 4xx to OpenAI errors.
 
     With ``renamed``, the answer and any error show the model's public name, never the served one.
+    ``usage_of`` reads the usage in the API's words; without ``json_only``, an answer that is not JSON
+    (audio as text or subtitles) is passed on as it came, with its content type and no usage.
     """
     body = await response.read()
     if response.status >= 400:
         raise backend_failure(response.status, body, renamed)
+    headers = [h for h in passthrough_headers(response.headers) if h[0] != b"content-type"]
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise BackendError("The model backend sent an answer that is not JSON.") from None
+        if json_only:
+            raise BackendError("The model backend sent an answer that is not JSON.") from None
+        payload = None
     if not isinstance(payload, dict):
-        raise BackendError("The model backend sent an answer that is not a JSON object.")
-    usage = Usage.from_backend(payload.get("usage"))
+        if json_only:
+            raise BackendError("The model backend sent an answer that is not a JSON object.")
+        kind = next((v for n, v in response.headers if n == "content-type"), "application/octet-stream")
+        return BufferedAnswer(response.status, headers, body, None, 0, kind.encode("latin-1"))
+    usage = usage_of(payload)
     chars = 0 if usage is not None else _output_chars(payload)
     if renamed is not None:
         body = renamed.answer(body, payload)
-    headers = [h for h in passthrough_headers(response.headers) if h[0] != b"content-type"]
-    return BufferedAnswer(response.status, headers, body, usage, chars)
+    ident = payload.get("id")
+    return BufferedAnswer(
+        response.status, headers, body, usage, chars, response_id=ident if isinstance(ident, str) else None
+    )
 
 
 def _output_chars(payload: dict[str, Any]) -> int:
@@ -143,15 +165,18 @@ async def relay_stream(
     *,
     client_wants_usage: bool,
     renamed: PublicName | None = None,
+    kind: StreamEvents = StreamEvents.OPENAI,
+    errors: ErrorShape = ErrorShape.OPENAI,
 ) -> StreamResult:
     """Relay an SSE answer event by event; stop the backend if the client leaves.
 
     With ``renamed``, every event shows the model's public name where the backend wrote the served one.
+    ``kind`` says where the API's events carry usage; ``errors``, how a broken-off stream is reported.
 
     The response is left open: the caller charges the usage first and then ends it with ``end_stream``,
     so a client that sees the end of a stream also sees its tokens counted.
     """
-    follower = SSEFollower(client_wants_usage=client_wants_usage)
+    follower = SSEFollower(client_wants_usage=client_wants_usage, events=kind)
     disconnected = asyncio.Event()
 
     async def watch_client() -> None:
@@ -183,17 +208,18 @@ async def relay_stream(
             # The backend broke mid-stream: tell the client in-band, since the status is already sent.
             broken_off = failure
             error = BackendError("The model backend broke off the stream.")
-            payload = b"data: " + error.body() + b"\n\n"
+            payload = stream_error_event(error, errors)
             await send({"type": "http.response.body", "body": payload, "more_body": True})
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
     return StreamResult(
-        usage=Usage.from_backend(follower.usage),
+        usage=follower.final_usage(),
         client_disconnected=disconnected.is_set(),
         first_event_at=first_event_at,
         generated_chunks=follower.content_chunks,
         generated_chars=follower.content_chars,
         broken_off=broken_off,
+        response_id=follower.response_id,
     )

@@ -42,7 +42,16 @@ _IDENTITY = frozenset(
         "x-tier",
     }
 )
-_NEVER_FORWARDED = HOP_BY_HOP | {"authorization", "cookie", "x-request-id", "content-type"}
+# Credentials in every header a client may send one in (x-api-key: Anthropic's clients; api-key: Azure
+# OpenAI's): the backend is not the caller's to authenticate against, and a key must not leak to it.
+_NEVER_FORWARDED = HOP_BY_HOP | {
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "cookie",
+    "x-request-id",
+    "content-type",
+}
 _FORWARDING = frozenset({"x-real-ip", "forwarded"})
 _NOT_ALPHANUMERIC = re.compile(r"[^a-z0-9]")
 

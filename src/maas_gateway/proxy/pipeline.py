@@ -10,11 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from maas_gateway.auth import parse_authorization
+from maas_gateway.auth.credentials import request_credential
 from maas_gateway.auth.failure_gate import FailureGate
 from maas_gateway.auth.identity import Identity
 from maas_gateway.capacity import CapacityGuard, Slot
-from maas_gateway.errors import AuthenticationError, BackendBusyError, GatewayError, RateLimitError
+from maas_gateway.errors import (
+    AuthenticationError,
+    BackendBusyError,
+    GatewayError,
+    NotFoundError,
+    RateLimitError,
+)
 from maas_gateway.http.asgi import (
     Receive,
     Scope,
@@ -27,12 +33,17 @@ from maas_gateway.http.forwarded import client_address
 from maas_gateway.limits import Admission, Limiter, TokenCharge, rate_limit_headers
 from maas_gateway.proxy.affinity import affinity_key
 from maas_gateway.proxy.body_parser import BodyParser, ParsedBody
-from maas_gateway.proxy.dispatch import RequestFor, dispatch, report_outcome
+from maas_gateway.proxy.dispatch import RequestFor, dispatch, dispatch_pinned, report_outcome
+from maas_gateway.proxy.endpoints import Endpoint, StreamEvents
 from maas_gateway.proxy.exchange import Exchange, Usage
 from maas_gateway.proxy.forward import end_stream, passthrough_headers, read_answer, relay_stream
+from maas_gateway.proxy.multipart import read_form
 from maas_gateway.proxy.public_name import public_name
+from maas_gateway.proxy.request_cost import unreported_usage
 from maas_gateway.proxy.reserve import CLAMPED_HEADER, reserve
-from maas_gateway.proxy.schemas import ENDPOINT_SCHEMAS, GenerationRequest
+from maas_gateway.proxy.response_affinity import holder, remember
+from maas_gateway.proxy.response_owners import MemoryResponseOwners, ResponseOwners
+from maas_gateway.proxy.schemas import OpenRequest, ResponsesRequest
 from maas_gateway.proxy.snapshot import Snapshot
 from maas_gateway.proxy.upstream_request import upstream_headers
 from maas_gateway.routing import ModelRoute
@@ -46,12 +57,16 @@ class Pipeline:
     transport: UpstreamTransport
     failures: FailureGate
     bodies: BodyParser = field(default_factory=BodyParser)
+    responses: ResponseOwners = field(default_factory=MemoryResponseOwners)
 
     async def identify(self, snapshot: Snapshot, scope: Scope) -> Identity:
         """The caller, unless their address is throttled for failed attempts (429, checked first)."""
         address = client_address(scope, snapshot.trusted_proxies)
         self.failures.check(address)
-        credential = parse_authorization(request_header(scope, b"authorization"))
+        authorization = request_header(scope, b"authorization")
+        # x-api-key is looked for only without Authorization: one scan of the headers for most requests.
+        api_key = request_header(scope, b"x-api-key") if authorization is None else None
+        credential = request_credential(authorization, api_key)
         try:
             return await snapshot.authenticator.authenticate(credential)
         except AuthenticationError:
@@ -65,27 +80,39 @@ class Pipeline:
         receive: Receive,
         send: Send,
         exchange: Exchange,
-        api_path: str,
+        endpoint: Endpoint,
         prefix: str | None,
     ) -> None:
-        exchange.endpoint = api_path
+        exchange.endpoint = endpoint.path
         identity = await self.identify(snapshot, scope)
         exchange.identity = identity
-        raw = await read_body(scope, receive, snapshot.max_body_bytes)
-        parsed = await self.bodies.parse(raw, ENDPOINT_SCHEMAS[api_path])
+        multipart = endpoint.body == "multipart"
+        if multipart:
+            form = await read_form(scope, receive, snapshot.max_body_bytes)
+            raw, parsed = form.raw, form.parsed
+        else:
+            raw = await read_body(scope, receive, snapshot.max_body_bytes)
+            parsed = await self.bodies.parse(raw, endpoint.schema)
         request = parsed.request
         router = snapshot.router
         model = router.resolve(host=request_header(scope, b"host"), prefix=prefix, requested=request.model)
         router.authorize(identity, model)
+        if endpoint.schema is OpenRequest and endpoint.path not in model.extra_paths:
+            raise NotFoundError(f"The model '{model.name}' offers no endpoint at {endpoint.path}.")
         exchange.model = model.name
-        stream = bool(request.stream) and api_path != "/v1/embeddings"
+        pinned = None  # the backend a continued conversation must go to
+        if isinstance(request, ResponsesRequest) and request.previous_response_id is not None:
+            pinned = await holder(self.responses, request.previous_response_id, identity, model)
+        stream = bool(request.stream) and endpoint.streams is not None
         exchange.stream = stream
+        ask_usage = stream and endpoint.stream_options  # the backend's stream is to report usage
 
         admission = None
         limiter = snapshot.limiter
         if limiter is not None:
             try:
-                policy = limiter.reserving(identity.user, identity.tier)
+                # Only a token-charged endpoint reserves: tokenize and the like are counted by request.
+                policy = limiter.reserving(identity.user, identity.tier) if endpoint.token_charged else None
                 if policy is None:
                     admission = await limiter.admit(identity.user, identity.tier, model.name)
                 else:
@@ -97,13 +124,14 @@ class Pipeline:
                         user=identity.user,
                         tier=identity.tier,
                         model=model,
-                        generates=api_path != "/v1/embeddings",
+                        output_field=endpoint.max_tokens_field,
                     )
             except RateLimitError:
                 exchange.rate_limited = True
                 raise
         exchange.admitted = True
         edited = bool(parsed.edits)
+        content_type = form.content_type if multipart else "application/json"
         bodies: dict[str, bytes] = {}
         trusted = snapshot.trusted_proxies
 
@@ -113,21 +141,31 @@ class Pipeline:
             served = route.upstream_model
             served_body = bodies.get(served)
             if served_body is None:
-                served_body = await self.bodies.upstream_body(raw, parsed, served, stream, changed=True)
+                if multipart:
+                    served_body = form.for_model(served)
+                else:
+                    served_body = await self.bodies.upstream_body(
+                        raw, parsed, served, ask_usage, changed=True
+                    )
                 bodies[served] = served_body
-            headers = upstream_headers(scope, identity, route.name, exchange.request_id, trusted)
+            headers = upstream_headers(
+                scope, identity, route.name, exchange.request_id, trusted, content_type
+            )
             return UpstreamRequest("POST", base_url + exchange.endpoint, headers, served_body)
 
         slot = None
         try:
             # Inside the try: a body that cannot be re-encoded (a 400) still gives the reservation back.
-            bodies[model.upstream_model] = await self.bodies.upstream_body(
-                raw, parsed, model.upstream_model, stream, changed=edited
-            )
+            if multipart:
+                bodies[model.upstream_model] = form.for_model(model.upstream_model)
+            else:
+                bodies[model.upstream_model] = await self.bodies.upstream_body(
+                    raw, parsed, model.upstream_model, ask_usage, changed=edited
+                )
             if snapshot.capacity is not None:
                 slot = await _capacity_slot(snapshot.capacity, exchange, identity, model)
             await self._forward(
-                snapshot, receive, send, exchange, identity, model, request_for, parsed, request, admission
+                snapshot, receive, send, exchange, endpoint, model, request_for, parsed, admission, pinned
             )
         except Exception as error:
             # The gateway or a backend failed, not the caller: nothing is charged, not even the request.
@@ -152,15 +190,20 @@ class Pipeline:
         receive: Receive,
         send: Send,
         exchange: Exchange,
-        identity: Identity,
+        endpoint: Endpoint,
         model: ModelRoute,
         request_for: RequestFor,
         parsed: ParsedBody,
-        request: GenerationRequest,
         admission: Admission | None,
+        pinned: str | None,
     ) -> None:
-        key = affinity_key(parsed.data, model.affinity_chars) if model.affinity_chars else None
-        delivery = await dispatch(self.transport, snapshot, identity, model, key, request_for)
+        identity = exchange.identity
+        assert identity is not None
+        if pinned is not None:
+            delivery = await dispatch_pinned(self.transport, snapshot, model, pinned, request_for)
+        else:
+            key = affinity_key(parsed.data, model.affinity_chars) if model.affinity_chars else None
+            delivery = await dispatch(self.transport, snapshot, identity, model, key, request_for)
         response, lease = delivery.response, delivery.lease
         served = delivery.served  # a fallback model when the requested one had no backend available
         renamed = public_name(served.upstream_model, served.name)
@@ -179,7 +222,7 @@ class Pipeline:
                 limit_headers = _encode(self._headers(admission, None, None))
                 exchange.status = response.status
                 exchange.response_started = True
-                options = request.stream_options or {}
+                options = parsed.request.stream_options or {}
                 result = await relay_stream(
                     response,
                     send,
@@ -187,6 +230,8 @@ class Pipeline:
                     passthrough_headers(response.headers) + own + limit_headers,
                     client_wants_usage=options.get("include_usage") is True,
                     renamed=renamed,
+                    kind=endpoint.streams or StreamEvents.OPENAI,
+                    errors=endpoint.errors,
                 )
                 report_outcome(lease, result.broken_off)
                 exchange.client_disconnected = result.client_disconnected
@@ -194,29 +239,35 @@ class Pipeline:
                     exchange.error_code = result.broken_off.code  # the access log shows what went wrong
                 if result.first_event_at is not None:
                     exchange.time_to_first_token = result.first_event_at - exchange.started
-                usage = result.usage or Usage(
-                    parsed.prompt().estimated_tokens,
-                    max(result.generated_chunks, -(-result.generated_chars // 4)),
-                    estimated=True,
-                )
+                if result.response_id is not None:
+                    await remember(self.responses, result.response_id, identity, served, delivery.lease)
+                usage = result.usage
+                if usage is None or not endpoint.token_charged:
+                    usage = unreported_usage(
+                        endpoint, parsed, result.generated_chunks, result.generated_chars
+                    )
                 try:
                     await self._charge(snapshot.limiter, exchange, admission, model, usage)
                 finally:
                     await end_stream(send)
                 return
             try:
-                answer = await read_answer(response, renamed)
+                answer = await read_answer(response, renamed, endpoint.usage, json_only=endpoint.json_answers)
             except Exception as error:
                 report_outcome(lease, error)
                 raise
             report_outcome(lease, None)
-            usage = answer.usage or Usage(
-                parsed.prompt().estimated_tokens, -(-answer.output_chars // 4), estimated=True
-            )
+            if answer.response_id is not None and endpoint.streams is StreamEvents.RESPONSE:
+                await remember(self.responses, answer.response_id, identity, served, lease)
+            usage = answer.usage
+            if usage is None or not endpoint.token_charged:
+                usage = unreported_usage(endpoint, parsed, 0, answer.output_chars)
             values, charge = await self._charge(snapshot.limiter, exchange, admission, model, usage)
             limit_headers = _encode(self._headers(admission, values, charge))
             exchange.status = answer.status
-            await send_response(send, answer.status, answer.body, answer.headers + own + limit_headers)
+            await send_response(
+                send, answer.status, answer.body, answer.headers + own + limit_headers, answer.content_type
+            )
         finally:
             response.close()  # a no-op once the answer was read to its end; frees the connection otherwise
             lease.release()  # the backend has one request fewer in flight

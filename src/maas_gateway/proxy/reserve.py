@@ -28,13 +28,15 @@ async def reserve(
     user: str,
     tier: str,
     model: ModelRoute,
-    generates: bool,
+    output_field: str | None,
 ) -> tuple[Admission, str | None]:
     """The admission, and the ``x-maas-max-tokens-clamped`` value (``"1024 -> 300"``: the cap the
     request would have had, then the cap forwarded) when the output cap was lowered to what remains.
 
-    ``generates`` is false for embeddings: they have no output to reserve or lower.
+    ``output_field`` is the endpoint's output-cap field (``max_tokens``, ``max_output_tokens``), ``None``
+    for endpoints without output to reserve or lower (embeddings, rerank, audio).
     """
+    generates = output_field is not None
     size = parsed.prompt()
     prompt = prompt_bound(
         utf8_bytes=size.utf8_bytes,

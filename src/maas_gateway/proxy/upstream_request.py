@@ -51,7 +51,12 @@ def upstream_body(
 
 
 def upstream_headers(
-    scope: Scope, identity: Identity, model: str, request_id: str, trusted: TrustedProxies
+    scope: Scope,
+    identity: Identity,
+    model: str,
+    request_id: str,
+    trusted: TrustedProxies,
+    content_type: str = "application/json",
 ) -> list[tuple[str, str]]:
     """Client headers minus credentials, framing and forged identity (by canonical name), plus forwarding
     headers set from the connection and the identity the gateway vouches for."""
@@ -68,7 +73,7 @@ def upstream_headers(
             host = raw_value.decode("latin-1")
     headers += forwarding_headers(scope, trusted, forwarding, host)
     headers += [
-        ("content-type", "application/json"),
+        ("content-type", content_type),
         ("x-request-id", request_id),
         ("x-maas-user", identity_value(identity.user)),
         ("x-maas-tier", identity_value(identity.tier)),

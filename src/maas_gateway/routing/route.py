@@ -23,6 +23,8 @@ class ModelRoute:
     token_multiplier: float = 1.0
     fallbacks: tuple[str, ...] = ()  # models that answer, in order, when none of this one's backends can
     affinity_chars: int | None = None  # prefix affinity: how much of the prompt's start is its key
+    extra_paths: frozenset[str] = frozenset()  # further backend paths the operator allows
+    max_model_len: int | None = None  # shown in GET /v1/models
 
     def __post_init__(self) -> None:
         if not self.backends:

@@ -36,6 +36,8 @@ class Router:
     def __init__(self, models: Sequence[ModelRoute]) -> None:
         self._models = {model.name: model for model in models}
         self._by_prefix = {model.path_prefix: model for model in models if model.path_prefix}
+        # Every model's extra paths together: a path that no model lists is not looked at further.
+        self.extra_paths = frozenset(path for model in models for path in model.extra_paths)
         self._by_host: dict[str, list[ModelRoute]] = {}
         for model in models:
             for host in model.hosts:

@@ -1,7 +1,8 @@
 """A vLLM-compatible model server that needs no GPU: its ASGI application and routes.
 
 It speaks the OpenAI/vLLM API shapes (chat, completions, embeddings, models, SSE streaming with
-``stream_options.include_usage``), vLLM's operational endpoints (``/health``, ``/ready``, ``/metrics``)
+``stream_options.include_usage``; the Responses and Messages APIs, rerank, score, tokenize and audio:
+``agent_apis`` and ``utility_apis``), vLLM's operational endpoints (``/health``, ``/ready``, ``/metrics``)
 and one of its own, ``POST /sim/health``, which turns the health checks off and on. docs/simulator.md
 describes it all. The parts: ``generation`` (what it says), ``engine`` (the queue and the KV cache),
 ``completions`` (pacing and streaming), ``failures`` and ``metrics``.
@@ -18,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from maas_gateway.simulator.agent_apis import AgentAPIs
 from maas_gateway.simulator.completions import Answer, Completions
 from maas_gateway.simulator.disconnect import until_disconnected
 from maas_gateway.simulator.engine import Engine
@@ -39,6 +41,7 @@ from maas_gateway.simulator.parsing import (
 )
 from maas_gateway.simulator.settings import FailureType, SimulatorSettings
 from maas_gateway.simulator.shapes import error_response, json_response
+from maas_gateway.simulator.utility_apis import UtilityAPIs
 from maas_gateway.tokens import estimate_tokens, prompt_text
 
 __all__ = ["create_simulator_app"]
@@ -63,6 +66,8 @@ class _Simulator:
             settings.rng,
         )
         self.completions = Completions(self.engine, latency, self.metrics)
+        self.agents = AgentAPIs(settings, latency)
+        self.utilities = UtilityAPIs(settings)
         self.failures = Failures(settings)
 
     async def chat(self, request: Request) -> Response:
@@ -191,6 +196,16 @@ def create_simulator_app(settings: SimulatorSettings | None = None) -> Starlette
         Route("/v1/completions", simulator.text_completions, methods=["POST"]),
         Route("/v1/embeddings", simulator.embeddings, methods=["POST"]),
         Route("/v1/models", simulator.models, methods=["GET"]),
+        Route("/v1/responses", simulator.agents.create_response, methods=["POST"]),
+        Route("/v1/responses/{response_id}", simulator.agents.stored_response, methods=["GET", "DELETE"]),
+        Route("/v1/messages", simulator.agents.messages, methods=["POST"]),
+        Route("/v1/rerank", simulator.utilities.rerank, methods=["POST"]),
+        Route("/v2/rerank", simulator.utilities.rerank, methods=["POST"]),
+        Route("/v1/score", simulator.utilities.score, methods=["POST"]),
+        Route("/tokenize", simulator.utilities.tokenize, methods=["POST"]),
+        Route("/detokenize", simulator.utilities.detokenize, methods=["POST"]),
+        Route("/v1/audio/transcriptions", simulator.utilities.audio, methods=["POST"]),
+        Route("/v1/audio/translations", simulator.utilities.audio, methods=["POST"]),
         Route("/health", simulator.health, methods=["GET"]),
         Route("/ready", simulator.health, methods=["GET"]),
         Route("/metrics", simulator.scrape, methods=["GET"]),
