@@ -4,89 +4,36 @@ missing CSRF), with the keys called through the official OpenAI SDK."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import openai
 import pytest
 
+from tests.support.developer_portal import (
+    DAY,
+    MARKUP,
+    calls,
+    create_key,
+    developer_config,
+    key_id_on,
+    secret_on,
+)
 from tests.support.gateways import start_gateway
-from tests.support.portal import ADMIN_KEY, create_account, csrf_token, portal_config, sign_in
+from tests.support.portal import ADMIN_KEY, create_account, csrf_token, sign_in
 from tests.support.processes import GatewayProcess, ServerProcess
-
-MARKUP = '<script>alert("x")</script><b>bold</b>'
-DAY = 86400.0
-
-
-def keys_config(backend: str, directory: Any) -> dict[str, Any]:
-    """The portal configuration with roomy free limits (these tests make many calls), a priced model, and a
-    model only the premium tier may use."""
-    config = portal_config(backend, directory)
-    config["tiers"]["free"]["limits"] = [{"limit": 1000, "unit": "requests", "window": "2m"}]
-    config["models"][0]["pricing"] = {"prompt_per_1k": 0.5, "completion_per_1k": 1.5}
-    config["models"].append(
-        {
-            "name": "premium-model",
-            "backends": [backend],
-            "served_name": "simulator-model",
-            "tiers": ["premium"],
-        }
-    )
-    return config
 
 
 @pytest.fixture(scope="module")
 def portal(simulator: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     """A gateway with accounts dev1 and dev2 (tier free)."""
     directory = tmp_path_factory.mktemp("portal-keys")
-    config = keys_config(simulator.url, directory)
+    config = developer_config(simulator.url, directory)
     create_account(config, "dev1", "openshift")
     create_account(config, "dev2", "openshift2")
     server = start_gateway(config, directory, env={"MAAS_ADMIN_KEY": ADMIN_KEY})
     yield server
     server.stop()
-
-
-def secret_on(html: str) -> str:
-    match = re.search(r'data-testid="secret">([^<]+)</code>', html)
-    assert match is not None, "the page shows no secret"
-    return match.group(1)
-
-
-def key_id_on(html: str) -> str:
-    match = re.search(r"<dt>Id</dt><dd><code>(key_[a-z0-9]+)</code>", html)
-    assert match is not None, "the page shows no key id"
-    return match.group(1)
-
-
-def create_key(
-    client: httpx.Client, name: str, models: tuple[str, ...] = ("simulator-model",), lifetime: float = DAY
-) -> httpx.Response:
-    token = csrf_token(client.get("/portal/keys").text)
-    data: dict[str, Any] = {
-        "name": name,
-        "models": list(models),
-        "lifetime": str(lifetime),
-        "csrf_token": token,
-    }
-    return client.post("/portal/keys", data=data)
-
-
-def calls(portal: GatewayProcess, secret: str) -> bool:
-    """Whether ``secret`` gets an answer from the chat API (False on 401), through the OpenAI SDK."""
-    client = openai.OpenAI(base_url=f"{portal.url}/v1", api_key=secret, max_retries=0)
-    try:
-        answer = client.chat.completions.create(
-            model="simulator-model", messages=[{"role": "user", "content": "Hello"}], max_tokens=5
-        )
-    except openai.AuthenticationError:
-        return False
-    finally:
-        client.close()
-    assert answer.choices[0].message.content
-    return True
 
 
 def dev1_keys(portal: GatewayProcess) -> list[dict[str, Any]]:
@@ -112,7 +59,7 @@ def test_a_created_key_is_shown_once_uncached_and_answers_the_api(portal: Gatewa
         listing = client.get("/portal/keys")
         assert key_id_on(answer.text) in listing.text
         assert secret not in listing.text
-        assert calls(portal, secret)
+        assert calls(portal.url, secret)
 
 
 def test_a_key_name_with_markup_is_shown_as_text(portal: GatewayProcess) -> None:
@@ -138,7 +85,7 @@ def test_a_post_without_csrf_creates_nothing(portal: GatewayProcess) -> None:
         assert client.post("/portal/keys/revoke-all", data={}).status_code == 403
         assert len(dev1_keys(portal)) == before
         assert all(key["name"] != "forged" for key in dev1_keys(portal))
-        assert calls(portal, secret)
+        assert calls(portal.url, secret)
 
 
 def test_another_users_key_is_a_404_and_keeps_working(portal: GatewayProcess) -> None:
@@ -156,7 +103,7 @@ def test_another_users_key_is_a_404_and_keeps_working(portal: GatewayProcess) ->
             assert answer.status_code == 404
             assert "You have no key with this id." in answer.text
         assert key_id not in dev2.get("/portal/keys").text
-    assert calls(portal, secret)
+    assert calls(portal.url, secret)
 
 
 def test_a_revoked_key_stops_at_once(portal: GatewayProcess) -> None:
@@ -164,11 +111,11 @@ def test_a_revoked_key_stops_at_once(portal: GatewayProcess) -> None:
     with sign_in(portal.url, "dev1", "openshift") as client:
         created = create_key(client, "to-revoke")
         secret, key_id = secret_on(created.text), key_id_on(created.text)
-        assert calls(portal, secret)
+        assert calls(portal.url, secret)
         token = csrf_token(client.get("/portal/keys").text)
         answer = client.post("/portal/keys/revoke", data={"key_id": key_id, "csrf_token": token})
         assert answer.status_code == 303
-        assert not calls(portal, secret)
+        assert not calls(portal.url, secret)
         assert "revoked" in client.get("/portal/keys").text
 
 
@@ -185,16 +132,16 @@ def test_rotation_keeps_the_old_key_for_the_grace_period_only(portal: GatewayPro
         assert rotated.status_code == 200, rotated.text
         new_secret = secret_on(rotated.text)
         assert new_secret != old_secret
-        assert calls(portal, old_secret)
-        assert calls(portal, new_secret)
+        assert calls(portal.url, old_secret)
+        assert calls(portal.url, new_secret)
         assert "retiring" in client.get("/portal/keys").text
         again = client.post(
             "/portal/keys/rotate",
             data={"key_id": key_id_on(rotated.text), "grace": "0.0", "csrf_token": token},
         )
         assert again.status_code == 200, again.text
-        assert not calls(portal, new_secret)
-        assert calls(portal, secret_on(again.text))
+        assert not calls(portal.url, new_secret)
+        assert calls(portal.url, secret_on(again.text))
 
 
 def test_keys_stay_within_the_tier_and_the_lifetime_cap(portal: GatewayProcess) -> None:
@@ -233,5 +180,5 @@ def test_revoke_all_asks_first_then_stops_every_key(portal: GatewayProcess) -> N
         assert "bulk-1" in confirm.text
         answer = client.post("/portal/keys/revoke-all", data={"csrf_token": csrf_token(confirm.text)})
         assert answer.status_code == 303
-        assert not any(calls(portal, secret) for secret in secrets)
+        assert not any(calls(portal.url, secret) for secret in secrets)
         assert "You have no active keys." in client.get("/portal/keys/revoke-all").text
