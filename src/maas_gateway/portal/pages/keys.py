@@ -44,12 +44,21 @@ def _state(key: StoredKey, now: float) -> str:
     return "active"
 
 
+def _label(seconds: float) -> str:
+    """A choice as people say it: "7 days", "1 hour", "90 minutes"."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return format_duration(seconds)
+
+
 def _lifetimes(context: PageContext) -> list[tuple[float, str]]:
     """The expiries offered: the usual ones within ``keys.max_lifetime``, and the default and the cap."""
     settings = context.services.keys.settings
     choices = {seconds for seconds in _LIFETIMES if seconds <= settings.max_lifetime}
     choices |= {settings.default_lifetime, settings.max_lifetime}
-    return [(seconds, format_duration(seconds)) for seconds in sorted(choices)]
+    return [(seconds, _label(seconds)) for seconds in sorted(choices)]
 
 
 async def _page(
@@ -70,7 +79,7 @@ async def _page(
         models=models,
         lifetimes=_lifetimes(context),
         default_lifetime=services.keys.settings.default_lifetime,
-        grace_periods=[(seconds, format_duration(seconds)) for seconds in GRACE_PERIODS],
+        grace_periods=[(seconds, _label(seconds)) for seconds in GRACE_PERIODS],
         error=error,
         name=name,
         now=now,
