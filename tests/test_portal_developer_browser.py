@@ -173,6 +173,7 @@ def test_the_playground_streams_an_answer_charged_to_me(
     with page.expect_request(lambda request: request.url.endswith("/v1/chat/completions")) as sent:
         page.get_by_role("button", name="Send").click()
     body = sent.value.post_data_json
+    assert body is not None
     assert body["stream"] is True
     assert sent.value.headers["authorization"].startswith("Bearer maas_")
     answer = page.locator(".from-assistant[data-done='true']")
