@@ -189,3 +189,22 @@ def test_the_playground_streams_an_answer_charged_to_me(
     page.goto(f"{portal.url}/portal/")
     _wait_for_call(page, key_id)
     assert errors == []
+
+
+def test_the_playground_says_when_the_session_has_ended(
+    portal: GatewayProcess, context: BrowserContext
+) -> None:
+    """With the session gone (cookies cleared), sending a message shows a sentence asking to sign in
+    again, and no call is made to the API."""
+    page, _console = _signed_in(context, portal.url)
+    page.goto(f"{portal.url}/portal/playground")
+    context.clear_cookies()
+    api_calls: list[str] = []
+    page.on("request", lambda request: api_calls.append(request.url) if "/v1/" in request.url else None)
+    page.get_by_label("Message").fill("Hello")
+    page.get_by_role("button", name="Send").click()
+    error = page.locator(".from-error")
+    error.wait_for()
+    assert error.inner_text() == "Your portal session has ended; reload the page and sign in again."
+    assert api_calls == []
+    assert page.locator(".from-user").count() == 1

@@ -22,14 +22,17 @@
   const keyFor = async (model) => {
     const known = keys.get(model);
     if (known && known.expiresAt * 1000 - Date.now() > 30000) return known.key;
+    // A signed-out session answers with a redirect to the sign-in page, refused here as an error.
     const response = await fetch("/portal/playground/key", {
       method: "POST",
       headers: { "X-CSRF-Token": form.elements.csrf_token.value },
       body: new URLSearchParams({ model }),
       credentials: "same-origin",
       redirect: "error",
-    });
-    const data = await response.json().catch(() => ({ error: { message: "Sign in again." } }));
+    }).catch(() => null);
+    const ended = { error: { message: "Your portal session has ended; reload the page and sign in again." } };
+    if (!response) throw new Error(ended.error.message);
+    const data = await response.json().catch(() => ended);
     if (!response.ok) throw new Error(data.error.message);
     keys.set(model, { key: data.key, expiresAt: data.expires_at });
     return data.key;
