@@ -5,6 +5,7 @@ missing CSRF), with the keys called through the official OpenAI SDK."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,8 +20,10 @@ from tests.support.developer_portal import (
     key_id_on,
     secret_on,
 )
-from tests.support.gateways import start_gateway
+from tests.support.gateways import GatewayFactory, start_gateway
+from tests.support.polling import wait_until
 from tests.support.portal import ADMIN_KEY, create_account, csrf_token, sign_in
+from tests.support.postgres_server import throwaway_database
 from tests.support.processes import GatewayProcess, ServerProcess
 
 
@@ -182,3 +185,32 @@ def test_revoke_all_asks_first_then_stops_every_key(portal: GatewayProcess) -> N
         assert answer.status_code == 303
         assert not any(calls(portal.url, secret) for secret in secrets)
         assert "You have no active keys." in client.get("/portal/keys/revoke-all").text
+
+
+def test_a_key_revoked_on_one_replica_stops_on_the_other(
+    simulator: ServerProcess, gateway_factory: GatewayFactory, tmp_path: Path
+) -> None:
+    """Two replicas share a PostgreSQL database: a key created in the portal of one answers on the other,
+    and once revoked in the first one's portal it stops on the other too (the change watcher), while
+    the second replica had it cached."""
+    with throwaway_database("postgresql", tmp_path) as url:
+        config = developer_config(simulator.url, tmp_path)
+        config["database"]["url"] = url
+        create_account(config, "dev1", "openshift")
+        env = {"MAAS_ADMIN_KEY": ADMIN_KEY}
+        first, second = gateway_factory(config, env=env), gateway_factory(config, env=env)
+        try:
+            with sign_in(first.url, "dev1", "openshift") as client:
+                created = create_key(client, "shared")
+                secret, key_id = secret_on(created.text), key_id_on(created.text)
+                assert calls(second.url, secret)
+                token = csrf_token(client.get("/portal/keys").text)
+                answer = client.post("/portal/keys/revoke", data={"key_id": key_id, "csrf_token": token})
+                assert answer.status_code == 303
+                assert not calls(first.url, secret)
+                wait_until(
+                    lambda: not calls(second.url, secret), "the revocation reaching the other replica", 5
+                )
+        finally:
+            first.stop()
+            second.stop()
