@@ -313,6 +313,19 @@ def test_every_page_has_the_security_headers_and_no_inline_script(portal: Gatewa
             anonymous.get("/portal/no-such-page"),
             admin.get("/portal/"),
             admin.get("/portal/admin/"),
+            admin.get("/portal/keys"),
+            admin.get("/portal/keys/revoke-all"),
+            admin.get("/portal/models"),
+            admin.get("/portal/playground"),
+            admin.post(
+                "/portal/keys",
+                data={
+                    "name": "headers",
+                    "models": "simulator-model",
+                    "lifetime": str(30 * 86400.0),
+                    "csrf_token": csrf_token(admin.get("/portal/keys").text),
+                },
+            ),
             admin.post("/portal/sign-out", data={}),
         ]
     for answer in answers:

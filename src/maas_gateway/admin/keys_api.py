@@ -25,8 +25,9 @@ from maas_gateway.admin.schemas import (
 from maas_gateway.admin.services import AdminServices
 from maas_gateway.audit.entries import Actor
 from maas_gateway.auth import Identity
-from maas_gateway.auth.key_policy import Creator, grant_key, may_rotate, unknown_models
+from maas_gateway.auth.key_policy import unknown_models
 from maas_gateway.auth.key_repository import StoredKey, StoredUser, UserSource
+from maas_gateway.auth.own_keys import OwnKeys
 from maas_gateway.config.durations import parse_duration
 from maas_gateway.errors import ConflictError, InvalidRequestError
 
@@ -59,18 +60,6 @@ def _created(plaintext: str, key: StoredKey) -> CreatedKey:
     return CreatedKey(key=plaintext, **KeyOut.of(key, time.time()).model_dump())
 
 
-def _creator(identity: Identity) -> Creator:
-    # A token's expiry ends a session, not the keys it creates: those follow the tier's rules.
-    expires_at = None if identity.source == "oidc" else identity.expires_at
-    return Creator(identity.ephemeral, identity.models, expires_at)
-
-
-def _owner_source(identity: Identity) -> UserSource:
-    if identity.source == "oidc":
-        return "oidc"
-    return "config" if identity.source == "config_key" else "admin"
-
-
 def keys_router(
     services: AdminServices,
     admin: Callable[..., Awaitable[None]],
@@ -82,8 +71,7 @@ def keys_router(
     def service() -> "KeyService":
         return services.keys
 
-    def tier_models(tier: str) -> list[str]:
-        return [m.name for m in services.config().models if m.tiers is None or tier in m.tiers]
+    own = OwnKeys(services.keys, services.users, services.config)
 
     def check_tier(tier: str) -> str:
         if tier not in services.config().tiers:
@@ -95,32 +83,10 @@ def keys_router(
 
     async def create_for(identity: Identity, body: KeyCreate) -> CreatedKey:
         """Self-service: a key no stronger than the credential asking for it."""
-        if body.models is not None:
-            unknown_models(body.models, [m.name for m in services.config().models])
         requested = _seconds(body.expires_in, "expiresIn")
-        now = time.time()
-        grant = grant_key(
-            _creator(identity),
-            lifetime=service().lifetime(requested, ephemeral=body.ephemeral),
-            requested_lifetime=requested is not None,
-            models=body.models,
-            tier=identity.tier,
-            tier_models=tier_models(identity.tier),
-            now=now,
+        plaintext, key = await own.create(
+            identity, name=body.name, models=body.models, lifetime=requested, ephemeral=body.ephemeral
         )
-        owner = StoredUser(
-            identity.user, identity.tier, identity.display_name, False, now, _owner_source(identity)
-        )
-        plaintext, key = await service().create(
-            identity.user,
-            name=body.name,
-            lifetime=grant.lifetime,
-            ephemeral=body.ephemeral,
-            models=grant.models,
-            new_owner=owner,
-            ends_by=grant.ends_by,
-        )
-        services.users.forget(identity.user)
         return _created(plaintext, key)
 
     async def listing(
@@ -204,9 +170,7 @@ def keys_router(
 
     async def rotate(key_id: str, rotator: Identity, body: Rotate) -> RotatedKey:
         grace = _grace(body.grace_period)
-        old = await service().owned(key_id, rotator.user)
-        may_rotate(_creator(rotator), key_models=old.models, key_ends_at=old.ends_at)
-        plaintext, new, retired = await service().rotate(old, grace=grace)
+        plaintext, new, retired = await own.rotate(rotator, key_id, grace=grace)
         return RotatedKey(new=_created(plaintext, new), old=KeyOut.of(retired, time.time()))
 
     @router.get("/v1/keys", tags=["self-service"])
@@ -229,7 +193,7 @@ def keys_router(
     @router.delete("/v1/keys/{key_id}", tags=["self-service"])
     async def revoke_own_key(identity: Annotated[Identity, Depends(caller)], key_id: str) -> KeyOut:
         """Revoke one of the caller's keys; another user's key id is 404."""
-        return KeyOut.of(await service().revoke(key_id, owner=identity.user), time.time())
+        return KeyOut.of(await own.revoke(identity, key_id), time.time())
 
     @router.post("/v1/keys/{key_id}/rotate", tags=["self-service"])
     async def rotate_own_key(

@@ -9,6 +9,7 @@ from maas_gateway.admin.actions import AdminActions
 from maas_gateway.application.policies import user_policy
 from maas_gateway.application.services import Services
 from maas_gateway.auth.key_repository import StoredUser
+from maas_gateway.auth.own_keys import OwnKeys
 from maas_gateway.auth.throttle import FailureThrottle
 from maas_gateway.auth.user_policy import UserPolicy
 from maas_gateway.errors import GatewayError
@@ -18,6 +19,7 @@ from maas_gateway.portal import PortalServices
 from maas_gateway.portal.account_service import AccountService
 from maas_gateway.portal.accounts import AccountStore
 from maas_gateway.portal.memory_accounts import InMemoryAccountStore
+from maas_gateway.portal.origin import external_origin
 from maas_gateway.portal.passwords import Passwords
 from maas_gateway.portal.session_manager import SessionManager, SessionTimes
 from maas_gateway.portal.sessions import InMemorySessionStore, SessionStore
@@ -77,6 +79,7 @@ def portal_services(
         ),
         users=services.users,
         keys=services.keys,
+        own_keys=OwnKeys(services.keys, services.users, lambda: current().config),
         ledger=services.ledger,
         actions=actions,
         audit=services.audit,
@@ -87,4 +90,5 @@ def portal_services(
         tier_of=tier_of,
         address=address,
         secure=secure,
+        origin=lambda scope: external_origin(scope, current().trusted_proxies),
     )

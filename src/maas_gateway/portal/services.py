@@ -15,6 +15,7 @@ from maas_gateway.admin.actions import AdminActions
 from maas_gateway.audit import AuditLog
 from maas_gateway.auth.key_repository import StoredUser
 from maas_gateway.auth.key_service import KeyService
+from maas_gateway.auth.own_keys import OwnKeys
 from maas_gateway.auth.throttle import FailureThrottle
 from maas_gateway.auth.user_directory import UserDirectory
 from maas_gateway.config.portal_settings import PortalSettings
@@ -52,6 +53,7 @@ class PortalServices:
     registrations: FailureThrottle  # self-registrations per client address and hour (each one counts)
     users: UserDirectory  # the users rows; the change watcher makes other replicas' changes visible at once
     keys: KeyService  # keys of every kind; ``keys.repository`` lists users
+    own_keys: OwnKeys  # the signed-in user's own keys, under the same rules as /v1/keys
     ledger: LedgerWriter  # ``ledger.store`` answers usage questions
     actions: AdminActions  # every administrator's change, audited; ``actions.plans`` for plan requests
     audit: AuditLog  # the audit log, read by the admin pages
@@ -62,4 +64,5 @@ class PortalServices:
     tier_of: Callable[[StoredUser, float], str | None]  # the tier a users row gets now, as API calls do
     address: Callable[[Scope], str]  # the client's address, trusting the configured proxies
     secure: Callable[[Scope], bool]  # whether the browser reached us over https (directly or via a proxy)
+    origin: Callable[[Scope], str]  # "https://host:port" as the browser sees the gateway; display only
     clock: Callable[[], float] = field(default=time.time)
