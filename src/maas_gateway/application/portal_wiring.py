@@ -18,6 +18,7 @@ from maas_gateway.portal import PortalServices
 from maas_gateway.portal.account_service import AccountService
 from maas_gateway.portal.accounts import AccountStore
 from maas_gateway.portal.memory_accounts import InMemoryAccountStore
+from maas_gateway.portal.oidc import IdentityProviders
 from maas_gateway.portal.passwords import Passwords
 from maas_gateway.portal.session_manager import SessionManager, SessionTimes
 from maas_gateway.portal.sessions import InMemorySessionStore, SessionStore
@@ -87,4 +88,6 @@ def portal_services(
         tier_of=tier_of,
         address=address,
         secure=secure,
+        oidc=lambda: current().authenticator.oidc,
+        identity_providers=IdentityProviders(),
     )
