@@ -16,7 +16,7 @@ import httpx
 
 from tests.support.gateways import start_gateway
 from tests.support.oidc_provider import TokenIssuer
-from tests.support.portal import ADMIN_KEY, csrf_token, next_address, portal_config
+from tests.support.portal import ADMIN_KEY, next_address, portal_config
 from tests.support.processes import GatewayProcess
 
 __all__ = [
@@ -34,6 +34,7 @@ CLIENT_ID = "maas-gateway"
 CLIENT_SECRET = "portal-test-client-secret"  # a test's own secret, given through the env
 API_AUDIENCE = "maas-api"  # API calls' tokens; the portal's ID tokens are for CLIENT_ID
 LABEL = "Test IdP"
+_START = re.compile(r'<a class="provider" href="([^"]+)">')
 _HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 
 
@@ -70,9 +71,10 @@ def idp_client(gateway: GatewayProcess) -> httpx.Client:
 
 def begin(client: httpx.Client, issuer: TokenIssuer, next_url: str = "/portal/") -> str:
     """Press "Sign in with LABEL": the provider's authorization URL the gateway redirects to."""
-    form = client.get("/portal/sign-in")
-    data = {"csrf_token": csrf_token(form.text), "issuer": issuer.url, "next": next_url}
-    answer = client.post("/portal/auth/start", data=data)
+    page = client.get("/portal/sign-in", params={"next": next_url})
+    link = _START.search(page.text)
+    assert link is not None, "the sign-in page has no button for the provider"
+    answer = client.get(html.unescape(link.group(1)))
     assert answer.status_code == 303, answer.text
     location = answer.headers["location"]
     assert location.startswith(issuer.url + "/authorize?")

@@ -1,6 +1,6 @@
 """Signing in through an identity provider: "Sign in with ..." starts an attempt, the callback ends it.
 
-The start (a form with the sign-in page's CSRF token) sends the browser to the provider with a fresh
+The start (a link on the sign-in page) sends the browser to the provider with a fresh
 ``state``, ``nonce`` and PKCE challenge, kept in a short-lived cookie; the callback checks the answer
 (``portal/oidc/callback.py``), brings the user's row and account up to date and starts an ordinary portal
 session. A failed callback is an error page, starts no session and counts against the address's sign-in
@@ -40,10 +40,12 @@ CALLBACK_PATH = "/portal/auth/callback"
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 
 
-@pages.page("/auth/start", title="Sign in", section="public", methods=("POST",))
+@pages.page("/auth/start", title="Sign in", section="public")
 async def start(context: PageContext) -> Response:
+    # A link, not a form: the portal's policy (form-action 'self') would stop a form's redirect to the
+    # provider, and starting changes nothing here but the browser's own attempt (docs/decisions.md).
     services = context.services
-    form = await context.form()
+    form = context.request.query_params
     chosen = str(form.get("issuer") or "")
     settings = services.config().oidc
     issuer = next((found for found in portal_issuers(settings) if found.issuer == chosen), None)
