@@ -246,3 +246,22 @@ def test_starting_with_an_issuer_not_offered_is_a_400_page(portal: GatewayProces
             assert answer.status_code == 400
             assert "location" not in answer.headers
             assert LOGIN_COOKIE not in answer.cookies
+
+
+def test_a_disabled_provider_user_gets_a_403_page_and_no_session(
+    portal: GatewayProcess, issuer: TokenIssuer
+) -> None:
+    """Once an administrator disables the provider's user (through the admin API), signing in at the
+    provider again is a 403 page and starts no session, and their open session stopped working."""
+    with idp_client(portal) as client:
+        assert client.get(authorize(begin(client, issuer), "nobody")).status_code == 303
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        answer = httpx.patch(f"{portal.url}/admin/users/idp:nobody", json={"disabled": True}, headers=admin)
+        assert answer.status_code == 200, answer.text
+        try:
+            assert client.get("/portal/").status_code == 303
+            refused = client.get(authorize(begin(client, issuer), "nobody"))
+            assert refused.status_code == 403
+            assert SESSION_COOKIE not in refused.cookies
+        finally:
+            httpx.patch(f"{portal.url}/admin/users/idp:nobody", json={"disabled": False}, headers=admin)
