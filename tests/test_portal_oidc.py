@@ -9,14 +9,27 @@ import html
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
 
+from tests.support.gateways import GatewayFactory
 from tests.support.oidc_provider import TokenIssuer, start_token_issuer
 from tests.support.portal import ADMIN_KEY
-from tests.support.portal_oidc import API_AUDIENCE, LABEL, authorize, begin, idp_client, start_oidc_portal
+from tests.support.portal_oidc import (
+    API_AUDIENCE,
+    ENV,
+    LABEL,
+    authorize,
+    begin,
+    idp_client,
+    oidc_portal_config,
+    register,
+    start_oidc_portal,
+)
+from tests.support.postgres_server import throwaway_database
 from tests.support.processes import GatewayProcess, ServerProcess
 
 LOGIN_COOKIE = "maas_portal_login"
@@ -265,3 +278,27 @@ def test_a_disabled_provider_user_gets_a_403_page_and_no_session(
             assert SESSION_COOKIE not in refused.cookies
         finally:
             httpx.patch(f"{portal.url}/admin/users/idp:nobody", json={"disabled": False}, headers=admin)
+
+
+def test_a_sign_in_started_on_one_replica_finishes_on_another(
+    simulator: ServerProcess, issuer: TokenIssuer, gateway_factory: GatewayFactory, tmp_path: Path
+) -> None:
+    """Two replicas share a PostgreSQL database: a sign-in started on one and called back on the other
+    (a load balancer's choice) succeeds, since the attempt lives in the browser, and the session works on
+    both."""
+    with throwaway_database("postgresql", tmp_path) as url:
+        config = oidc_portal_config(simulator.url, tmp_path, issuer)
+        config["database"]["url"] = url
+        first, second = gateway_factory(config, env=ENV), gateway_factory(config, env=ENV)
+        try:
+            register(issuer, first, second)
+            with idp_client(first) as client:
+                callback = urlsplit(authorize(begin(client, issuer), "alice"))
+                elsewhere = f"{second.url}{callback.path}?{callback.query}"
+                answer = client.get(elsewhere)
+                assert answer.status_code == 303, answer.text
+                assert '<span class="tier">premium</span>' in client.get(f"{second.url}/portal/").text
+                assert client.get(f"{first.url}/portal/").status_code == 200
+        finally:
+            first.stop()
+            second.stop()

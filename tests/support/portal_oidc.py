@@ -23,10 +23,13 @@ __all__ = [
     "API_AUDIENCE",
     "CLIENT_ID",
     "CLIENT_SECRET",
+    "ENV",
     "LABEL",
     "authorize",
     "begin",
     "idp_client",
+    "oidc_portal_config",
+    "register",
     "start_oidc_portal",
 ]
 
@@ -34,13 +37,14 @@ CLIENT_ID = "maas-gateway"
 CLIENT_SECRET = "portal-test-client-secret"  # a test's own secret, given through the env
 API_AUDIENCE = "maas-api"  # API calls' tokens; the portal's ID tokens are for CLIENT_ID
 LABEL = "Test IdP"
+ENV = {"MAAS_ADMIN_KEY": ADMIN_KEY, "MAAS_OIDC_CLIENT_SECRET": CLIENT_SECRET}
 _START = re.compile(r'<a class="provider" href="([^"]+)">')
 _HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 
 
-def start_oidc_portal(backend: str, directory: Path, issuer: TokenIssuer, **portal: Any) -> GatewayProcess:
-    """A portal gateway whose one OIDC issuer is ``issuer``, offered on the sign-in page as ``LABEL``,
-    with the client secret in MAAS_OIDC_CLIENT_SECRET; ``issuer`` learns the client and the users."""
+def oidc_portal_config(backend: str, directory: Path, issuer: TokenIssuer, **portal: Any) -> dict[str, Any]:
+    """The portal configuration (``portal_config``) with ``issuer`` as its one OIDC issuer, offered on the
+    sign-in page as ``LABEL``, its client secret in MAAS_OIDC_CLIENT_SECRET (``ENV``)."""
     config = portal_config(backend, directory, **portal)
     config["oidc"] = {
         "issuers": [
@@ -56,11 +60,22 @@ def start_oidc_portal(backend: str, directory: Path, issuer: TokenIssuer, **port
             }
         ]
     }
-    env = {"MAAS_ADMIN_KEY": ADMIN_KEY, "MAAS_OIDC_CLIENT_SECRET": CLIENT_SECRET}
-    server = start_gateway(config, directory, env=env)
-    issuer.add_client(CLIENT_ID, CLIENT_SECRET, [f"{server.url}/portal/auth/callback"])
+    return config
+
+
+def register(issuer: TokenIssuer, *gateways: GatewayProcess) -> None:
+    """Make the portal's client (redirecting to ``gateways``' callbacks) and the users known to ``issuer``."""
+    issuer.add_client(
+        CLIENT_ID, CLIENT_SECRET, [f"{gateway.url}/portal/auth/callback" for gateway in gateways]
+    )
     for name, groups in (("alice", ["premium"]), ("boss", ["idp-admins", "free"]), ("nobody", [])):
         issuer.add_user(name, f"{name}-password", {"groups": groups, "preferred_username": name})
+
+
+def start_oidc_portal(backend: str, directory: Path, issuer: TokenIssuer, **portal: Any) -> GatewayProcess:
+    """A gateway of ``oidc_portal_config``, registered at ``issuer``."""
+    server = start_gateway(oidc_portal_config(backend, directory, issuer, **portal), directory, env=ENV)
+    register(issuer, server)
     return server
 
 
