@@ -75,7 +75,8 @@ def test_keycloak_adds_its_objects_and_changes_only_the_gateway_wiring(
     baseline: Objects, renderings: dict[str, Objects]
 ) -> None:
     """--keycloak adds Keycloak's Deployment, Service, settings and realm; of the existing objects only
-    the gateway's configuration (one more part) and its configuration step (two variables) change."""
+    the gateway's configuration (one more part), its configuration step (two addresses) and the gateway
+    container (the client secret, for the portal's sign-in, from Secret maas-keycloak) change."""
     after = dict(renderings["default"])
     del after[("Secret", "maas-keycloak")]
     added = set(after) - set(baseline)
@@ -92,9 +93,22 @@ def test_keycloak_adds_its_objects_and_changes_only_the_gateway_wiring(
     step = after[("StatefulSet", "maas-gateway")]["spec"]["template"]["spec"]["initContainers"][0]
     assert {v["name"] for v in step["env"]} - {v["name"] for v in before_step["env"]} == {
         "MAAS_KEYCLOAK_URL",
-        "MAAS_OIDC_CLIENT_SECRET",
+        "MAAS_GATEWAY_URL",
     }
     assert [v for v in before_step["env"] if v not in step["env"]] == []
+    before_gateway = baseline[("StatefulSet", "maas-gateway")]["spec"]["template"]["spec"]["containers"][0]
+    gateway = after[("StatefulSet", "maas-gateway")]["spec"]["template"]["spec"]["containers"][0]
+    added_env = [v for v in gateway["env"] if v not in before_gateway["env"]]
+    assert added_env == [
+        {
+            "name": "MAAS_OIDC_CLIENT_SECRET",
+            "valueFrom": {"secretKeyRef": {"name": "maas-keycloak", "key": "client-secret"}},
+        }
+    ]
+    assert [v for v in before_gateway["env"] if v not in gateway["env"]] == []
+    assert {k: v for k, v in gateway.items() if k != "env"} == {
+        k: v for k, v in before_gateway.items() if k != "env"
+    }
     parts = after[("ConfigMap", "maas-gateway-config")]["data"]
     assert set(parts) - set(baseline[("ConfigMap", "maas-gateway-config")]["data"]) == {"70-keycloak.yaml"}
 

@@ -189,6 +189,13 @@ def test_the_gateway_trusts_exactly_the_issuer_keycloak_writes_in_tokens(
     assert set(issuer.admin_groups) <= realm_groups
     assert issuer.default_tier is None
     assert (issuer.user_namespace, issuer.user_claim) == ("", "preferred_username")
+    gateway_url = CHOICES[choice].gateway_url or DEFAULT_GATEWAY_URL
+    assert issuer.portal_client_id == CLIENT_ID == client_of(realm_file())["clientId"]
+    assert issuer.portal_redirect_uri == callback_url(gateway_url)
+    assert [issuer.portal_redirect_uri] == client_of(imported_realm(objects))["redirectUris"]
+    assert issuer.portal_client_secret_env == "MAAS_OIDC_CLIENT_SECRET"
+    secret = objects[("Secret", "maas-keycloak")]["stringData"]["client-secret"]
+    assert secret not in json.dumps(config.model_dump(mode="json"))  # in the gateway's environment only
     for user, tier in demo_key_tiers().items():
         assert any(key.user == user and key.tier == tier for key in config.api_keys), user
 

@@ -97,6 +97,18 @@ class TokenIssuer:
         )
         assert answer.status_code == 201
 
+    def add_client(self, client_id: str, secret: str | None, redirect_uris: list[str]) -> None:
+        """A client of the authorization-code flow (``secret=None``: a public client)."""
+        data = {"client_id": client_id, "secret": secret, "redirect_uris": redirect_uris}
+        assert httpx.post(self.url + "/clients", json=data).status_code == 201
+
+    def override_next_id_token(self, **claims: Any) -> None:
+        """Claims set on the next authorization-code ID token only (``None`` leaves one out)."""
+        assert httpx.post(self.url + "/id-token-overrides", json={"claims": claims}).status_code == 200
+
+    def stats(self) -> dict[str, int]:
+        return {name: int(value) for name, value in httpx.get(self.url + "/stats").json().items()}
+
     def publish_oct(self, kid: str, secret: str) -> None:
         assert httpx.post(self.url + "/publish-oct", json={"kid": kid, "secret": secret}).status_code == 201
 

@@ -19,6 +19,7 @@ from maas_gateway.portal import PortalServices
 from maas_gateway.portal.account_service import AccountService
 from maas_gateway.portal.accounts import AccountStore
 from maas_gateway.portal.memory_accounts import InMemoryAccountStore
+from maas_gateway.portal.oidc import IdentityProviders
 from maas_gateway.portal.origin import external_origin
 from maas_gateway.portal.passwords import Passwords
 from maas_gateway.portal.session_manager import SessionManager, SessionTimes
@@ -91,4 +92,6 @@ def portal_services(
         address=address,
         secure=secure,
         origin=lambda scope: external_origin(scope, current().trusted_proxies),
+        oidc=lambda: current().authenticator.oidc,
+        identity_providers=IdentityProviders(),
     )

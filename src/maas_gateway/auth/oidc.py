@@ -123,6 +123,37 @@ class OIDCVerifier:
     async def verify(self, token: str) -> Identity:
         header, unverified = _unverified(token)
         issuer = self._issuer(unverified)
+        alg, key = await self._signing_key(issuer, header)
+        claims = _decode(token, key, alg, issuer, issuer.audience, self.settings.clock_skew)
+        identity = identity_from_claims(issuer, claims)
+        expires = claims.get("exp")
+        identity.expires_at = float(expires) if isinstance(expires, int | float) else None
+        return identity
+
+    async def id_token_claims(self, token: str, issuer: OIDCIssuer, client_id: str) -> dict[str, Any]:
+        """The claims of an ID token that ``issuer`` issued to the client ``client_id`` (the portal's
+        sign-in), checked as API tokens are (signature by the issuer's published keys, algorithm, ``iss``,
+        ``exp``), but with ``client_id`` as the audience and, when there are several, as ``azp``
+        (OpenID Connect Core 3.1.3.7). The caller checks the ``nonce``."""
+        header, unverified = _unverified(token)
+        if unverified.get("iss") != issuer.issuer:
+            raise AuthenticationError(
+                f"The ID token was not issued by '{issuer.issuer}', the provider this sign-in went to.",
+                code="invalid_issuer",
+            )
+        alg, key = await self._signing_key(issuer, header)
+        claims = _decode(token, key, alg, issuer, client_id, self.settings.clock_skew)
+        audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+        if len(audiences) > 1 and claims.get("azp") != client_id:
+            raise AuthenticationError(
+                f"The ID token names several audiences but was not issued to '{client_id}' (its 'azp').",
+                code="invalid_audience",
+            )
+        return claims
+
+    async def _signing_key(self, issuer: OIDCIssuer, header: Mapping[str, Any]) -> tuple[str, jwt.PyJWK]:
+        """The algorithm and key that may verify a token of ``issuer`` with ``header``: only algorithms the
+        issuer allows, only keys it publishes."""
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in issuer.algorithms:
             shown = alg[:_SHOWN] if isinstance(alg, str) else "no algorithm"
@@ -142,11 +173,7 @@ class OIDCVerifier:
                 "signing keys.",
                 code="unknown_key",
             )
-        claims = _decode(token, key.for_algorithm(alg), alg, issuer, self.settings.clock_skew)
-        identity = identity_from_claims(issuer, claims)
-        expires = claims.get("exp")
-        identity.expires_at = float(expires) if isinstance(expires, int | float) else None
-        return identity
+        return alg, key.for_algorithm(alg)
 
     async def aclose(self) -> None:
         await self.keys.aclose()
@@ -180,13 +207,15 @@ def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return header, claims
 
 
-def _decode(token: str, key: jwt.PyJWK, alg: str, issuer: OIDCIssuer, leeway: float) -> dict[str, Any]:
+def _decode(
+    token: str, key: jwt.PyJWK, alg: str, issuer: OIDCIssuer, audience: str | list[str], leeway: float
+) -> dict[str, Any]:
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
             key,
             algorithms=[alg],
-            audience=issuer.audience,
+            audience=audience,
             issuer=issuer.issuer,
             leeway=leeway,
             options={"require": ["exp", "iss", "aud"]},
@@ -201,7 +230,7 @@ def _decode(token: str, key: jwt.PyJWK, alg: str, issuer: OIDCIssuer, leeway: fl
             code="token_not_yet_valid",
         ) from None
     except jwt_errors.InvalidAudienceError:
-        accepted = issuer.audience if isinstance(issuer.audience, str) else ", ".join(issuer.audience)
+        accepted = audience if isinstance(audience, str) else ", ".join(audience)
         raise AuthenticationError(
             f"The token is meant for another audience; this gateway accepts tokens for '{accepted}'.",
             code="invalid_audience",

@@ -95,19 +95,36 @@ class UserDirectory:
         """Bring the row of a token's user up to date with the token, in the background, if it differs."""
         if user in self._writing:
             return
+        work = self._token_write(user, groups_tier, display_name, stored, now)
+        if work is not None:
+            self._spawn(user, work)
+
+    async def record_token(
+        self, user: str, groups_tier: str, display_name: str | None, stored: StoredUser | None, now: float
+    ) -> None:
+        """``observe_token``, awaited: the portal's sign-in needs the row in place before its session."""
+        work = self._token_write(user, groups_tier, display_name, stored, now)
+        if work is not None:
+            await work
+            self.forget(user)
+
+    def _token_write(
+        self, user: str, groups_tier: str, display_name: str | None, stored: StoredUser | None, now: float
+    ) -> Coroutine[Any, Any, None] | None:
+        """The write that brings ``user``'s row in line with a token, or ``None`` when there is none to do."""
         if stored is None:
             row = StoredUser(user, groups_tier, display_name, False, now, "oidc", None, not groups_tier, now)
-            self._spawn(user, self._create(row))
-            return
+            return self._create(row)
         if stored.source != "oidc":
-            return  # mapped onto an administrator's or the configuration's user on purpose: theirs to set
+            return (
+                None  # mapped onto an administrator's or the configuration's user on purpose: theirs to set
+            )
         changes = UserChanges(
             tier=groups_tier if groups_tier and groups_tier != stored.tier else None,
             deprovisioned=(not groups_tier) if (not groups_tier) != stored.deprovisioned else None,
             seen_at=now if stored.seen_at is None or now - stored.seen_at > _SEEN_EVERY else None,
         )
-        if changes.values():
-            self._spawn(user, self._update(user, changes))
+        return self._update(user, changes) if changes.values() else None
 
     def _spawn(self, user: str, work: Coroutine[Any, Any, None]) -> None:
         self._writing.add(user)

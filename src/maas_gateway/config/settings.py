@@ -193,6 +193,36 @@ class OIDCIssuer(Strict):
         description="Keys of this issuer's users stop working when the user has presented no valid token "
         "for this long (they work again after the next sign-in); omitted, keys work until they expire.",
     )
+    portal_client_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The portal's client at this issuer (the ID token's audience); omitted, the sign-in page "
+        "offers no button for this issuer.",
+    )
+    portal_client_secret_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The environment variable holding the client secret (never the secret itself, so it "
+        "stays out of configuration files); omitted for a public client, which PKCE alone protects.",
+    )
+    portal_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=60,
+        description="The button's label, 'Sign in with <portal_name>'; defaults to the issuer's host.",
+    )
+    portal_redirect_uri: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/?#\s]+/portal/auth/callback$",
+        description="The redirect URI registered at the issuer, `<gateway-url>/portal/auth/callback`; "
+        "defaults to that path on the address the browser used.",
+    )
+
+    @property
+    def portal_label(self) -> str:
+        """The name on this issuer's sign-in button."""
+        return self.portal_name or urlsplit(self.issuer).netloc or self.issuer
 
     @property
     def user_namespace(self) -> str:

@@ -11,16 +11,21 @@ from urllib.parse import urlsplit
 
 from starlette.responses import Response
 
-__all__ = ["SESSION_COOKIE", "SIGN_IN_CSRF_COOKIE", "forget", "remember", "safe_next"]
+__all__ = ["LOGIN_STATE_COOKIE", "SESSION_COOKIE", "SIGN_IN_CSRF_COOKIE", "forget", "remember", "safe_next"]
 
 SESSION_COOKIE = "maas_portal_session"
 SIGN_IN_CSRF_COOKIE = "maas_portal_csrf"  # the sign-in form's CSRF token, before there is a session
+LOGIN_STATE_COOKIE = (
+    "maas_portal_login"  # an identity provider sign-in under way (portal/oidc/login_state.py)
+)
 _PATH = "/portal"
 _HOME = "/portal/"
 
 
-def remember(response: Response, name: str, value: str, *, secure: bool) -> None:
-    response.set_cookie(name, value, path=_PATH, httponly=True, samesite="lax", secure=secure)
+def remember(response: Response, name: str, value: str, *, secure: bool, max_age: int | None = None) -> None:
+    response.set_cookie(
+        name, value, max_age=max_age, path=_PATH, httponly=True, samesite="lax", secure=secure
+    )
 
 
 def forget(response: Response, name: str, *, secure: bool) -> None:

@@ -49,10 +49,12 @@ class Passwords:
             return False
         if self._dummy is None:
             self._dummy = await self.hash("not a password: equalises the time of unknown names")
-        target = stored_hash if stored_hash is not None else self._dummy
+        # An account without a password (an identity provider's user) costs the same as any other.
+        usable = stored_hash is not None and stored_hash.startswith("$argon2")
+        target = stored_hash if usable and stored_hash is not None else self._dummy
         async with self._slots:
             matched = await asyncio.to_thread(self._verify, target, password)
-        return matched and stored_hash is not None
+        return matched and usable
 
     def _verify(self, stored_hash: str, password: str) -> bool:
         try:

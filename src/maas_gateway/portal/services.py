@@ -15,6 +15,7 @@ from maas_gateway.admin.actions import AdminActions
 from maas_gateway.audit import AuditLog
 from maas_gateway.auth.key_repository import StoredUser
 from maas_gateway.auth.key_service import KeyService
+from maas_gateway.auth.oidc import OIDCVerifier
 from maas_gateway.auth.own_keys import OwnKeys
 from maas_gateway.auth.throttle import FailureThrottle
 from maas_gateway.auth.user_directory import UserDirectory
@@ -24,6 +25,7 @@ from maas_gateway.http.asgi import Scope
 from maas_gateway.limits import Limiter
 from maas_gateway.metering import LedgerWriter
 from maas_gateway.portal.account_service import AccountService
+from maas_gateway.portal.oidc.provider import IdentityProviders
 from maas_gateway.portal.session_manager import SessionManager
 from maas_gateway.portal.throttle import SignInThrottle
 from maas_gateway.routing import Router
@@ -65,4 +67,6 @@ class PortalServices:
     address: Callable[[Scope], str]  # the client's address, trusting the configured proxies
     secure: Callable[[Scope], bool]  # whether the browser reached us over https (directly or via a proxy)
     origin: Callable[[Scope], str]  # "https://host:port" as the browser sees the gateway; display only
+    oidc: Callable[[], OIDCVerifier | None]  # the API's token verifier in force (ID tokens of the sign-in)
+    identity_providers: IdentityProviders  # the sign-in's provider endpoints and code exchange
     clock: Callable[[], float] = field(default=time.time)

@@ -42,3 +42,13 @@ class SignInThrottle:
             logger.warning("Too many failed portal sign-ins for account %r: refused for a while.", account)
         if self.addresses.failed(address, now):
             logger.warning("Too many failed portal sign-ins from %s: refused for a while.", address)
+
+    def address_retry_after(self, address: str) -> float:
+        """Seconds until a sign-in from ``address`` may be tried (for sign-ins that name no account yet,
+        such as an identity provider's callback); 0.0 when it may now."""
+        return self.addresses.retry_after(address, self._clock())
+
+    def address_failed(self, address: str) -> None:
+        """Count a failed sign-in that names no account (a refused identity provider callback)."""
+        if self.addresses.failed(address, self._clock()):
+            logger.warning("Too many failed portal sign-ins from %s: refused for a while.", address)

@@ -4,11 +4,20 @@ decorated functions, one template in ``portal/templates`` extending ``base.html`
 from __future__ import annotations
 
 from maas_gateway.portal.navigation import Page
-from maas_gateway.portal.pages import admin_users, keys, models, overview, playground, register, sign_in
+from maas_gateway.portal.pages import (
+    admin_users,
+    keys,
+    models,
+    oidc_sign_in,
+    overview,
+    playground,
+    register,
+    sign_in,
+)
 
 __all__ = ["all_pages"]
 
-_MODULES = (sign_in, register, overview, keys, models, playground, admin_users)
+_MODULES = (sign_in, oidc_sign_in, register, overview, keys, models, playground, admin_users)
 
 
 def all_pages() -> list[Page]:

@@ -7,6 +7,7 @@ from starlette.responses import Response
 from maas_gateway.portal.context import PageContext, PageError
 from maas_gateway.portal.cookies import SESSION_COOKIE, SIGN_IN_CSRF_COOKIE, forget, remember, safe_next
 from maas_gateway.portal.navigation import Pages
+from maas_gateway.portal.oidc.callback import portal_issuers
 
 __all__ = ["pages"]
 
@@ -74,6 +75,9 @@ def _form(
     context: PageContext, *, next_url: str, user: str = "", error: str | None = None, status: int = 200
 ) -> Response:
     registration = context.services.settings().self_registration.enabled
+    providers = [
+        (issuer.issuer, issuer.portal_label) for issuer in portal_issuers(context.services.config().oidc)
+    ]
     return context.render(
         "sign_in.html",
         status=status,
@@ -82,4 +86,5 @@ def _form(
         error=error,
         title="Sign in",
         registration=registration,
+        providers=providers,
     )
