@@ -4,11 +4,23 @@ decorated functions, one template in ``portal/templates`` extending ``base.html`
 from __future__ import annotations
 
 from maas_gateway.portal.navigation import Page
-from maas_gateway.portal.pages import admin_users, overview, register, sign_in
+from maas_gateway.portal.pages import (
+    admin_users,
+    overview,
+    plan,
+    register,
+    sign_in,
+)
 
 __all__ = ["all_pages"]
 
-_MODULES = (sign_in, register, overview, admin_users)
+_MODULES = (
+    sign_in,
+    register,
+    overview,
+    plan,
+    admin_users,
+)
 
 
 def all_pages() -> list[Page]:

@@ -1,0 +1,106 @@
+"""The portal's admin pages over HTTP against a real gateway: users, keys, plan requests, models and the
+audit log, and what an attacker would try on them (developers, missing CSRF tokens, unknown ids, markup).
+
+Every change goes through the admin API's own actions, so it is checked against the admin API and its
+audit log (``GET /admin/audit``), where the portal administrator is the actor.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.gateways import start_gateway
+from tests.support.portal import ADMIN_KEY, create_account, csrf_token, portal_config, sign_in
+from tests.support.processes import GatewayProcess, ServerProcess
+
+MARKUP = '<img src=x onerror="alert(1)"><b>bold</b>'
+ESCAPED = "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;&lt;b&gt;bold&lt;/b&gt;"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+DEV2_KEY = "dev2_portal_admin_key"
+CHAT = {"model": "simulator-model", "messages": [{"role": "user", "content": "Hello"}]}
+
+
+@pytest.fixture(scope="module")
+def portal(simulator: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """A gateway with developers dev1 (config key), dev2 (config key), dev3, dev4, markup (a display name
+    with markup) and two administrators, admin and admin2."""
+    directory = tmp_path_factory.mktemp("portal-admin")
+    config = portal_config(simulator.url, directory)
+    config["api_keys"].append({"user": "dev2", "tier": "free", "key": DEV2_KEY})
+    create_account(config, "dev1", "openshift")
+    for name in ("dev2", "dev3", "dev4", "markup"):
+        create_account(config, name, f"{name}-password")
+    create_account(config, "admin", "admin-password", admin=True)
+    create_account(config, "admin2", "admin2-password", admin=True)
+    server = start_gateway(config, directory, env={"MAAS_ADMIN_KEY": ADMIN_KEY})
+    answer = httpx.patch(f"{server.url}/admin/users/markup", json={"display_name": MARKUP}, headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    yield server
+    server.stop()
+
+
+def _post(client: httpx.Client, path: str, data: dict[str, str]) -> httpx.Response:
+    """A form posted the way the browser does, with the session's CSRF token."""
+    token = csrf_token(client.get("/portal/").text)
+    return client.post(path, data={**data, "csrf_token": token})
+
+
+def _audit(portal: GatewayProcess, **query: Any) -> list[dict[str, Any]]:
+    answer = httpx.get(f"{portal.url}/admin/audit", params=query, headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    entries: list[dict[str, Any]] = answer.json()["data"]
+    return entries
+
+
+def _user(portal: GatewayProcess, name: str) -> dict[str, Any]:
+    answer = httpx.get(f"{portal.url}/admin/users/{name}", headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    user: dict[str, Any] = answer.json()
+    return user
+
+
+def _fact(html: str, name: str) -> str:
+    match = re.search(rf"<dt>{re.escape(name)}</dt><dd[^>]*>(.*?)</dd>", html, re.DOTALL)
+    assert match is not None, f"no fact '{name}' on the page"
+    return re.sub(r"<[^>]+>", "", match.group(1)).strip()
+
+
+def test_the_plan_page_shows_the_tiers_mine_highlighted_and_one_request_at_a_time(
+    portal: GatewayProcess,
+) -> None:
+    """dev1 sees every tier's limits in words with free highlighted; asking for free is refused with the
+    reason; a request is shown as waiting, a second one is refused, withdrawing it allows a new one."""
+    with sign_in(portal.url, "dev1", "openshift") as developer:
+        page = developer.get("/portal/plan").text
+        mine = re.search(r'<section class="card current-tier"[^>]*data-tier="(\w+)"', page)
+        assert mine is not None
+        assert mine.group(1) == "free"
+        assert "5 requests every 2 minutes" in page
+        assert "20 requests every 2 minutes" in page
+        same = _post(developer, "/portal/plan/request", {"tier": "free"})
+        assert same.status_code == 400
+        assert "already on the tier" in same.text
+        asked = _post(developer, "/portal/plan/request", {"tier": "premium", "note": "a demo"})
+        assert asked.status_code == 303
+        waiting = developer.get("/portal/plan").text
+        assert "it waits for an administrator" in waiting
+        request_id = re.search(r'name="request" value="(pr_\w+)"', waiting)
+        assert request_id is not None
+        again = developer.post(
+            "/portal/plan/request",
+            data={"tier": "enterprise", "csrf_token": csrf_token(waiting)},
+        )
+        assert again.status_code == 409
+        assert "withdraw it first" in again.text
+        withdrawn = _post(developer, "/portal/plan/withdraw", {"request": request_id.group(1)})
+        assert withdrawn.status_code == 303
+        assert "Your request is withdrawn" in developer.get(withdrawn.headers["location"]).text
+        twice = _post(developer, "/portal/plan/withdraw", {"request": request_id.group(1)})
+        assert twice.status_code == 409
+    state = httpx.get(f"{portal.url}/admin/plan-requests", params={"user": "dev1"}, headers=ADMIN).json()
+    assert [request["status"] for request in state["data"]] == ["withdrawn"]
