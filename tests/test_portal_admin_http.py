@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from tests.support.gateways import start_gateway
-from tests.support.portal import ADMIN_KEY, create_account, csrf_token, portal_config, sign_in
+from tests.support.polling import wait_until
+from tests.support.portal import ADMIN_KEY, create_account, csrf_token, next_address, portal_config, sign_in
 from tests.support.processes import GatewayProcess, ServerProcess
 
 MARKUP = '<img src=x onerror="alert(1)"><b>bold</b>'
@@ -68,6 +69,85 @@ def _fact(html: str, name: str) -> str:
     match = re.search(rf"<dt>{re.escape(name)}</dt><dd[^>]*>(.*?)</dd>", html, re.DOTALL)
     assert match is not None, f"no fact '{name}' on the page"
     return re.sub(r"<[^>]+>", "", match.group(1)).strip()
+
+
+def test_the_users_page_searches_and_a_user_page_shows_the_facts(portal: GatewayProcess) -> None:
+    """The list finds users by a part of the name whatever its case; a user's page shows tier, source,
+    override, state, active keys and last use; an unknown user is a 404 page."""
+    with sign_in(portal.url, "admin", "admin-password") as admin:
+        found = admin.get("/portal/admin/users", params={"q": "DEV3"}).text
+        assert "<code>dev3</code>" in found
+        assert "<code>dev1</code>" not in found
+        page = admin.get("/portal/admin/user", params={"user": "dev2"})
+        assert page.status_code == 200
+        html = page.text
+        assert _fact(html, "Tier now") == "free"
+        assert _fact(html, "Source") == "admin"  # `maas users create` made the row
+        assert _fact(html, "Override") == "none"
+        assert _fact(html, "State") == "active"
+        assert _fact(html, "Active keys").startswith("0")
+        missing = admin.get("/portal/admin/user", params={"user": "nobody-here"})
+        assert missing.status_code == 404
+        assert "There is no user" in missing.text
+
+
+def test_a_tier_chosen_in_the_portal_applies_and_is_audited_with_the_admin_as_actor(
+    portal: GatewayProcess,
+) -> None:
+    """The tier select moves dev3 to premium (the admin API agrees); the audit log names the portal
+    administrator, the kind `portal` and the client's address; an unknown tier is refused with a page."""
+    address = next_address()
+    with sign_in(portal.url, "admin", "admin-password", address) as admin:
+        answer = _post(admin, "/portal/admin/user/tier", {"user": "dev3", "tier": "premium"})
+        assert answer.status_code == 303
+        page = admin.get(answer.headers["location"]).text
+        assert "The tier was changed" in page
+        assert _fact(page, "Tier now") == "premium"
+        refused = _post(admin, "/portal/admin/user/tier", {"user": "dev3", "tier": "platinum"})
+        assert refused.status_code == 400
+        assert "does not exist" in refused.text
+    assert _user(portal, "dev3")["tier"] == "premium"
+    entry = _audit(portal, subject="dev3", action="user.update")[0]
+    assert (entry["actor"], entry["actor_kind"], entry["address"]) == ("admin", "portal", address)
+    assert entry["details"]["tier"] == "premium"
+
+
+def test_disabling_a_user_refuses_their_key_and_ends_their_session(portal: GatewayProcess) -> None:
+    """dev2's key works and dev2 is signed in; the admin disables dev2 in the portal: the key is refused
+    and the session ends (within a second: the same path as the admin API); enabling restores the key."""
+    key = {"Authorization": f"Bearer {DEV2_KEY}"}
+    with (
+        sign_in(portal.url, "dev2", "dev2-password") as developer,
+        sign_in(portal.url, "admin", "admin-password") as admin,
+        httpx.Client(base_url=portal.url, timeout=30) as api,
+    ):
+        assert api.post("/v1/chat/completions", json=CHAT, headers=key).status_code == 200
+        assert developer.get("/portal/").status_code == 200
+        answer = _post(admin, "/portal/admin/user/state", {"user": "dev2", "action": "disable"})
+        assert answer.status_code == 303
+        assert "The user is disabled" in admin.get(answer.headers["location"]).text
+        try:
+            wait_until(
+                lambda: api.post("/v1/chat/completions", json=CHAT, headers=key).status_code in (401, 403),
+                "the disabled user's key being refused",
+                5,
+            )
+            wait_until(lambda: developer.get("/portal/").status_code == 303, "the session ending", 5)
+            assert _user(portal, "dev2")["disabled"] is True
+        finally:
+            enabled = _post(admin, "/portal/admin/user/state", {"user": "dev2", "action": "enable"})
+            assert enabled.status_code == 303
+        assert api.post("/v1/chat/completions", json=CHAT, headers=key).status_code == 200
+    actions = [entry["details"].get("disabled") for entry in _audit(portal, subject="dev2")]
+    assert actions[:2] == [False, True]
+
+
+def test_an_admin_cannot_disable_themselves(portal: GatewayProcess) -> None:
+    """Disabling one's own account from the portal is refused with a page (it would lock them out)."""
+    with sign_in(portal.url, "admin2", "admin2-password") as admin:
+        refused = _post(admin, "/portal/admin/user/state", {"user": "admin2", "action": "disable"})
+        assert refused.status_code == 400
+        assert admin.get("/portal/admin/users").status_code == 200
 
 
 def test_the_plan_page_shows_the_tiers_mine_highlighted_and_one_request_at_a_time(

@@ -255,7 +255,7 @@ def test_the_admin_section_is_for_admin_accounts_only(portal: GatewayProcess) ->
         listing = admin.get("/portal/admin/")
         assert listing.status_code == 200
         assert "<code>dev1</code>" in listing.text
-        assert 'href="/portal/admin/"' in listing.text
+        assert 'href="/portal/admin/users"' in listing.text
         found = admin.get("/portal/admin/", params={"q": "DEV2"}).text
         assert "<code>dev2</code>" in found
         assert "<code>dev1</code>" not in found
