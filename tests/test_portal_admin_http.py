@@ -150,6 +150,40 @@ def test_an_admin_cannot_disable_themselves(portal: GatewayProcess) -> None:
         assert admin.get("/portal/admin/users").status_code == 200
 
 
+def _admin_key(portal: GatewayProcess, user: str, name: str) -> tuple[str, str]:
+    """A key made through the admin API: its id and its secret."""
+    answer = httpx.post(f"{portal.url}/admin/keys", json={"user": user, "name": name}, headers=ADMIN)
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    return body["id"], body["key"]
+
+
+def test_keys_are_found_across_users_and_revoked_after_a_confirmation(portal: GatewayProcess) -> None:
+    """A search by name finds dev4's key among everyone's; the confirmation page names it and changes
+    nothing; confirming revokes it (the key is refused) and the audit log names the portal admin."""
+    key_id, secret = _admin_key(portal, "dev4", "nightly-batch")
+    headers = {"Authorization": f"Bearer {secret}"}
+    with sign_in(portal.url, "admin", "admin-password") as admin:
+        listing = admin.get("/portal/admin/keys", params={"q": "NIGHTLY"}).text
+        assert key_id in listing
+        assert "dev4" in listing
+        assert key_id in admin.get("/portal/admin/keys", params={"user": "dev4"}).text
+        assert key_id not in admin.get("/portal/admin/keys", params={"user": "dev3"}).text
+        confirm = admin.get("/portal/admin/keys/revoke", params={"key": key_id})
+        assert confirm.status_code == 200
+        assert "Revoke this key?" in confirm.text
+        assert httpx.post(f"{portal.url}/v1/chat/completions", json=CHAT, headers=headers).status_code == 200
+        done = admin.post(
+            "/portal/admin/keys/revoke", data={"key": key_id, "csrf_token": csrf_token(confirm.text)}
+        )
+        assert done.status_code == 303
+        assert "is revoked" in admin.get(done.headers["location"]).text
+    refused = httpx.post(f"{portal.url}/v1/chat/completions", json=CHAT, headers=headers)
+    assert refused.status_code == 401
+    entry = _audit(portal, subject=key_id, action="key.revoke")[0]
+    assert (entry["actor"], entry["actor_kind"]) == ("admin", "portal")
+
+
 def test_the_plan_page_shows_the_tiers_mine_highlighted_and_one_request_at_a_time(
     portal: GatewayProcess,
 ) -> None:

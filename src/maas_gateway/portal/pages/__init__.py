@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from maas_gateway.portal.navigation import Page
 from maas_gateway.portal.pages import (
+    admin_keys,
     admin_users,
     overview,
     plan,
@@ -20,6 +21,7 @@ _MODULES = (
     overview,
     plan,
     admin_users,
+    admin_keys,
 )
 
 
