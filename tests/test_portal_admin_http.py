@@ -184,6 +184,63 @@ def test_keys_are_found_across_users_and_revoked_after_a_confirmation(portal: Ga
     assert (entry["actor"], entry["actor_kind"]) == ("admin", "portal")
 
 
+def _plan_request(portal: GatewayProcess, user: str, password: str, tier: str, note: str = "") -> str:
+    """``user`` asks for ``tier`` on the Plan page; the id of the pending request."""
+    with sign_in(portal.url, user, password) as developer:
+        answer = _post(developer, "/portal/plan/request", {"tier": tier, "note": note})
+        assert answer.status_code == 303, answer.text
+    pending = httpx.get(
+        f"{portal.url}/admin/plan-requests", params={"status": "pending", "user": user}, headers=ADMIN
+    ).json()["data"]
+    request_id: str = pending[0]["id"]
+    return request_id
+
+
+def test_two_admins_deciding_one_request_get_one_decision_and_a_clear_page(portal: GatewayProcess) -> None:
+    """admin approves dev4's request (dev4 is on enterprise at once); admin2, a moment later, denies the
+    same request from a page loaded before: a 409 page says it was approved by admin, nothing changes."""
+    request_id = _plan_request(portal, "dev4", "dev4-password", "enterprise", "for the launch")
+    with (
+        sign_in(portal.url, "admin", "admin-password") as first,
+        sign_in(portal.url, "admin2", "admin2-password") as second,
+    ):
+        stale = second.get("/portal/admin/requests").text
+        assert request_id in stale
+        assert "for the launch" in stale
+        approved = _post(first, "/portal/admin/requests/approve", {"request": request_id})
+        assert approved.status_code == 303
+        assert "approved" in first.get(approved.headers["location"]).text
+        late = second.post(
+            "/portal/admin/requests/deny",
+            data={"request": request_id, "reason": "too late", "csrf_token": csrf_token(stale)},
+        )
+        assert late.status_code == 409
+        assert "was approved already by admin" in late.text
+    assert _user(portal, "dev4")["tier"] == "enterprise"
+    assert [entry["action"] for entry in _audit(portal, subject=request_id)] == ["plan_request.approve"]
+
+
+def test_a_denied_request_keeps_the_tier_and_the_user_sees_the_reason(portal: GatewayProcess) -> None:
+    """A denial with a reason leaves dev3's tier as it was; dev3's Plan page lists the reason and lets
+    them ask again."""
+    before = _user(portal, "dev3")["tier"]
+    request_id = _plan_request(portal, "dev3", "dev3-password", "enterprise")
+    with sign_in(portal.url, "admin", "admin-password") as admin:
+        denied = _post(admin, "/portal/admin/requests/deny", {"request": request_id, "reason": "budget"})
+        assert denied.status_code == 303
+    assert _user(portal, "dev3")["tier"] == before
+    with sign_in(portal.url, "dev3", "dev3-password") as developer:
+        page = developer.get("/portal/plan").text
+        assert "<td>denied</td><td>budget</td>" in page
+        assert 'action="/portal/plan/request"' in page
+    entry = _audit(portal, subject=request_id)[0]
+    assert (entry["action"], entry["actor"], entry["details"]["reason"]) == (
+        "plan_request.deny",
+        "admin",
+        "budget",
+    )
+
+
 def test_the_plan_page_shows_the_tiers_mine_highlighted_and_one_request_at_a_time(
     portal: GatewayProcess,
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from maas_gateway.portal.navigation import Page
 from maas_gateway.portal.pages import (
     admin_keys,
+    admin_requests,
     admin_users,
     overview,
     plan,
@@ -22,6 +23,7 @@ _MODULES = (
     plan,
     admin_users,
     admin_keys,
+    admin_requests,
 )
 
 
