@@ -241,6 +241,18 @@ def test_a_denied_request_keeps_the_tier_and_the_user_sees_the_reason(portal: Ga
     )
 
 
+def test_the_models_page_lists_each_model_with_its_backends_state(
+    portal: GatewayProcess, simulator: ServerProcess
+) -> None:
+    """Every configured model appears with its backend's address and its state."""
+    with sign_in(portal.url, "admin", "admin-password") as admin:
+        page = admin.get("/portal/admin/models").text
+    for model in ("simulator-model", "simulator-embed"):
+        assert f"<code>{model}</code>" in page
+    assert f"<code>{simulator.url}</code>" in page
+    assert re.search(r'class="state-(healthy|unhealthy|ejected)"', page)
+
+
 def test_the_plan_page_shows_the_tiers_mine_highlighted_and_one_request_at_a_time(
     portal: GatewayProcess,
 ) -> None:

@@ -11,6 +11,7 @@ from maas_gateway.application.services import Services
 from maas_gateway.auth.key_repository import StoredUser
 from maas_gateway.auth.throttle import FailureThrottle
 from maas_gateway.auth.user_policy import UserPolicy
+from maas_gateway.balancing.backend import BackendSnapshot
 from maas_gateway.errors import GatewayError
 from maas_gateway.http.asgi import Scope
 from maas_gateway.http.forwarded import came_over_https, client_address
@@ -68,6 +69,10 @@ def portal_services(
     def secure(scope: Scope) -> bool:
         return came_over_https(scope, current().trusted_proxies)
 
+    def backends(model: str) -> list[BackendSnapshot]:
+        found = current().backends.get(model)
+        return [] if found is None else found.pool.snapshots()
+
     return PortalServices(
         accounts=AccountService(accounts, Passwords()),
         sessions=SessionManager(sessions, times),
@@ -87,4 +92,5 @@ def portal_services(
         tier_of=tier_of,
         address=address,
         secure=secure,
+        backends=backends,
     )

@@ -17,6 +17,7 @@ from maas_gateway.auth.key_repository import StoredUser
 from maas_gateway.auth.key_service import KeyService
 from maas_gateway.auth.throttle import FailureThrottle
 from maas_gateway.auth.user_directory import UserDirectory
+from maas_gateway.balancing.backend import BackendSnapshot
 from maas_gateway.config.portal_settings import PortalSettings
 from maas_gateway.config.schema import GatewayConfig
 from maas_gateway.http.asgi import Scope
@@ -62,4 +63,5 @@ class PortalServices:
     tier_of: Callable[[StoredUser, float], str | None]  # the tier a users row gets now, as API calls do
     address: Callable[[Scope], str]  # the client's address, trusting the configured proxies
     secure: Callable[[Scope], bool]  # whether the browser reached us over https (directly or via a proxy)
+    backends: Callable[[str], list[BackendSnapshot]]  # a model's backends as this replica sees them now
     clock: Callable[[], float] = field(default=time.time)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from maas_gateway.portal.navigation import Page
 from maas_gateway.portal.pages import (
     admin_keys,
+    admin_models,
     admin_requests,
     admin_users,
     overview,
@@ -24,6 +25,7 @@ _MODULES = (
     admin_users,
     admin_keys,
     admin_requests,
+    admin_models,
 )
 
 
