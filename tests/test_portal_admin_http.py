@@ -253,6 +253,37 @@ def test_the_models_page_lists_each_model_with_its_backends_state(
     assert re.search(r'class="state-(healthy|unhealthy|ejected)"', page)
 
 
+def test_the_audit_page_filters_and_pages_newest_first(portal: GatewayProcess) -> None:
+    """55 changes of one user: the first page shows the newest 50, its link the 5 older ones (no entry
+    twice, none lost); filters by actor and action narrow it; unknown filters show no entry."""
+    assert httpx.post(
+        f"{portal.url}/admin/users", json={"user": "audited", "tier": "free"}, headers=ADMIN
+    ).is_success
+    for number in range(54):
+        answer = httpx.patch(
+            f"{portal.url}/admin/users/audited", json={"display_name": f"name {number:02d}"}, headers=ADMIN
+        )
+        assert answer.is_success
+    with sign_in(portal.url, "admin", "admin-password") as admin:
+        first = admin.get("/portal/admin/audit", params={"subject": "audited"}).text
+        names = re.findall(r"name (\d\d)", first)
+        assert names[:2] == ["53", "52"]
+        assert len(names) == 50  # the updates 53 down to 04
+        older = re.search(r'href="(/portal/admin/audit\?[^"]*before=\d+)"', first)
+        assert older is not None
+        second = admin.get(older.group(1).replace("&amp;", "&")).text
+        assert re.findall(r"name (\d\d)", second) == ["03", "02", "01", "00"]
+        assert "user.create" in second
+        assert "Older entries" not in second
+        by_kind = admin.get(
+            "/portal/admin/audit", params={"subject": "audited", "action": "user.create"}
+        ).text
+        assert "name 53" not in by_kind
+        assert "user.create" in by_kind
+        nobody = admin.get("/portal/admin/audit", params={"actor": "nobody-acted"}).text
+        assert "No entry matches." in nobody
+
+
 def test_the_plan_page_shows_the_tiers_mine_highlighted_and_one_request_at_a_time(
     portal: GatewayProcess,
 ) -> None:
@@ -287,3 +318,105 @@ def test_the_plan_page_shows_the_tiers_mine_highlighted_and_one_request_at_a_tim
         assert twice.status_code == 409
     state = httpx.get(f"{portal.url}/admin/plan-requests", params={"user": "dev1"}, headers=ADMIN).json()
     assert [request["status"] for request in state["data"]] == ["withdrawn"]
+
+
+ADMIN_PAGES = (
+    "/portal/admin/",
+    "/portal/admin/users",
+    "/portal/admin/user?user=dev1",
+    "/portal/admin/keys",
+    "/portal/admin/keys/revoke?key=anything",
+    "/portal/admin/requests",
+    "/portal/admin/models",
+    "/portal/admin/audit",
+)
+
+
+def test_a_developer_gets_403_on_every_admin_page_and_form_and_nothing_changes(
+    portal: GatewayProcess,
+) -> None:
+    """dev1 (with a valid session and CSRF token) is refused every admin page, and every admin form: its
+    own tier, disabling dev4, revoking dev4's key, approving its own request all stay undone."""
+    key_id, _ = _admin_key(portal, "dev4", "kept")
+    request_id = _plan_request(portal, "dev3", "dev3-password", "enterprise", "dev1 approves?")
+    with sign_in(portal.url, "dev1", "openshift") as developer:
+        for path in ADMIN_PAGES:
+            refused = developer.get(path)
+            assert refused.status_code == 403, path
+            assert "Administrators only" in refused.text
+        for path, data in (
+            ("/portal/admin/user/tier", {"user": "dev1", "tier": "enterprise"}),
+            ("/portal/admin/user/state", {"user": "dev4", "action": "disable"}),
+            ("/portal/admin/keys/revoke", {"key": key_id}),
+            ("/portal/admin/requests/approve", {"request": request_id}),
+            ("/portal/admin/requests/deny", {"request": request_id}),
+        ):
+            assert _post(developer, path, data).status_code == 403, path
+    assert _user(portal, "dev1")["tier"] == "free"
+    assert _user(portal, "dev4")["disabled"] is False
+    key = httpx.get(f"{portal.url}/admin/keys", params={"user": "dev4"}, headers=ADMIN).json()["data"]
+    assert key_id in [k["id"] for k in key]
+    request = httpx.get(f"{portal.url}/admin/plan-requests", params={"user": "dev3"}, headers=ADMIN).json()
+    assert request["data"][0]["status"] == "pending"
+    httpx.post(f"{portal.url}/admin/plan-requests/{request_id}/deny", headers=ADMIN)
+
+
+def test_admin_forms_without_the_csrf_token_change_nothing(portal: GatewayProcess) -> None:
+    """An administrator's session without the form's token (a forged cross-site post) gets 403 pages."""
+    key_id, _ = _admin_key(portal, "dev4", "kept-too")
+    with sign_in(portal.url, "admin", "admin-password") as admin:
+        for path, data in (
+            ("/portal/admin/user/tier", {"user": "dev4", "tier": "free"}),
+            ("/portal/admin/user/state", {"user": "dev4", "action": "disable"}),
+            ("/portal/admin/keys/revoke", {"key": key_id}),
+            ("/portal/admin/requests/approve", {"request": "pr_0000000000000000"}),
+            ("/portal/plan/request", {"tier": "premium"}),
+        ):
+            refused = admin.post(path, data={**data, "csrf_token": "forged"})
+            assert refused.status_code == 403, path
+            assert "security token" in refused.text
+            assert admin.post(path, data=data).status_code == 403, path
+    assert _user(portal, "dev4")["disabled"] is False
+    assert not [entry for entry in _audit(portal, subject=key_id) if entry["action"] == "key.revoke"]
+
+
+def test_unknown_ids_are_404_pages(portal: GatewayProcess) -> None:
+    """Approving, denying or withdrawing an unknown request, revoking an unknown key: a 404 page; and
+    withdrawing another user's request is a 404 too, never a 403."""
+    other = _plan_request(portal, "dev3", "dev3-password", "enterprise")
+    with sign_in(portal.url, "admin", "admin-password") as admin:
+        for path, data in (
+            ("/portal/admin/requests/approve", {"request": "pr_0000000000000000"}),
+            ("/portal/admin/requests/deny", {"request": "pr_0000000000000000"}),
+            ("/portal/admin/requests/approve", {"request": ""}),
+            ("/portal/admin/keys/revoke", {"key": "no-such-key"}),
+        ):
+            missing = _post(admin, path, data)
+            assert missing.status_code == 404, path
+            assert "<h1>Not found</h1>" in missing.text
+        assert admin.get("/portal/admin/keys/revoke", params={"key": "no-such-key"}).status_code == 404
+    with sign_in(portal.url, "dev1", "openshift") as developer:
+        stolen = _post(developer, "/portal/plan/withdraw", {"request": other})
+        assert stolen.status_code == 404
+    status = httpx.get(f"{portal.url}/admin/plan-requests", params={"user": "dev3"}, headers=ADMIN).json()
+    assert status["data"][0]["status"] == "pending"
+    httpx.post(f"{portal.url}/admin/plan-requests/{other}/deny", headers=ADMIN)
+
+
+def test_markup_in_a_display_name_and_a_note_is_shown_as_text(portal: GatewayProcess) -> None:
+    """A display name and a plan request note with markup are escaped on the users list, the user's
+    page, the requests page and the requester's own Plan page."""
+    request_id = _plan_request(portal, "markup", "markup-password", "premium", MARKUP)
+    with sign_in(portal.url, "admin", "admin-password") as admin:
+        for page in (
+            admin.get("/portal/admin/users", params={"q": "markup"}).text,
+            admin.get("/portal/admin/user", params={"user": "markup"}).text,
+            admin.get("/portal/admin/requests").text,
+        ):
+            assert MARKUP not in page
+            assert ESCAPED in page
+    with sign_in(portal.url, "markup", "markup-password") as developer:
+        page = developer.get("/portal/plan").text
+        assert MARKUP not in page
+        assert ESCAPED in page
+    httpx.post(f"{portal.url}/admin/plan-requests/{request_id}/deny", headers=ADMIN)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from maas_gateway.portal.navigation import Page
 from maas_gateway.portal.pages import (
+    admin_audit,
     admin_keys,
     admin_models,
     admin_requests,
@@ -26,6 +27,7 @@ _MODULES = (
     admin_keys,
     admin_requests,
     admin_models,
+    admin_audit,
 )
 
 
