@@ -313,6 +313,19 @@ def test_every_page_has_the_security_headers_and_no_inline_script(portal: Gatewa
             anonymous.get("/portal/no-such-page"),
             admin.get("/portal/"),
             admin.get("/portal/admin/"),
+            *(
+                admin.get(f"/portal{path}")
+                for path in (
+                    "/plan",
+                    "/admin/users",
+                    "/admin/user?user=dev1",
+                    "/admin/keys",
+                    "/admin/keys/revoke?key=unknown",
+                    "/admin/requests",
+                    "/admin/models",
+                    "/admin/audit",
+                )
+            ),
             admin.post("/portal/sign-out", data={}),
         ]
     for answer in answers:
