@@ -16,6 +16,7 @@ import yaml
 
 from maas_gateway.admin.actions import KEEP, AdminActions
 from maas_gateway.audit import Actor, AuditEntry, AuditPage, AuditQuery, InMemoryAuditLog
+from maas_gateway.auth.key_repository import StoredUser
 from maas_gateway.auth.key_service import KeyService
 from maas_gateway.auth.memory_key_repository import InMemoryKeyRepository
 from maas_gateway.auth.user_directory import UserDirectory
@@ -140,3 +141,17 @@ def test_an_unwritable_audit_log_does_not_fail_a_done_action(caplog: pytest.LogC
     assert (
         "The audit entry user.update on freeuser1 by admin (192.0.2.10) could not be written." in caplog.text
     )
+
+
+def test_a_new_tier_for_an_admin_made_user_with_a_configuration_key_is_an_override() -> None:
+    """freeuser1 has a key in the configuration file and a row of source `admin` (as `maas users create`
+    makes for a portal account): their new tier is kept as an override, the only thing that beats the
+    file's tier for that key."""
+
+    async def main() -> None:
+        actions, _, _ = _actions()
+        await actions.repository.add_user(StoredUser("freeuser1", "free", None, False, 1.0, "admin"))
+        moved = await actions.update_user(PORTAL_ADMIN, "freeuser1", tier="premium")
+        assert (moved.source, moved.tier_override) == ("admin", "premium")
+
+    asyncio.run(main())

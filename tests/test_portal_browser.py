@@ -108,7 +108,7 @@ def test_admin_pages_for_admins_and_a_403_page_for_developers(
         page = admin.new_page()
         _sign_in(page, portal.url, "admin", "admin-password")
         page.get_by_role("link", name="Users").click()
-        page.wait_for_url(f"{portal.url}/portal/admin/")
+        page.wait_for_url(f"{portal.url}/portal/admin/users")
         assert page.get_by_role("cell", name="dev1", exact=True).is_visible()
         page.get_by_label("Search users").fill("admin")
         page.get_by_role("button", name="Search").click()

@@ -255,7 +255,7 @@ def test_the_admin_section_is_for_admin_accounts_only(portal: GatewayProcess) ->
         listing = admin.get("/portal/admin/")
         assert listing.status_code == 200
         assert "<code>dev1</code>" in listing.text
-        assert 'href="/portal/admin/"' in listing.text
+        assert 'href="/portal/admin/users"' in listing.text
         found = admin.get("/portal/admin/", params={"q": "DEV2"}).text
         assert "<code>dev2</code>" in found
         assert "<code>dev1</code>" not in found
@@ -325,6 +325,19 @@ def test_every_page_has_the_security_headers_and_no_inline_script(portal: Gatewa
                     "lifetime": str(30 * 86400.0),
                     "csrf_token": csrf_token(admin.get("/portal/keys").text),
                 },
+            ),
+            *(
+                admin.get(f"/portal{path}")
+                for path in (
+                    "/plan",
+                    "/admin/users",
+                    "/admin/user?user=dev1",
+                    "/admin/keys",
+                    "/admin/keys/revoke?key=unknown",
+                    "/admin/requests",
+                    "/admin/models",
+                    "/admin/audit",
+                )
             ),
             admin.post("/portal/sign-out", data={}),
         ]

@@ -144,7 +144,9 @@ class AdminActions:
             changes = replace(changes, clear_tier_override=True)
         elif not isinstance(tier, Keep):
             self.check_tier(tier)
-            if current.source == "admin":
+            # A user the configuration file names (a key there) gets an override even when an
+            # administrator made their row: only an override beats the file's tier for those keys.
+            if current.source == "admin" and not self._config().configures(user):
                 changes = replace(changes, tier=tier, clear_tier_override=True)
             else:
                 changes = replace(changes, tier_override=tier)

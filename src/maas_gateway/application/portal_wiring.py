@@ -12,6 +12,7 @@ from maas_gateway.auth.key_repository import StoredUser
 from maas_gateway.auth.own_keys import OwnKeys
 from maas_gateway.auth.throttle import FailureThrottle
 from maas_gateway.auth.user_policy import UserPolicy
+from maas_gateway.balancing.backend import BackendSnapshot
 from maas_gateway.errors import GatewayError
 from maas_gateway.http.asgi import Scope
 from maas_gateway.http.forwarded import came_over_https, client_address
@@ -71,6 +72,10 @@ def portal_services(
     def secure(scope: Scope) -> bool:
         return came_over_https(scope, current().trusted_proxies)
 
+    def backends(model: str) -> list[BackendSnapshot]:
+        found = current().backends.get(model)
+        return [] if found is None else found.pool.snapshots()
+
     return PortalServices(
         accounts=AccountService(accounts, Passwords()),
         sessions=SessionManager(sessions, times),
@@ -94,4 +99,5 @@ def portal_services(
         origin=lambda scope: external_origin(scope, current().trusted_proxies),
         oidc=lambda: current().authenticator.oidc,
         identity_providers=IdentityProviders(),
+        backends=backends,
     )

@@ -19,6 +19,7 @@ from maas_gateway.auth.oidc import OIDCVerifier
 from maas_gateway.auth.own_keys import OwnKeys
 from maas_gateway.auth.throttle import FailureThrottle
 from maas_gateway.auth.user_directory import UserDirectory
+from maas_gateway.balancing.backend import BackendSnapshot
 from maas_gateway.config.portal_settings import PortalSettings
 from maas_gateway.config.schema import GatewayConfig
 from maas_gateway.http.asgi import Scope
@@ -69,4 +70,5 @@ class PortalServices:
     origin: Callable[[Scope], str]  # "https://host:port" as the browser sees the gateway; display only
     oidc: Callable[[], OIDCVerifier | None]  # the API's token verifier in force (ID tokens of the sign-in)
     identity_providers: IdentityProviders  # the sign-in's provider endpoints and code exchange
+    backends: Callable[[str], list[BackendSnapshot]]  # a model's backends as this replica sees them now
     clock: Callable[[], float] = field(default=time.time)

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from maas_gateway.portal.navigation import Page
 from maas_gateway.portal.pages import (
+    admin_audit,
+    admin_keys,
+    admin_models,
+    admin_requests,
     admin_users,
     keys,
     models,
     oidc_sign_in,
     overview,
+    plan,
     playground,
     register,
     sign_in,
@@ -17,7 +22,21 @@ from maas_gateway.portal.pages import (
 
 __all__ = ["all_pages"]
 
-_MODULES = (sign_in, oidc_sign_in, register, overview, keys, models, playground, admin_users)
+_MODULES = (
+    sign_in,
+    oidc_sign_in,
+    register,
+    overview,
+    keys,
+    models,
+    playground,
+    plan,
+    admin_users,
+    admin_keys,
+    admin_requests,
+    admin_models,
+    admin_audit,
+)
 
 
 def all_pages() -> list[Page]:
