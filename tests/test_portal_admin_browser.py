@@ -83,7 +83,7 @@ def test_dev1_asks_for_premium_an_admin_approves_and_the_new_limits_apply_at_onc
 
         admin = administrator.new_page()
         admin_errors = _sign_in(admin, portal.url, "admin", "admin-password")
-        admin.get_by_role("link", name="Requests").click()
+        admin.locator("ul.admin-nav").get_by_role("link", name="Requests").click()
         assert admin.get_by_role("cell", name="Our demo needs more requests.").is_visible()
         screenshot(admin, "admin-requests")
         admin.get_by_role("button", name="Approve dev1's request for premium").click()
@@ -125,7 +125,7 @@ def test_an_admin_visits_users_keys_and_models_and_revokes_a_key_after_confirmin
     try:
         page = context.new_page()
         errors = _sign_in(page, portal.url, "admin", "admin-password")
-        page.get_by_role("link", name="Users").click()
+        page.locator("ul.admin-nav").get_by_role("link", name="Users").click()
         page.get_by_label("Search users").fill("dev")
         page.get_by_role("button", name="Search").click()
         page.get_by_role("link", name="dev1").click()
@@ -138,7 +138,7 @@ def test_an_admin_visits_users_keys_and_models_and_revokes_a_key_after_confirmin
         screenshot(page, "admin-user")
         screenshot(page, "admin-user", phone=True)
 
-        page.get_by_role("link", name="Keys").first.click()
+        page.locator("ul.admin-nav").get_by_role("link", name="Keys").click()
         page.get_by_label("Name or id").fill("ci-run")
         page.get_by_role("button", name="Search").click()
         assert page.get_by_role("cell", name=key_id).is_visible()
@@ -155,7 +155,7 @@ def test_an_admin_visits_users_keys_and_models_and_revokes_a_key_after_confirmin
         )
         assert refused.status_code == 401
 
-        page.get_by_role("link", name="Models").click()
+        page.locator("ul.admin-nav").get_by_role("link", name="Models").click()
         assert page.get_by_role("heading", name="simulator-model").is_visible()
         assert page.locator(".state-healthy").count() >= 1
         screenshot(page, "admin-models")
