@@ -43,6 +43,7 @@ def _print_table(rows: list[dict[str, Any]], groups: list[str]) -> None:
         "requests",
         "rate_limited",
         "failed",
+        "broken",
         "prompt_tokens",
         "completion_tokens",
         "total_tokens",

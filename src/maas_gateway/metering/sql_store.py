@@ -59,7 +59,7 @@ class SqlLedgerStore:
         if len(statements) > 1:  # the parts are added up by the database, in one round trip
             parts = union_all(*statements).subquery("parts")
             groups = [parts.c[f"g_{name}"] for name in query.group_by]
-            sums = [func.sum(parts.c[f"s{index}"]) for index in range(8)]
+            sums = [func.sum(parts.c[f"s{index}"]) for index in range(9)]
             statement = select(*groups, *sums)
             if groups:
                 statement = statement.group_by(*groups)
@@ -131,6 +131,7 @@ def _from_table(query: UsageQuery, rollups: Table, lower: int, upper: int) -> Se
         func.coalesce(func.sum(table.requests), 0),
         requests_where("rate_limited"),
         requests_where("failed"),
+        requests_where("broken"),
         *(
             func.coalesce(func.sum(table[name]), 0)
             for name in ("prompt_tokens", "completion_tokens", "total_tokens", "charged_tokens")
@@ -158,6 +159,8 @@ def _from_records(query: UsageQuery, since: float, until: float) -> Select[Any]:
         func.count(),
         func.coalesce(func.sum(func.cast(table.rate_limited, table.status.type)), 0),
         func.coalesce(func.sum(func.cast(table.failed, table.status.type)), 0),
+        # As the outcome counts it: a failed or rate-limited request is not also counted broken.
+        func.coalesce(func.sum(case((table.rate_limited | table.failed, 0), (table.broken, 1), else_=0)), 0),
         func.coalesce(func.sum(table.prompt_tokens), 0),
         func.coalesce(func.sum(table.completion_tokens), 0),
         func.coalesce(func.sum(table.total_tokens), 0),

@@ -45,6 +45,7 @@ class UsageRow:
     requests: int
     rate_limited: int
     failed: int  # failed at the gateway or a backend, and not charged
+    broken: int  # streams the backend broke off mid-way, charged for what was delivered
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
@@ -53,9 +54,11 @@ class UsageRow:
 
     @classmethod
     def of(cls, groups: dict[str, str | int | None], sums: Sequence[float]) -> UsageRow:
-        """A row from its groups and the eight sums, in field order (cost last)."""
-        requests, limited, failed, prompt, completion, total, charged = (int(v) for v in sums[:7])
-        return cls(groups, requests, limited, failed, prompt, completion, total, charged, float(sums[7]))
+        """A row from its groups and the nine sums, in field order (cost last)."""
+        requests, limited, failed, broken, prompt, completion, total, charged = (int(v) for v in sums[:8])
+        return cls(
+            groups, requests, limited, failed, broken, prompt, completion, total, charged, float(sums[8])
+        )
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -63,6 +66,7 @@ class UsageRow:
             "requests": self.requests,
             "rate_limited": self.rate_limited,
             "failed": self.failed,
+            "broken": self.broken,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
@@ -151,13 +155,14 @@ class InMemoryLedgerStore:
                 "hour": hour * 3600,
             }
             key = tuple(values[group] for group in query.group_by)
-            target = totals.setdefault(key, [0, 0, 0, 0, 0, 0, 0, 0.0])
+            target = totals.setdefault(key, [0, 0, 0, 0, 0, 0, 0, 0, 0.0])
             requests = sums[0]
             target[0] += requests
             target[1] += requests if outcome == "rate_limited" else 0
             target[2] += requests if outcome == "failed" else 0
-            for index in range(3, 8):  # prompt, completion, total, charged tokens, cost
-                target[index] += sums[index - 2]
+            target[3] += requests if outcome == "broken" else 0
+            for index in range(4, 9):  # prompt, completion, total, charged tokens, cost
+                target[index] += sums[index - 3]
         rows = [
             UsageRow.of(dict(zip(query.group_by, key, strict=True)), sums) for key, sums in totals.items()
         ]
