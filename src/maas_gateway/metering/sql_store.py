@@ -18,7 +18,7 @@ from maas_gateway.database import Database
 from maas_gateway.metering.records import USAGE_COLUMNS, UsageRecord
 from maas_gateway.metering.rollups import NO_MODEL
 from maas_gateway.metering.sql_writes import write_postgresql, write_sqlite
-from maas_gateway.metering.store import UsageQuery, UsageRow, report_order
+from maas_gateway.metering.store import BackendTotals, UsageQuery, UsageRow, report_order
 from maas_gateway.metering.tables import daily_table_for, usage_hourly, usage_records
 
 __all__ = ["SqlLedgerStore"]
@@ -88,6 +88,29 @@ class SqlLedgerStore:
         async with self.database.engine.connect() as connection:
             rows = (await connection.execute(statement)).mappings().all()
         return [UsageRecord.from_dict(dict(row)) for row in rows]
+
+    async def backend_totals(self, since: float, until: float) -> BackendTotals:
+        table = usage_records.c
+        statement = (
+            select(
+                table.backend,
+                table.model,
+                func.coalesce(func.sum(table.prompt_tokens), 0),
+                func.coalesce(func.sum(table.completion_tokens), 0),
+                func.count(),
+            )
+            .where(
+                table.hour >= math.floor(since / HOUR),  # the hour bounds let the (hour, user) index help
+                table.hour < math.ceil(until / HOUR),
+                table.created_at >= since,
+                table.created_at < until,
+                table.backend.is_not(None),
+            )
+            .group_by(table.backend, table.model)
+        )
+        async with self.database.engine.connect() as connection:
+            rows = (await connection.execute(statement)).all()
+        return {(row[0], row[1]): (int(row[2]), int(row[3]), int(row[4])) for row in rows}
 
     async def aclose(self) -> None:
         return None  # the database is shared; its owner closes it

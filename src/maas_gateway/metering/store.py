@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from maas_gateway.metering.memory_rollups import MemoryRollups
 from maas_gateway.metering.records import UsageRecord
@@ -17,8 +17,10 @@ from maas_gateway.metering.records import UsageRecord
 __all__ = [
     "GROUPS",
     "RECENT_KEPT",
+    "BackendTotals",
     "Group",
     "InMemoryLedgerStore",
+    "LedgerBackendTotals",
     "LedgerStore",
     "UsageQuery",
     "UsageRow",
@@ -29,6 +31,11 @@ Group = Literal["user", "tier", "model", "endpoint", "day", "hour"]
 GROUPS: tuple[Group, ...] = ("user", "tier", "model", "endpoint", "day", "hour")
 RECENT_KEPT = 50  # records per user the in-memory store keeps for ``recent``
 _RECENT_USERS = 10_000  # users whose recent records it keeps, the least recently active dropped first
+_BACKEND_SECONDS_KEPT = 2 * 86400  # the in-memory ledger's per-second sums by backend, for reconciliation
+
+# (backend, model) -> (prompt tokens, completion tokens, requests) over a period; model None for requests
+# without one. The tokens the ledger says each backend processed, for reconciliation.
+BackendTotals = dict[tuple[str, str | None], tuple[int, int, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +106,16 @@ class LedgerStore(Protocol):
     async def aclose(self) -> None: ...
 
 
+@runtime_checkable
+class LedgerBackendTotals(Protocol):
+    """The ledger's side of reconciliation (both stores implement it)."""
+
+    async def backend_totals(self, since: float, until: float) -> BackendTotals:
+        """The tokens of the records from ``since`` (included) to ``until`` (excluded) that reached a
+        backend, by backend and model (read from the raw records: within their retention only)."""
+        ...
+
+
 class InMemoryLedgerStore:
     """Usage kept in this process only, for demos and tests: gone at restart, and reported by the hour
     (``since`` and ``until`` round out to whole hours).
@@ -114,6 +131,9 @@ class InMemoryLedgerStore:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._remembered = remembered
         self._recent: OrderedDict[str, deque[UsageRecord]] = OrderedDict()
+        # (second, backend, model) -> [prompt, completion, requests], the last two days' only.
+        self._by_backend: dict[tuple[int, str, str | None], list[int]] = {}
+        self._oldest_second = 0
 
     async def start(self) -> None:
         return None
@@ -127,6 +147,28 @@ class InMemoryLedgerStore:
                 self._seen.popitem(last=False)
             self.rollups.add(record)
             self._keep_recent(record)
+            if record.backend is not None:
+                self._add_to_backend(record, record.backend)
+
+    def _add_to_backend(self, record: UsageRecord, backend: str) -> None:
+        second = int(record.created_at)
+        sums = self._by_backend.setdefault((second, backend, record.model), [0, 0, 0])
+        sums[0] += record.prompt_tokens
+        sums[1] += record.completion_tokens
+        sums[2] += 1
+        if second - self._oldest_second > 2 * _BACKEND_SECONDS_KEPT:  # now and then, not per record
+            self._oldest_second = second - _BACKEND_SECONDS_KEPT
+            self._by_backend = {k: v for k, v in self._by_backend.items() if k[0] >= self._oldest_second}
+
+    async def backend_totals(self, since: float, until: float) -> BackendTotals:
+        """By whole seconds: a record counts in the period when the second it arrived in starts in it."""
+        totals: dict[tuple[str, str | None], list[int]] = {}
+        for (second, backend, model), sums in self._by_backend.items():
+            if since <= second < until:
+                target = totals.setdefault((backend, model), [0, 0, 0])
+                for index in range(3):
+                    target[index] += sums[index]
+        return {key: (sums[0], sums[1], sums[2]) for key, sums in totals.items()}
 
     def _keep_recent(self, record: UsageRecord) -> None:
         kept = self._recent.pop(record.user, None) or deque(maxlen=RECENT_KEPT)
