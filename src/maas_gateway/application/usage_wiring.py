@@ -1,5 +1,6 @@
 """The ledger's background work beside the writer: reading the backends' token counters, watching the
-drift for the gauge, and answering reconciliations (``GET /admin/usage/reconcile``)."""
+drift for the gauge, answering reconciliations (``GET /admin/usage/reconcile``), and pruning raw records
+past ``database.raw_retention``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from maas_gateway.metering.counter_recorder import CounterRecorder
 from maas_gateway.metering.drift_monitor import DriftMonitor
 from maas_gateway.metering.readings import BackendReadings, InMemoryBackendReadings
 from maas_gateway.metering.reconcile import Reconciliation, reconcile
-from maas_gateway.metering.store import LedgerBackendTotals
+from maas_gateway.metering.retention import RawRetention
+from maas_gateway.metering.store import LedgerBackendTotals, RawRecordPruning
 from maas_gateway.metrics import GatewayMetrics
 from maas_gateway.upstream import UpstreamTransport
 
@@ -32,8 +34,8 @@ class UsageReconciliation:
         served_names: Callable[[], Mapping[str, str]],
     ) -> None:
         store = ledger.store
-        if not isinstance(store, LedgerBackendTotals):
-            raise TypeError("The ledger's store cannot total usage by backend.")
+        if not isinstance(store, LedgerBackendTotals) or not isinstance(store, RawRecordPruning):
+            raise TypeError("The ledger's store can neither total usage by backend nor prune raw records.")
         self.totals: LedgerBackendTotals = store
         self.readings: BackendReadings
         if database is None:
@@ -46,6 +48,12 @@ class UsageReconciliation:
         self._served_names = served_names
         self.recorder = CounterRecorder(self.readings, TransportFetch(transport), backends)
         self.monitor = DriftMonitor(self.totals, self.readings, served_names)
+        self.retention = RawRetention(
+            store,
+            self.readings,
+            lambda: settings().raw_retention,
+            batch_size=lambda: settings().prune_batch_size,
+        )
 
     def watch(self, metrics: GatewayMetrics) -> None:
         metrics.watch_family(
@@ -59,6 +67,9 @@ class UsageReconciliation:
         )
 
     def start(self, background: BackgroundTasks) -> None:
+        background.start(
+            "usage-retention", lambda: self.retention.run(lambda: self._settings().prune_interval)
+        )
         if self._settings().counter_interval is None:
             return
         background.start(

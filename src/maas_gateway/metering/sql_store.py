@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, case, func, select, union_all
+from sqlalchemy import ColumnElement, Select, Table, case, delete, func, select, union_all
 
 from maas_gateway.database import Database
 from maas_gateway.metering.records import USAGE_COLUMNS, UsageRecord
@@ -111,6 +111,16 @@ class SqlLedgerStore:
         async with self.database.engine.connect() as connection:
             rows = (await connection.execute(statement)).all()
         return {(row[0], row[1]): (int(row[2]), int(row[3]), int(row[4])) for row in rows}
+
+    async def prune_raw(self, before_hour: int, *, limit: int) -> int:
+        # One batch per transaction, found through the (hour, user) index: a short lock each time, so
+        # the writer's inserts wait for a batch at most.
+        table = usage_records.c
+        batch = select(table.request_id).where(table.hour < before_hour).limit(limit)
+        statement = delete(usage_records).where(table.request_id.in_(batch.scalar_subquery()))
+        async with self.database.engine.begin() as connection:
+            result = await connection.execute(statement)
+        return int(result.rowcount or 0)
 
     async def aclose(self) -> None:
         return None  # the database is shared; its owner closes it

@@ -22,6 +22,7 @@ __all__ = [
     "InMemoryLedgerStore",
     "LedgerBackendTotals",
     "LedgerStore",
+    "RawRecordPruning",
     "UsageQuery",
     "UsageRow",
     "report_order",
@@ -107,6 +108,16 @@ class LedgerStore(Protocol):
 
 
 @runtime_checkable
+class RawRecordPruning(Protocol):
+    """Deleting raw records past their retention (both stores implement it); rollups are never touched."""
+
+    async def prune_raw(self, before_hour: int, *, limit: int) -> int:
+        """Delete at most ``limit`` raw records of the hours before ``before_hour`` (whole hours, so that
+        a report over the pruned hours reads the same rollups as before); return how many went."""
+        ...
+
+
+@runtime_checkable
 class LedgerBackendTotals(Protocol):
     """The ledger's side of reconciliation (both stores implement it)."""
 
@@ -159,6 +170,21 @@ class InMemoryLedgerStore:
         if second - self._oldest_second > 2 * _BACKEND_SECONDS_KEPT:  # now and then, not per record
             self._oldest_second = second - _BACKEND_SECONDS_KEPT
             self._by_backend = {k: v for k, v in self._by_backend.items() if k[0] >= self._oldest_second}
+
+    async def prune_raw(self, before_hour: int, *, limit: int) -> int:
+        """The raw records this store keeps are each user's last few (``recent``) and the per-second sums
+        by backend; the rollups that reports read are kept."""
+        before = before_hour * 3600
+        pruned = 0
+        for user in list(self._recent):
+            kept = self._recent[user]
+            while kept and kept[0].created_at < before and pruned < limit:
+                kept.popleft()
+                pruned += 1
+            if not kept:
+                del self._recent[user]
+        self._by_backend = {key: sums for key, sums in self._by_backend.items() if key[0] >= before}
+        return pruned
 
     async def backend_totals(self, since: float, until: float) -> BackendTotals:
         """By whole seconds: a record counts in the period when the second it arrived in starts in it."""
