@@ -84,11 +84,14 @@ async def reconcile(
         return merged
 
     found: dict[tuple[str, str], Reconciliation] = {}
+    windows: dict[tuple[float, float], dict[tuple[str, str], tuple[int, int, int]]] = {}
     for (backend, model), chain in series.items():
         if len(chain) < 2:
             continue
         start, end = chain[0].at, chain[-1].at
-        totals = _by_served_name(await ledger.backend_totals(start, end))
+        if (start, end) not in windows:  # series read in the same rounds share their window: one query
+            windows[(start, end)] = _by_served_name(await ledger.backend_totals(start, end))
+        totals = windows[(start, end)]
         prompt, completion, requests = totals.get((backend, model), (0, 0, 0))
         growth = growth_of(chain)
         found[(backend, model)] = Reconciliation(
