@@ -144,3 +144,24 @@ def test_a_backend_restart_mid_period_is_counted_as_a_reset(
         assert row["ledger_prompt_tokens"] == row["backend_prompt_tokens"]
         assert row["ledger_completion_tokens"] == row["backend_generation_tokens"]
         assert (row["drift_ratio"], row["warning"]) == (0, False)
+
+
+def test_the_reconcile_endpoint_is_for_admins_and_refuses_bad_periods(
+    simulator: ServerProcess, gateway_factory: GatewayFactory, tmp_path: Path
+) -> None:
+    """Without the admin key, or with a user's key, the reconciliation is refused; a period that is not
+    one (a start that is not a time, a start after the end) is a 400 in the OpenAI error shape."""
+    gateway = gateway_factory(_config(simulator.url, tmp_path))
+    url = gateway.url + "/admin/usage/reconcile"
+    assert httpx.get(url, timeout=10).status_code == 401
+    assert httpx.get(url, headers={"Authorization": f"Bearer {KEY}"}, timeout=10).status_code in (401, 403)
+    for params, param in (
+        ({"since": "yesterday"}, "since"),
+        ({"since": "2026-12-02", "until": "2026-12-01"}, "since"),
+    ):
+        response = httpx.get(url, params=params, headers=ADMIN, timeout=10)
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert (error["type"], error["param"]) == ("invalid_request_error", param)
+        assert error["message"].endswith(".")
+    assert httpx.get(url, headers=ADMIN, timeout=10).json()["object"] == "list"

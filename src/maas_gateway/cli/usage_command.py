@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from maas_gateway.cli.admin_client import AdminKeyOption, UrlOption, call
 
@@ -104,5 +105,7 @@ def _print_reconciliation(rows: list[dict[str, Any]]) -> None:
         backend = "unread" if counted is None else f"{counted + row['backend_generation_tokens']:.0f}"
         drift = "-" if row["drift_ratio"] is None else f"{row['drift_ratio'] * 100:.2f} %"
         warning = "yes" if row["warning"] else ""
-        table.add_row(row["backend"], row["model"], str(ledger), backend, str(row["resets"]), drift, warning)
+        # Text, not markup: a backend names its own models, and "[...]" in one must not style the table.
+        names = (Text(str(row["backend"])), Text(str(row["model"])))
+        table.add_row(*names, str(ledger), backend, str(row["resets"]), drift, warning)
     Console().print(table)

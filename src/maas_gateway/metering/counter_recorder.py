@@ -24,6 +24,8 @@ __all__ = ["CounterRecorder"]
 
 logger = logging.getLogger("maas_gateway.ledger")
 
+MAX_MODELS_PER_BACKEND = 64  # a vLLM server serves one; a backend naming thousands must not flood the table
+
 
 class CounterRecorder:
     def __init__(
@@ -82,7 +84,14 @@ class CounterRecorder:
         if shown in self._failing:
             self._failing.discard(shown)
             logger.info("The token counters of %s are read again.", shown)
+        if len(counters) > MAX_MODELS_PER_BACKEND:
+            logger.warning(
+                "%s reports token counters for %d models; only the first %d by name are recorded.",
+                shown,
+                len(counters),
+                MAX_MODELS_PER_BACKEND,
+            )
         return [
-            BackendReading(shown, model, at, values.prompt_tokens, values.generation_tokens)
-            for model, values in counters.items()
+            BackendReading(shown, model[:200], at, values.prompt_tokens, values.generation_tokens)
+            for model, values in sorted(counters.items())[:MAX_MODELS_PER_BACKEND]
         ]

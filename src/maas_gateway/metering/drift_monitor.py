@@ -23,7 +23,7 @@ logger = logging.getLogger("maas_gateway.ledger")
 def warn_about(row: Reconciliation) -> None:
     """The log line of a drift over the threshold (no user is named: a backend and a model only)."""
     logger.warning(
-        "The usage ledger drifts %.2f %% from the token counters of %s for model '%s' "
+        "The usage ledger drifts %.2f %% from the token counters of %s for model %r "
         "(ledger %d tokens, backend %d, %d counter resets); over %.0f %% is a warning.",
         (row.drift_ratio or 0.0) * 100,
         row.backend,
@@ -61,7 +61,7 @@ class DriftMonitor:
             if ratio > DRIFT_WARNING and not was_over:
                 warn_about(next(row for row in rows if (row.backend, row.model) == key))
             elif ratio <= DRIFT_WARNING and was_over:
-                logger.info("The usage ledger agrees again with %s for model '%s'.", *key)
+                logger.info("The usage ledger agrees again with %s for model %r.", *key)
         self.ratios = ratios
         return rows
 
