@@ -145,4 +145,6 @@ backend_token_readings = Table(
     Column("prompt_tokens", Double, nullable=False),
     Column("generation_tokens", Double, nullable=False),
     PrimaryKeyConstraint("backend", "model", "at", name="pk_backend_token_readings"),
+    # A period's readings over every backend, and the oldest for pruning: a range of times.
+    Index("ix_backend_token_readings_at", "at"),
 )

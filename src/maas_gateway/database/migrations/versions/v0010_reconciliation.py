@@ -32,9 +32,11 @@ def upgrade() -> None:
         sa.Column("generation_tokens", sa.Double, nullable=False),
         sa.PrimaryKeyConstraint("backend", "model", "at", name="pk_backend_token_readings"),
     )
+    op.create_index("ix_backend_token_readings_at", "backend_token_readings", ["at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_backend_token_readings_at", "backend_token_readings")
     op.drop_table("backend_token_readings")
     with op.batch_alter_table("usage_records") as batch:
         batch.drop_column("backend")
