@@ -166,3 +166,41 @@ def test_retention_is_configured_in_the_database_section() -> None:
     configured = DatabaseSettings.model_validate({"raw_retention": "30d", "prune_batch_size": 100})
     assert (configured.raw_retention, configured.prune_batch_size) == (30 * DAY, 100)
     assert DatabaseSettings.model_validate({"raw_retention": None}).raw_retention is None
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_two_replicas_pruning_at_once_delete_each_record_once(kind: str, tmp_path: Path) -> None:
+    """Two gateways' retention tasks pruning the same database at the same time: together they delete
+    every expired raw record exactly once, and the reports over the pruned days do not change."""
+    with throwaway_database(kind, tmp_path) as url:
+
+        async def main() -> None:
+            first, second = Database(url), Database(url)
+            try:
+                store = SqlLedgerStore(first)
+                await store.start()
+                records = [record(index) for index in range(150)]
+                await store.write(records)
+                query = UsageQuery(BASE, BASE + 11 * DAY, ("user", "day"))
+                before = await store.aggregate(query)
+                clock = FakeClock(BASE + 10 * DAY + 7 * HOUR + 12)
+                prunes = [
+                    RawRetention(
+                        SqlLedgerStore(database),
+                        SqlBackendReadings(database),
+                        lambda: 3.0 * DAY,
+                        batch_size=lambda: 4,
+                        clock=clock,
+                    ).prune_once()
+                    for database in (first, second)
+                ]
+                pruned = await asyncio.gather(*prunes)
+                horizon = BASE + 7 * DAY + 7 * HOUR
+                assert sum(pruned) == sum(item.created_at < horizon for item in records)
+                assert await _raw_count(first) == sum(item.created_at >= horizon for item in records)
+                assert await store.aggregate(query) == before
+            finally:
+                await first.aclose()
+                await second.aclose()
+
+        asyncio.run(main())
