@@ -89,7 +89,7 @@ class Application:
             services.ledger,
             services.database,
             services.poll_transport,
-            lambda: self._snapshot.config.database,
+            lambda: self._built_for.database,  # the database section waits for a restart, as the ledger
             lambda: [state.url for each in self._snapshot.backends.values() for state in each.pool.backends],
             lambda: {model.name: model.upstream_model for model in self._snapshot.config.models},
         )

@@ -24,6 +24,7 @@ class SqlBackendReadings:
     async def record(self, readings: Sequence[BackendReading]) -> None:
         if not readings:
             return
+        await self.database.ready()  # the counters may be read before the ledger's first write migrated
         insert = postgresql_insert if self.database.is_postgres else sqlite_insert
         rows = [{name: getattr(reading, name) for name in _COLUMNS} for reading in readings]
         statement = insert(backend_token_readings).on_conflict_do_nothing()
@@ -31,6 +32,7 @@ class SqlBackendReadings:
             await connection.execute(statement, rows)
 
     async def series(self, since: float, until: float) -> dict[tuple[str, str], list[BackendReading]]:
+        await self.database.ready()
         table = backend_token_readings.c
         # The last reading before ``since`` of each series: the period's starting point.
         before = (
@@ -57,6 +59,7 @@ class SqlBackendReadings:
         return found
 
     async def prune(self, before: float, *, limit: int) -> int:
+        await self.database.ready()
         table = backend_token_readings.c
         oldest = (
             select(table.backend, table.model, table.at)

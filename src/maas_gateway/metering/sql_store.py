@@ -115,6 +115,7 @@ class SqlLedgerStore:
     async def prune_raw(self, before_hour: int, *, limit: int) -> int:
         # One batch per transaction, found through the (hour, user) index: a short lock each time, so
         # the writer's inserts wait for a batch at most.
+        await self.database.ready()  # the first prune may come before the ledger's first write migrated
         table = usage_records.c
         batch = select(table.request_id).where(table.hour < before_hour).limit(limit)
         statement = delete(usage_records).where(table.request_id.in_(batch.scalar_subquery()))
