@@ -62,6 +62,7 @@ def rows_to_csv(rows: list[UsageRow], groups: tuple[Group, ...]) -> str:
         "requests",
         "rate_limited",
         "failed",
+        "broken",
         "prompt_tokens",
         "completion_tokens",
         "total_tokens",

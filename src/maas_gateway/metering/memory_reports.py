@@ -78,7 +78,7 @@ class InMemoryUsageReports:
             group = tuple(_value(key, name) for name in group_by)
             target = sums.get(group)
             if target is None:
-                target = sums[group] = [0] * 12
+                target = sums[group] = [0] * 13
             for index, value in enumerate(totals_of(key[6], bucket)):
                 target[index] += value
         return [

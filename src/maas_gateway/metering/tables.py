@@ -27,6 +27,7 @@ __all__ = [
     "DAILY_DIMENSIONS",
     "ROLLUP_DIMENSIONS",
     "ROLLUP_MEASURES",
+    "backend_token_readings",
     "usage_daily",
     "usage_hourly",
     "usage_records",
@@ -54,6 +55,9 @@ usage_records = Table(
     Column("usage_estimated", Boolean, nullable=False),
     Column("latency_ms", Double, nullable=False),
     Column("failed", Boolean, nullable=False, server_default=false()),
+    # Issue 16 (migration 0010): a stream the backend broke off, and the backend that served.
+    Column("broken", Boolean, nullable=False, server_default=false()),
+    Column("backend", String(500), nullable=True),
     Index("ix_usage_records_hour_user", "hour", "user"),
     # A user's last calls (the portal's overview): newest first straight from the index.
     Index("ix_usage_records_user_created", "user", "created_at"),
@@ -127,3 +131,20 @@ def daily_table_for(dimensions: set[str]) -> Table | None:
         if dimensions - {"day"} <= set(dimensions_of(table)):
             return table
     return None
+
+
+# Readings of each backend's own cumulative token counters (vLLM's ``vllm:prompt_tokens_total`` and
+# ``vllm:generation_tokens_total``), one row per backend, model and scrape: a period's backend-side
+# count is the difference between two readings (metering/reconcile.py). Pruned like the raw records.
+backend_token_readings = Table(
+    "backend_token_readings",
+    metadata,
+    Column("backend", String(500), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("at", Double, nullable=False),
+    Column("prompt_tokens", Double, nullable=False),
+    Column("generation_tokens", Double, nullable=False),
+    PrimaryKeyConstraint("backend", "model", "at", name="pk_backend_token_readings"),
+    # A period's readings over every backend, and the oldest for pruning: a range of times.
+    Index("ix_backend_token_readings_at", "at"),
+)

@@ -63,6 +63,8 @@ class Exchange:
     response_started: bool = False
     error_code: str | None = None
     failed: bool = False  # admitted, then failed at the gateway or a backend: charged nothing
+    broken: bool = False  # the backend broke its stream off mid-way: charged for what was delivered
+    backend: str | None = None  # the base URL of the backend that served the request, as configured
 
     @property
     def latency_seconds(self) -> float:

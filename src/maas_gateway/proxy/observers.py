@@ -6,13 +6,18 @@ Called once per request after the answer is sent, so none of it adds to the clie
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
+from maas_gateway.balancing import display_url
 from maas_gateway.metering import LedgerWriter, ModelPrice, UsageRecord
 from maas_gateway.metrics import GatewayMetrics
 from maas_gateway.proxy.access_log import AccessLog
 from maas_gateway.proxy.exchange import Exchange
 
 __all__ = ["ExchangeObservers"]
+
+# A backend's URL as the ledger stores it: without a password (a configured few, so the cache stays small).
+_shown = lru_cache(maxsize=1024)(display_url)
 
 _BACKEND_FAILURES = frozenset({"bad_gateway", "backend_unavailable", "backend_timeout", "model_overloaded"})
 
@@ -67,6 +72,8 @@ class ExchangeObservers:
             usage_estimated=usage.estimated if usage else False,
             latency_ms=round(exchange.latency_seconds * 1000, 3),
             failed=exchange.failed,
+            broken=exchange.broken,
+            backend=_shown(exchange.backend) if exchange.backend is not None else None,
         )
 
     def _observe(self, exchange: Exchange) -> None:

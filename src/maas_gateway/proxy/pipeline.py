@@ -205,6 +205,7 @@ class Pipeline:
             key = affinity_key(parsed.data, model.affinity_chars) if model.affinity_chars else None
             delivery = await dispatch(self.transport, snapshot, identity, model, key, request_for)
         response, lease = delivery.response, delivery.lease
+        exchange.backend = lease.backend.url  # for the ledger; its password is masked off the hot path
         served = delivery.served  # a fallback model when the requested one had no backend available
         renamed = public_name(served.upstream_model, served.name)
         try:
@@ -237,6 +238,7 @@ class Pipeline:
                 exchange.client_disconnected = result.client_disconnected
                 if result.broken_off is not None:
                     exchange.error_code = result.broken_off.code  # the access log shows what went wrong
+                    exchange.broken = True
                 if result.first_event_at is not None:
                     exchange.time_to_first_token = result.first_event_at - exchange.started
                 if result.response_id is not None:
