@@ -55,6 +55,7 @@ def build_snapshot(
                 config.tiers,
                 config.users,
                 timezone=config.limits.timezone,
+                currency=config.pricing.currency,
                 min_clamped_tokens=config.limits.min_clamped_tokens,
                 media_part_tokens=config.limits.media_part_tokens,
             ),

@@ -17,6 +17,7 @@ from maas_gateway.limits.reservation import largest_fitting_output, worst_case
 from maas_gateway.limits.rules import CounterRef, RuleBook, TierPolicy
 from maas_gateway.limits.sliding import carried_over
 from maas_gateway.limits.storage import AdmitResult, Check, LimitStorage
+from maas_gateway.pricing import PriceVersion
 
 __all__ = ["Admission", "Limiter"]
 
@@ -101,9 +102,11 @@ class Limiter:
         output_cap: int,
         choices: int,
         multiplier: float,
+        price: PriceVersion | None = None,
     ) -> Admission:
         """Admit a request of a reserving tier, holding its worst case: the ``prompt`` bound, and
-        ``output_cap`` tokens for each of ``choices`` answers, times the model's ``multiplier``.
+        ``output_cap`` tokens for each of ``choices`` answers, times the model's ``multiplier`` (and in
+        money at ``price``, for cost limits).
 
         When that does not fit but a cap of at least the policy's ``min_clamped_tokens`` does, the
         request is admitted with the largest cap that fits (``Admission.output_cap``), for the caller to
@@ -115,7 +118,7 @@ class Limiter:
         counters = tuple(rule.counter(user, model, now) for rule in policy.rules if rule.applies_to(model))
         cap = output_cap
         for _ in range(_RESERVE_ATTEMPTS):
-            reserved = worst_case(prompt, cap, choices, multiplier)
+            reserved = worst_case(prompt, cap, choices, multiplier, price)
             checks = [_check(counter, reserved, now) for counter in counters]
             result = await self.storage.admit(checks, now)
             if result.admitted:
@@ -133,12 +136,17 @@ class Limiter:
                 if not counter.rule.counts_requests
             ]
             fitting = largest_fitting_output(
-                prompt=prompt, choices=choices, multiplier=multiplier, room=room, at_most=cap - 1
+                prompt=prompt,
+                choices=choices,
+                multiplier=multiplier,
+                room=room,
+                at_most=cap - 1,
+                price=price,
             )
             if output_cap == 0 or fitting < policy.min_clamped_tokens:
                 least_cap = min(policy.min_clamped_tokens, output_cap)
-                least = worst_case(prompt, least_cap, choices, multiplier) if output_cap else None
-                needs = worst_case(prompt, output_cap, choices, multiplier)
+                least = worst_case(prompt, least_cap, choices, multiplier, price) if output_cap else None
+                needs = worst_case(prompt, output_cap, choices, multiplier, price)
                 binding, detail = too_big(counters, result.values, needs=needs, least=least, fallback=failed)
                 needed = (least or needs).in_unit(counters[binding].rule.unit)
                 raise refusal(

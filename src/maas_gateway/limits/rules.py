@@ -19,6 +19,7 @@ from maas_gateway.config.schema import LimitUnit
 from maas_gateway.errors import PermissionDeniedError
 from maas_gateway.limits.sliding import remaining_weight
 from maas_gateway.limits.windows import CalendarUnit, Window, make_window
+from maas_gateway.pricing import format_money
 
 __all__ = ["CounterRef", "LimitRule", "RuleBook", "TierPolicy"]
 
@@ -32,6 +33,7 @@ class LimitRule:
     per_model: bool = False
     algorithm: Literal["fixed", "sliding"] = "fixed"
     timezone: str = "UTC"
+    currency: str = "USD"  # cost rules: ``limit`` is in micro-units of this currency
     span: Window = field(init=False, repr=False, compare=False)
     _key_part: str = field(default="", init=False, repr=False, compare=False)
     _seconds: float = field(default=0.0, init=False, repr=False, compare=False)  # 0: a calendar window
@@ -53,10 +55,22 @@ class LimitRule:
     def applies_to(self, model: str) -> bool:
         return self.model is None or self.model == model
 
+    @property
+    def counts_money(self) -> bool:
+        return self.unit == "cost"
+
+    def amount(self, units: int) -> str:
+        """``units`` of this rule as a person reads them: ``1,034 tokens``, or ``$0.0123`` for cost."""
+        if self.counts_money:
+            return format_money(units, self.currency)
+        return f"{units:,} {self.unit.replace('_', ' ')}"
+
     def describe(self) -> str:
-        unit = self.unit.replace("_", " ")
         scope = f" on model '{self.model}'" if self.model else (" per model" if self.per_model else "")
         sliding = " (sliding)" if self.algorithm == "sliding" else ""
+        if self.counts_money:
+            return f"the {self.amount(self.limit)} budget per {self.window_name}{sliding}{scope}"
+        unit = self.unit.replace("_", " ")
         return f"{self.limit} {unit} per {self.window_name}{sliding}{scope}"
 
     @property

@@ -30,6 +30,9 @@ class UsageRecord:
     # Admitted, then failed at the gateway or a backend (502, 503, 504, the backends at capacity): the
     # request and its tokens were not charged. Records written before this field read False.
     failed: bool = False
+    # The price version the cost was computed at (its effective moment, ISO 8601 UTC); '' when the model
+    # has no price. Records written before read ''.
+    price_version: str = ""
 
     @property
     def hour(self) -> int:

@@ -54,6 +54,7 @@ usage_records = Table(
     Column("usage_estimated", Boolean, nullable=False),
     Column("latency_ms", Double, nullable=False),
     Column("failed", Boolean, nullable=False, server_default=false()),
+    Column("price_version", String(40), nullable=False, server_default=""),
     Index("ix_usage_records_hour_user", "hour", "user"),
     # A user's last calls (the portal's overview): newest first straight from the index.
     Index("ix_usage_records_user_created", "user", "created_at"),

@@ -125,6 +125,7 @@ class Pipeline:
                         tier=identity.tier,
                         model=model,
                         output_field=endpoint.max_tokens_field,
+                        price=model.price_at(exchange.created_at),
                     )
             except RateLimitError:
                 exchange.rate_limited = True
@@ -281,7 +282,13 @@ class Pipeline:
         usage: Usage,
     ) -> tuple[tuple[int, ...] | None, TokenCharge]:
         exchange.usage = usage
-        charge = TokenCharge.of(usage.prompt_tokens, usage.completion_tokens, model.token_multiplier)
+        charge = TokenCharge.of(
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            model.token_multiplier,
+            model.price_at(exchange.created_at),  # the version the ledger records too
+            usage.cached_tokens,
+        )
         exchange.charged_tokens = charge.total
         if admission is None or limiter is None:
             return None, charge
