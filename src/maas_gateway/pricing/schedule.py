@@ -26,9 +26,10 @@ class PriceVersion:
 
     @property
     def name(self) -> str:
-        """The version as the ledger stores it: its effective moment in ISO 8601, UTC."""
+        """The version as the ledger stores it: its effective moment in ISO 8601, UTC (with microseconds
+        when it has them, so two versions never share a name)."""
         moment = datetime.fromtimestamp(self.effective_from, UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if moment.microsecond else "%Y-%m-%dT%H:%M:%SZ")
 
     def micros(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> int:
         """What the tokens cost in micro-units, rounded up: a price per million tokens is a token's price
