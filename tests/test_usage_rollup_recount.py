@@ -93,6 +93,7 @@ def records(draw: st.DrawFn) -> list[UsageRecord]:
                 usage_estimated=False,
                 latency_ms=draw(st.floats(0, 1000, allow_nan=False)),
                 failed=outcome == "failed",
+                team=draw(st.sampled_from(["", "research", "ops"])),
             )
         )
     duplicates = draw(st.lists(st.sampled_from(found), max_size=10)) if found else []
@@ -118,6 +119,7 @@ def recount(found: list[UsageRecord], query: UsageQuery) -> dict[tuple[Any, ...]
             "endpoint": item.endpoint,
             "day": item.hour // 24 * 86400,
             "hour": item.hour * HOUR,
+            "team": item.team or None,
         }
         sums = totals.setdefault(tuple(values[group] for group in query.group_by), [0] * 8)
         for index, value in enumerate(

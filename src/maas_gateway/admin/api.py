@@ -21,6 +21,7 @@ from maas_gateway.admin.keys_api import keys_router
 from maas_gateway.admin.plans_api import plans_router
 from maas_gateway.admin.services import AdminServices
 from maas_gateway.admin.swagger import serve_swagger_ui
+from maas_gateway.admin.teams_api import teams_router
 from maas_gateway.admin.usage import rows_to_csv, usage_query
 from maas_gateway.admin.users_api import users_router
 from maas_gateway.audit.entries import Actor
@@ -141,6 +142,7 @@ def create_admin_app(services: AdminServices) -> FastAPI:
     app.include_router(users_router(services, admin, actor))
     app.include_router(plans_router(services, admin, caller, actor))
     app.include_router(audit_router(services, admin))
+    app.include_router(teams_router(services, admin, actor))
 
     @app.exception_handler(GatewayError)
     async def gateway_error(request: Request, exc: GatewayError) -> Response:

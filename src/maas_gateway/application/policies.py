@@ -187,7 +187,9 @@ def key_records(config: GatewayConfig) -> list[KeyRecord]:
     for key in config.api_keys:
         models = frozenset(key.models) if key.models is not None else None
         # The public id is computed once here rather than on every request.
-        records.append(KeyRecord(key.digest, key.user, key.tier, key.name, models, key_id_for(key.digest)))
+        records.append(
+            KeyRecord(key.digest, key.user, key.tier, key.name, models, key_id_for(key.digest), team=key.team)
+        )
     return records
 
 

@@ -343,6 +343,11 @@ class APIKeyConfig(Strict):
     key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     name: str | None = None
     models: list[str] | None = Field(default=None, description="Models this key may use.")
+    team: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+        description="The team this key's usage is charged to (a name from `teams`).",
+    )
 
     @property
     def digest(self) -> str:

@@ -33,6 +33,7 @@ class UsageRecord:
     # The price version the cost was computed at (its effective moment, ISO 8601 UTC); '' when the model
     # has no price. Records written before read ''.
     price_version: str = ""
+    team: str = ""  # the team the key was created for; '' for none (and records written before teams)
 
     @property
     def hour(self) -> int:

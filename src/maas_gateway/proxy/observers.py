@@ -72,6 +72,7 @@ class ExchangeObservers:
             latency_ms=round(exchange.latency_seconds * 1000, 3),
             failed=exchange.failed,
             price_version=price.name if price else "",
+            team=identity.team or "",
         )
 
     def _observe(self, exchange: Exchange) -> None:
