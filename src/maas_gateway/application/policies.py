@@ -6,7 +6,7 @@ router, the rule book, the user policy and the observers get tuples, numbers and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from maas_gateway.auth import KeyRecord
 from maas_gateway.auth.keys import key_id_for
@@ -21,8 +21,17 @@ from maas_gateway.balancing import (
     RoomSpec,
 )
 from maas_gateway.capacity import CapacityRules, ModelCaps, QueueSettings
-from maas_gateway.config.schema import GatewayConfig, LimitConfig, ModelConfig, TierConfig, UserConfig
+from maas_gateway.config.schema import (
+    APIKeyConfig,
+    GatewayConfig,
+    LimitConfig,
+    ModelConfig,
+    TeamConfig,
+    TierConfig,
+    UserConfig,
+)
 from maas_gateway.limits import LimitRule, RuleBook, TierPolicy
+from maas_gateway.limits.rules import LimitScope
 from maas_gateway.pricing import PriceSchedule, PriceVersion, to_micros
 from maas_gateway.routing import ModelRoute
 
@@ -125,12 +134,15 @@ def rule_book(
     currency: str = "USD",
     min_clamped_tokens: int = 16,
     media_part_tokens: int = 2048,
+    teams: Mapping[str, TeamConfig] | None = None,
+    keys: Sequence[APIKeyConfig] | None = None,
 ) -> RuleBook:
-    """Each tier's limits, and for users with their own limits, those limits in every tier; calendar
-    windows start at midnight in ``timezone``; cost limits count micro-units of ``currency``."""
+    """Each tier's limits, and for users with their own limits, those limits in every tier; the teams'
+    and keys' own limits; calendar windows start at midnight in ``timezone``; cost limits count
+    micro-units of ``currency``."""
 
-    def policy(tier: TierConfig, limits: list[LimitConfig]) -> TierPolicy:
-        rules = tuple(
+    def rules(limits: list[LimitConfig], scope: LimitScope | None = None) -> tuple[LimitRule, ...]:
+        return tuple(
             LimitRule(
                 to_micros(c.limit) if c.unit == "cost" else int(c.limit),
                 c.unit,
@@ -140,11 +152,18 @@ def rule_book(
                 c.algorithm,
                 timezone,
                 currency,
+                scope or c.scope,
             )
             for c in limits
         )
+
+    def policy(tier: TierConfig, limits: list[LimitConfig]) -> TierPolicy:
         return TierPolicy(
-            rules, tier.reserve, tier.reserve_default_max_tokens, min_clamped_tokens, media_part_tokens
+            rules(limits),
+            tier.reserve,
+            tier.reserve_default_max_tokens,
+            min_clamped_tokens,
+            media_part_tokens,
         )
 
     policies = {name: policy(tier, tier.limits) for name, tier in tiers.items()}
@@ -153,7 +172,9 @@ def rule_book(
         for user, override in users.items()
         if override.limits is not None
     }
-    return RuleBook(policies, overrides)
+    team_rules = {name: rules(team.limits, "team") for name, team in (teams or {}).items() if team.limits}
+    key_rules = {key_id_for(key.digest): rules(key.limits, "key") for key in (keys or []) if key.limits}
+    return RuleBook(policies, overrides, team_rules, key_rules)
 
 
 def capacity_rules(config: GatewayConfig) -> CapacityRules:

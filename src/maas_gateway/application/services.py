@@ -87,7 +87,9 @@ def build_services(config: GatewayConfig, transport: UpstreamTransport | None = 
         change_signal=signal,
         keys=KeyService(repository, config.keys),
         users=UserDirectory(repository, ttl=config.keys.cache_ttl),
-        limit_storage=_storage(config.limits) if config.limits.enabled else None,
+        limit_storage=_storage(config.limits, scoped=config.has_scoped_limits)
+        if config.limits.enabled
+        else None,
         capacity=capacity,
         ledger=ledger,
         usage_reports=usage_reports,
@@ -122,13 +124,16 @@ def upstream_transport(server: ServerSettings) -> UpstreamTransport:
     )
 
 
-def _storage(settings: LimitsSettings) -> LimitStorage:
+def _storage(settings: LimitsSettings, *, scoped: bool = False) -> LimitStorage:
+    """``scoped``: some limit counts beyond one user (a team's, a key's, a tier's, everyone's), so on a
+    Redis Cluster every counter goes to one slot (see ``RedisLimitStorage``)."""
     if settings.storage == "memory":
         return InMemoryLimitStorage()
     from maas_gateway.limits.redis_storage import RedisLimitStorage
 
+    one_slot = scoped and settings.storage.startswith("redis+cluster://")
     return ResilientStorage(
-        RedisLimitStorage(settings.storage, timeout=settings.storage_timeout),
+        RedisLimitStorage(settings.storage, timeout=settings.storage_timeout, one_slot=one_slot),
         policy=settings.failure_policy,
         timeout=settings.storage_timeout,
         retry_interval=settings.retry_interval,

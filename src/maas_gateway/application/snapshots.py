@@ -56,6 +56,8 @@ def build_snapshot(
                 config.users,
                 timezone=config.limits.timezone,
                 currency=config.pricing.currency,
+                teams=config.teams,
+                keys=config.api_keys,
                 min_clamped_tokens=config.limits.min_clamped_tokens,
                 media_part_tokens=config.limits.media_part_tokens,
             ),

@@ -69,6 +69,7 @@ __all__ = [
     "PricingSettings",
     "SecuritySettings",
     "ServerSettings",
+    "TeamConfig",
     "TierConfig",
     "UserConfig",
 ]
@@ -300,6 +301,12 @@ class LimitConfig(Strict):
     per_model: bool = Field(
         default=False, description="Keep a separate counter for each model instead of one in all."
     )
+    scope: Literal["user", "tier", "global"] = Field(
+        default="user",
+        description="Whose counter: each user's (`user`), all users of the tier together (`tier`), or "
+        "everyone's together (`global`; with `model`, a model-wide limit). Teams' and keys' limits are "
+        "written under `teams` and on the key.",
+    )
 
     @model_validator(mode="after")
     def _scope_is_single(self) -> LimitConfig:
@@ -348,6 +355,11 @@ class APIKeyConfig(Strict):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
         description="The team this key's usage is charged to (a name from `teams`).",
     )
+    limits: list[LimitConfig] = Field(
+        default_factory=list,
+        description="Limits on this key alone, beside its owner's tier's (each `scope: user`, counted per "
+        "key).",
+    )
 
     @property
     def digest(self) -> str:
@@ -364,6 +376,22 @@ class APIKeyConfig(Strict):
         if self.key is not None and len(self.key.get_secret_value()) < 8:
             raise ValueError("An API key must be at least 8 characters long.")
         return self
+
+
+class TeamConfig(Strict):
+    description: str = ""
+    limits: list[LimitConfig] = Field(
+        default_factory=list,
+        description="Limits on the team's keys together (each `scope: user`, counted per team), beside "
+        "each user's tier's.",
+    )
+
+    @field_validator("limits")
+    @classmethod
+    def _counted_per_team(cls, limits: list[LimitConfig]) -> list[LimitConfig]:
+        if any(limit.scope != "user" for limit in limits):
+            raise ValueError("A team's limits count the team's usage; leave out `scope`.")
+        return limits
 
 
 class UserConfig(Strict):
@@ -396,7 +424,28 @@ class GatewayConfig(Strict):
     capacity: CapacitySettings = Field(default_factory=CapacitySettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     pricing: PricingSettings = Field(default_factory=PricingSettings)
+    teams: dict[str, TeamConfig] = Field(
+        default_factory=dict, description="Limits per team (cost centre), by team name."
+    )
     portal: PortalSettings = Field(default_factory=PortalSettings)
+
+    @property
+    def has_scoped_limits(self) -> bool:
+        """Whether a limit counts beyond one user: a team's, a key's, a tier's or everyone's."""
+        tiers = [*self.tiers.values()]
+        beyond_users = any(limit.scope != "user" for tier in tiers for limit in tier.limits)
+        teams = any(team.limits for team in self.teams.values())
+        return beyond_users or teams or any(key.limits for key in self.api_keys)
+
+    @model_validator(mode="after")
+    def _teams_and_key_limits(self) -> GatewayConfig:
+        for name in self.teams:
+            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", name):
+                raise ValueError(f"teams: '{name}' is not a team name (letters, digits, '.', '_', '-').")
+        for index, key in enumerate(self.api_keys):
+            if any(limit.scope != "user" for limit in key.limits):
+                raise ValueError(f"api_keys.{index}.limits: a key's limits count the key; leave out `scope`.")
+        return self
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:

@@ -71,15 +71,18 @@ class Limiter:
         model: str,
         *,
         worst_case: TokenCharge | None = None,
+        team: str | None = None,
+        key_id: str | None = None,
     ) -> Admission:
-        """Count the request in every request window and check every token window.
+        """Count the request in every request window and check every token window, of every scope that
+        applies (the user's, their team's, their key's, the tier's, everyone's) in one atomic step.
 
         ``worst_case`` is the most the request can cost; it is reserved when the tier reserves.
         Raises ``RateLimitError`` naming the first limit that is reached; nothing is counted then.
         """
         policy = self.rules.policy(user, tier)
         now = self._clock()
-        counters = tuple(rule.counter(user, model, now) for rule in policy.rules if rule.applies_to(model))
+        counters = self._counters(policy, user, tier, model, team, key_id, now)
         reserved = worst_case if policy.reserve else None
         checks = [_check(counter, reserved, now) for counter in counters]
         result = await self.storage.admit(checks, now)
@@ -103,6 +106,8 @@ class Limiter:
         choices: int,
         multiplier: float,
         price: PriceVersion | None = None,
+        team: str | None = None,
+        key_id: str | None = None,
     ) -> Admission:
         """Admit a request of a reserving tier, holding its worst case: the ``prompt`` bound, and
         ``output_cap`` tokens for each of ``choices`` answers, times the model's ``multiplier`` (and in
@@ -115,7 +120,7 @@ class Limiter:
         """
         policy = self.rules.policy(user, tier)
         now = self._clock()
-        counters = tuple(rule.counter(user, model, now) for rule in policy.rules if rule.applies_to(model))
+        counters = self._counters(policy, user, tier, model, team, key_id, now)
         cap = output_cap
         for _ in range(_RESERVE_ATTEMPTS):
             reserved = worst_case(prompt, cap, choices, multiplier, price)
@@ -170,7 +175,7 @@ class Limiter:
                 amount = actual - admission.reserved.in_unit(rule.unit)
             else:
                 amount = actual  # a reservation in a window that has ended has gone with it
-            current = counter if same_window else rule.counter(admission.user, admission.model, now)
+            current = counter if same_window else rule.counter(counter.subject, admission.model, now)
             settled.append((position, current))
             if amount == 0 and same_window:
                 continue
@@ -188,6 +193,21 @@ class Limiter:
             user, tier, model = admission.user, admission.tier, admission.model
             self._observer([reading(user, tier, model, current, values[at]) for at, current in settled])
         return tuple(values)
+
+    def _counters(
+        self,
+        policy: TierPolicy,
+        user: str,
+        tier: str,
+        model: str,
+        team: str | None,
+        key_id: str | None,
+        now: float,
+    ) -> tuple[CounterRef, ...]:
+        if policy.per_user_only and not self.rules.scoped:  # no team, key, tier or global limits at all
+            return tuple(rule.counter(user, model, now) for rule in policy.rules if rule.applies_to(model))
+        pairs = self.rules.applicable(policy, user=user, tier=tier, team=team, key_id=key_id)
+        return tuple(rule.counter(subject, model, now) for rule, subject in pairs if rule.applies_to(model))
 
     def _requests_counted(
         self, user: str, tier: str, model: str, counters: Sequence[CounterRef], values: Sequence[int]

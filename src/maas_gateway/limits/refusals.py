@@ -47,8 +47,9 @@ def refusal(
         )
     retry = max(1, math.ceil(wait))
     what = "Request" if rule.counts_requests else ("Cost" if rule.counts_money else "Token")
+    whose = f" of {counter.owner}" if counter.owner else ""  # a team's or a key's limit says whose
     message = (
-        f"{what} limit reached for user '{user}' on the '{tier}' tier: "
+        f"{what} limit{whose} reached for user '{user}' on the '{tier}' tier: "
         f"{detail or _limit_and_left(rule, result.values[failed], needed)}. Try again in {retry} seconds."
     )
     headers = rate_limit_headers(counters, result.values, consumed=TokenCharge(0, 0))

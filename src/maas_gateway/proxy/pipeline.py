@@ -114,7 +114,9 @@ class Pipeline:
                 # Only a token-charged endpoint reserves: tokenize and the like are counted by request.
                 policy = limiter.reserving(identity.user, identity.tier) if endpoint.token_charged else None
                 if policy is None:
-                    admission = await limiter.admit(identity.user, identity.tier, model.name)
+                    admission = await limiter.admit(
+                        identity.user, identity.tier, model.name, team=identity.team, key_id=identity.key_id
+                    )
                 else:
                     admission, exchange.output_clamped = await reserve(
                         limiter,
@@ -126,6 +128,8 @@ class Pipeline:
                         model=model,
                         output_field=endpoint.max_tokens_field,
                         price=model.price_at(exchange.created_at),
+                        team=identity.team,
+                        key_id=identity.key_id,
                     )
             except RateLimitError:
                 exchange.rate_limited = True
