@@ -10,14 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 from openai import OpenAI
 
+from tests.support.configs import demo_dict
 from tests.support.gateways import GatewayFactory
 from tests.support.ledger import ADMIN, ADMIN_KEY, ledger_config
 from tests.support.polling import wait_until
 from tests.support.postgres_server import throwaway_database
 from tests.support.processes import ServerProcess, maas
+from tests.support.redis_server import RedisServer
 
 
 def _admin(gateway: ServerProcess, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -113,3 +116,42 @@ def test_the_cli_manages_teams(
     assert "is not a member of the team 'platform'" in again.stderr
     assert teams("delete", "platform").returncode == 0
     assert _admin(gateway, "GET", "/admin/teams").json()["data"] == []
+
+
+def test_a_team_limit_binds_across_two_users_on_two_replicas(
+    simulator: ServerProcess, gateway_factory: GatewayFactory, tmp_path: Path
+) -> None:
+    """Two gateways sharing Redis; alice and bob hold keys of the team `research`, which may make 6
+    requests a day together (each of them may make 20). Alternating users and replicas, the 7th request is
+    refused, naming the team, for whichever of them sends it; carol, in no team, goes on."""
+    redis = RedisServer(tmp_path).start()
+    try:
+        config = demo_dict(simulator.url)
+        config["limits"] = {"enabled": True, "storage": redis.url}
+        config["teams"] = {"research": {"limits": [{"limit": 6, "unit": "requests", "window": "day"}]}}
+        config["api_keys"] += [
+            {"user": "alice", "tier": "premium", "key": "alice-team-key", "team": "research"},
+            {"user": "bob", "tier": "premium", "key": "bob-team-key", "team": "research"},
+            {"user": "carol", "tier": "premium", "key": "carol-own-key"},
+        ]
+        gateways = [gateway_factory(config), gateway_factory(config)]
+        statuses, messages = [], []
+        for index in range(8):
+            key = ("alice-team-key", "bob-team-key")[index % 2]
+            with OpenAI(base_url=gateways[index // 2 % 2].url + "/v1", api_key=key, max_retries=0) as sdk:
+                try:
+                    sdk.chat.completions.create(
+                        model="simulator-model", messages=[{"role": "user", "content": "Hi"}], max_tokens=1
+                    )
+                    statuses.append(200)
+                except openai.RateLimitError as refused:
+                    statuses.append(429)
+                    messages.append(str(refused))
+        assert statuses == [200] * 6 + [429, 429]
+        assert all("Request limit of the team 'research' reached" in message for message in messages)
+        with OpenAI(base_url=gateways[1].url + "/v1", api_key="carol-own-key", max_retries=0) as sdk:
+            sdk.chat.completions.create(
+                model="simulator-model", messages=[{"role": "user", "content": "Hi"}], max_tokens=1
+            )
+    finally:
+        redis.stop()
