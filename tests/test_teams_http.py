@@ -92,6 +92,22 @@ def test_teams_are_managed_audited_and_keys_charge_their_team(
     assert [key["team"] for key in listed] == ["research"]
 
 
+def test_only_administrators_manage_teams(
+    simulator: ServerProcess, gateway_factory: GatewayFactory, tmp_path: Path
+) -> None:
+    """Without a credential `/admin/teams` is 401; a user's own key is 403, for reading and for adding
+    themselves to a team; nothing is created."""
+    gateway = gateway_factory(ledger_config(simulator.url, None, tmp_path / "spool"))
+    assert _admin(gateway, "POST", "/admin/teams", json={"name": "research"}).status_code == 201
+    url = gateway.url + "/admin/teams"
+    assert httpx.get(url).status_code == 401
+    user = {"Authorization": "Bearer premiumuser1_key"}
+    assert httpx.get(url, headers=user).status_code == 403
+    joined = httpx.post(url + "/research/members", json={"user": "premiumuser1"}, headers=user)
+    assert joined.status_code == 403
+    assert _admin(gateway, "GET", "/admin/teams/research").json()["members"] == []
+
+
 def test_the_cli_manages_teams(
     simulator: ServerProcess, gateway_factory: GatewayFactory, tmp_path: Path
 ) -> None:
