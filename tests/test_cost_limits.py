@@ -105,6 +105,20 @@ def test_the_older_pricing_is_one_version_from_the_epoch_and_both_forms_are_refu
     assert schedule.versions[0].cached_input_per_million == 0.1
 
 
+def test_cached_input_may_not_cost_more_than_input() -> None:
+    """Reserve mode prices a prompt at the input price, so a dearer cached price is refused at load."""
+    with pytest.raises(ValidationError, match="must not exceed"):
+        ModelConfig.model_validate(
+            {
+                "name": "m",
+                "backends": ["http://b"],
+                "prices": [
+                    {"effective_from": "2026-11-01", "input_per_million": 1, "cached_input_per_million": 2}
+                ],
+            }
+        )
+
+
 def test_only_cost_limits_take_fractions() -> None:
     """`limit: 0.25` is a quarter of the currency for a cost limit and an error for a token limit."""
     assert LimitConfig.model_validate({"limit": 0.25, "unit": "cost", "window": "month"}).limit == 0.25

@@ -100,6 +100,14 @@ class PriceVersionConfig(Strict):
         default=None, ge=0, description="Price of 1,000,000 cached input tokens; omitted: the input price."
     )
 
+    @model_validator(mode="after")
+    def _cached_input_is_not_dearer(self) -> PriceVersionConfig:
+        # Reserve mode prices the prompt at the input price: a dearer cached price would under-reserve.
+        cached = self.cached_input_per_million
+        if cached is not None and cached > self.input_per_million:
+            raise ValueError("`cached_input_per_million` must not exceed `input_per_million`.")
+        return self
+
     @property
     def starts_at(self) -> float:
         moment = self.effective_from
