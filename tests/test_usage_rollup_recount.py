@@ -95,6 +95,7 @@ def records(draw: st.DrawFn) -> list[UsageRecord]:
                 failed=outcome == "failed",
                 broken=outcome == "broken",
                 backend=draw(st.sampled_from([None, "http://a:8000", "http://b:8000"])),
+                team=draw(st.sampled_from(["", "research", "ops"])),
             )
         )
     duplicates = draw(st.lists(st.sampled_from(found), max_size=10)) if found else []
@@ -120,6 +121,7 @@ def recount(found: list[UsageRecord], query: UsageQuery) -> dict[tuple[Any, ...]
             "endpoint": item.endpoint,
             "day": item.hour // 24 * 86400,
             "hour": item.hour * HOUR,
+            "team": item.team or None,
         }
         sums = totals.setdefault(tuple(values[group] for group in query.group_by), [0] * 9)
         for index, value in enumerate(

@@ -35,7 +35,8 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def record(index: int, **fields: Any) -> UsageRecord:
-    """Records spread over four users, three models (one missing), every outcome and a few hours."""
+    """Records spread over four users, three models (one missing), two teams and none, every outcome and
+    a few hours."""
     values: dict[str, Any] = {
         "request_id": f"req-{index:06d}",
         "created_at": BASE + (index * 997) % (50 * 3600) + 0.5,  # three days
@@ -54,6 +55,7 @@ def record(index: int, **fields: Any) -> UsageRecord:
         "rate_limited": False,
         "usage_estimated": False,
         "latency_ms": float(index % 11),
+        "team": ("", "research", "platform")[index % 5 % 3],
     }
     if index % 11 == 0:
         values |= {"status": 429, "rate_limited": True}
@@ -98,10 +100,15 @@ def memory_rollups(records: list[UsageRecord]) -> tuple[Rollups, ...]:
         (*key[:3], key[3] if key[3] is not None else NO_MODEL, *key[4:]): sums
         for key, sums in rollups.buckets.items()
     }
-    coarse: list[dict[tuple[Any, ...], list[float]]] = [{}, {}, {}]
-    for (hour, user, tier, model, _endpoint, _key, outcome), sums in hourly.items():
+    coarse: list[dict[tuple[Any, ...], list[float]]] = [{}, {}, {}, {}]
+    for (hour, user, tier, model, _endpoint, _key, outcome, team), sums in hourly.items():
         day = hour // 24
-        keys = ((day, user, tier, model, outcome), (day, user, tier, outcome), (day, tier, model, outcome))
+        keys = (
+            (day, user, tier, model, outcome, team),
+            (day, team, tier, model, outcome),
+            (day, user, tier, outcome),
+            (day, tier, model, outcome),
+        )
         for table, key in zip(coarse, keys, strict=True):
             target = table.setdefault(key, [0] * len(sums))
             for index, value in enumerate(sums):
@@ -130,7 +137,7 @@ def test_a_rewritten_batch_is_rolled_up_once(url: str) -> None:
         rollups = await stored_rollups(database)
         assert rollups == await recounted_rollups(database)
         assert rollups == memory_rollups(records)
-        assert [sum(sums[0] for sums in table.values()) for table in rollups] == [600] * 4
+        assert [sum(sums[0] for sums in table.values()) for table in rollups] == [600] * len(ROLLUP_TABLES)
         await database.aclose()
 
     asyncio.run(main())
@@ -194,16 +201,20 @@ def test_two_replicas_writing_the_same_hours_add_up(url: str) -> None:
 
 def test_the_backfill_builds_what_the_writer_builds(url: str) -> None:
     """Records stored before rollups existed (at revision 0004) are rolled up by migration 0006 as the
-    writer would have, outcome by outcome: equal to the in-memory ledger's rollups of the same records."""
+    writer would have, outcome by outcome: equal to the in-memory ledger's rollups of the same records
+    (and, after 0009, of no team, with the team rollup backfilled)."""
 
     async def main() -> None:
-        records = [record(index) for index in range(400)]
+        records = [record(index, team="") for index in range(400)]  # before teams: none has one
         old = Database(url, migrate=False)
         async with old.engine.begin() as connection:
             await connection.run_sync(lambda sync: _upgrade_to(sync, "0004"))
+            # Only the columns revision 0004 has (later revisions add some at the end).
+            old_columns = [column.name for column in usage_records.columns]
+            old_columns = old_columns[: old_columns.index("failed") + 1]
             await connection.execute(
-                insert(usage_records),
-                [{**_columns_of_0004(item.to_dict()), "hour": item.hour} for item in records],
+                insert(usage_records).values(),
+                [{**_only(item.to_dict(), old_columns), "hour": item.hour} for item in records],
             )
         await old.aclose()
         database = Database(url)
@@ -214,12 +225,8 @@ def test_the_backfill_builds_what_the_writer_builds(url: str) -> None:
     asyncio.run(main())
 
 
-def _columns_of_0004(values: dict[str, Any]) -> dict[str, Any]:
-    """A record's columns that revision 0004 has (later revisions add some at the end)."""
-    return {name: value for name, value in values.items() if name not in _ADDED_AFTER_0004}
-
-
-_ADDED_AFTER_0004 = frozenset({"broken", "backend"})
+def _only(values: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if name in columns}
 
 
 def _upgrade_to(connection: Any, revision: str) -> None:

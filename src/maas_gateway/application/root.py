@@ -255,7 +255,12 @@ class Application:
 
         plans = PlanRequestService(services.plan_requests, lambda: tuple(self._snapshot.config.tiers))
         actions = AdminActions(
-            services.keys, services.users, plans, services.audit, lambda: self._snapshot.config
+            services.keys,
+            services.users,
+            plans,
+            services.audit,
+            lambda: self._snapshot.config,
+            teams=services.teams,
         )
         return AdminServices(
             keys=services.keys,

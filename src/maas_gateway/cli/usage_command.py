@@ -26,22 +26,32 @@ def usage(
     admin_key: AdminKeyOption = None,
     since: Annotated[str | None, typer.Option(help="Start: ISO 8601 date/time or Unix seconds.")] = None,
     until: Annotated[str | None, typer.Option(help="End: ISO 8601 date/time or Unix seconds.")] = None,
-    group_by: Annotated[str, typer.Option(help="user, tier, model, endpoint, day, hour.")] = "user,model",
+    group_by: Annotated[
+        str, typer.Option(help="user, team, tier, model, endpoint, day, hour.")
+    ] = "user,model",
     user: Annotated[str | None, typer.Option(help="Only this user.")] = None,
+    month: Annotated[
+        str | None, typer.Option(help="A calendar month in UTC (2026-11), instead of --since/--until.")
+    ] = None,
     csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
+    focus: Annotated[
+        bool, typer.Option("--focus", help="Print a FOCUS-style chargeback CSV (BilledCost, ...).")
+    ] = False,
 ) -> None:
-    """Show usage per user and model (or other groups) for a period, from the usage ledger."""
+    """Show usage per user and model (or other groups: `--group-by team,model` for chargeback) for a
+    period or a month, from the usage ledger."""
     if context.invoked_subcommand is not None:
         return
     params = {
         "since": since,
         "until": until,
+        "month": month,
         "group_by": group_by,
         "user": user,
-        "format": "csv" if csv else "json",
+        "format": "focus" if focus else "csv" if csv else "json",
     }
     response = call("GET", url, "/admin/usage", admin_key, params=params)
-    if csv:
+    if csv or focus:
         typer.echo(response.text, nl=False)
         return
     _print_table(response.json()["data"], [g.strip() for g in group_by.split(",")])

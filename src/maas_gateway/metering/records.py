@@ -36,6 +36,10 @@ class UsageRecord:
     # The backend that served the request (its base URL, any password masked): reconciliation compares
     # each backend's own token counters with the ledger's totals for it. None: no backend was reached.
     backend: str | None = None
+    # The price version the cost was computed at (its effective moment, ISO 8601 UTC); '' when the model
+    # has no price. Records written before read ''.
+    price_version: str = ""
+    team: str = ""  # the team the key was created for; '' for none (and records written before teams)
 
     @property
     def hour(self) -> int:

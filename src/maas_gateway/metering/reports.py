@@ -27,8 +27,18 @@ __all__ = [
     "check_dimensions",
 ]
 
-Dimension = Literal["user", "tier", "model", "endpoint", "key_id", "outcome", "day", "hour"]
-DIMENSIONS: tuple[Dimension, ...] = ("user", "tier", "model", "endpoint", "key_id", "outcome", "day", "hour")
+Dimension = Literal["user", "tier", "model", "endpoint", "key_id", "outcome", "day", "hour", "team"]
+DIMENSIONS: tuple[Dimension, ...] = (
+    "user",
+    "tier",
+    "model",
+    "endpoint",
+    "key_id",
+    "outcome",
+    "day",
+    "hour",
+    "team",
+)
 Measure = Literal["requests", "total_tokens", "charged_tokens", "cost"]
 MEASURES: tuple[Measure, ...] = ("requests", "total_tokens", "charged_tokens", "cost")
 

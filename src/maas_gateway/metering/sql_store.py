@@ -24,7 +24,7 @@ from maas_gateway.metering.tables import daily_table_for, usage_hourly, usage_re
 __all__ = ["SqlLedgerStore"]
 
 HOUR = 3600
-_DAILY = frozenset({"user", "tier", "model", "day"})  # the report groups usage_daily can answer
+_DAILY = frozenset({"user", "tier", "model", "day", "team"})  # the report groups usage_daily can answer
 
 
 class SqlLedgerStore:
@@ -155,6 +155,8 @@ def _from_table(query: UsageQuery, rollups: Table, lower: int, upper: int) -> Se
             columns[name] = table[name]
     if "model" in table:
         columns["model"] = func.nullif(table.model, NO_MODEL)
+    if "team" in table:
+        columns["team"] = func.nullif(table.team, "")  # '' is no team, reported as None
     if not daily:
         columns["hour"] = table.hour * HOUR
 
@@ -188,6 +190,7 @@ def _from_records(query: UsageQuery, since: float, until: float) -> Select[Any]:
         "endpoint": table.endpoint,
         "day": (table.hour // 24) * 86400,
         "hour": table.hour * HOUR,
+        "team": func.nullif(table.team, ""),
     }
     sums = [
         func.count(),

@@ -28,8 +28,8 @@ __all__ = [
     "report_order",
 ]
 
-Group = Literal["user", "tier", "model", "endpoint", "day", "hour"]
-GROUPS: tuple[Group, ...] = ("user", "tier", "model", "endpoint", "day", "hour")
+Group = Literal["user", "tier", "model", "endpoint", "day", "hour", "team"]
+GROUPS: tuple[Group, ...] = ("user", "tier", "model", "endpoint", "day", "hour", "team")
 RECENT_KEPT = 50  # records per user the in-memory store keeps for ``recent``
 _RECENT_USERS = 10_000  # users whose recent records it keeps, the least recently active dropped first
 _BACKEND_SECONDS_KEPT = 2 * 86400  # the in-memory ledger's per-second sums by backend, for reconciliation
@@ -211,7 +211,7 @@ class InMemoryLedgerStore:
     async def aggregate(self, query: UsageQuery) -> list[UsageRow]:
         first, last = int(query.since // 3600), int(-(-query.until // 3600))
         totals: dict[tuple[str | int | None, ...], list[float]] = {}
-        for (hour, user, tier, model, endpoint, _key, outcome), sums in self.rollups.in_hours(
+        for (hour, user, tier, model, endpoint, _key, outcome, team), sums in self.rollups.in_hours(
             first, last, query.user
         ):
             values = {
@@ -221,6 +221,7 @@ class InMemoryLedgerStore:
                 "endpoint": endpoint,
                 "day": (hour // 24) * 86400,
                 "hour": hour * 3600,
+                "team": team or None,
             }
             key = tuple(values[group] for group in query.group_by)
             target = totals.setdefault(key, [0, 0, 0, 0, 0, 0, 0, 0, 0.0])

@@ -114,7 +114,9 @@ class Pipeline:
                 # Only a token-charged endpoint reserves: tokenize and the like are counted by request.
                 policy = limiter.reserving(identity.user, identity.tier) if endpoint.token_charged else None
                 if policy is None:
-                    admission = await limiter.admit(identity.user, identity.tier, model.name)
+                    admission = await limiter.admit(
+                        identity.user, identity.tier, model.name, team=identity.team, key_id=identity.key_id
+                    )
                 else:
                     admission, exchange.output_clamped = await reserve(
                         limiter,
@@ -125,6 +127,9 @@ class Pipeline:
                         tier=identity.tier,
                         model=model,
                         output_field=endpoint.max_tokens_field,
+                        price=model.price_at(exchange.created_at),
+                        team=identity.team,
+                        key_id=identity.key_id,
                     )
             except RateLimitError:
                 exchange.rate_limited = True
@@ -283,7 +288,13 @@ class Pipeline:
         usage: Usage,
     ) -> tuple[tuple[int, ...] | None, TokenCharge]:
         exchange.usage = usage
-        charge = TokenCharge.of(usage.prompt_tokens, usage.completion_tokens, model.token_multiplier)
+        charge = TokenCharge.of(
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            model.token_multiplier,
+            model.price_at(exchange.created_at),  # the version the ledger records too
+            usage.cached_tokens,
+        )
         exchange.charged_tokens = charge.total
         if admission is None or limiter is None:
             return None, charge
