@@ -16,36 +16,19 @@ import pytest
 from maas_gateway.database import Database, metadata
 from maas_gateway.teams import InMemoryTeamStore, Team, TeamStore
 from maas_gateway.teams.sql_store import SqlTeamStore
-from tests.support.postgres_server import create_database, drop_database, throwaway_database
+from tests.support.postgres_server import throwaway_database
+from tests.support.store_contract import STORE_KINDS, built, contract_runner
 
 Contract = Callable[[TeamStore], Awaitable[None]]
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+@pytest.fixture(params=STORE_KINDS)
 def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[Contract], None]]:
     """Runs a contract coroutine against a fresh store of the parametrized kind."""
-    url: str | None = None
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'teams.db'}"
-    elif request.param == "postgresql":
-        url = create_database()
-
-    def runner(contract: Contract) -> None:
-        async def main() -> None:
-            if url is None:
-                await contract(InMemoryTeamStore())
-                return
-            database = Database(url)
-            try:
-                await contract(SqlTeamStore(database))
-            finally:
-                await database.aclose()
-
-        asyncio.run(main())
-
-    yield runner
-    if request.param == "postgresql" and url is not None:
-        drop_database(url)
+    runs: Iterator[Callable[[Contract], None]] = contract_runner(
+        request.param, tmp_path, InMemoryTeamStore, built(SqlTeamStore)
+    )
+    yield from runs
 
 
 def test_a_team_name_is_taken_once(run: Callable[[Contract], None]) -> None:
