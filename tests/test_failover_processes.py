@@ -20,7 +20,7 @@ import pytest
 
 from tests.support.configs import demo_dict
 from tests.support.gateways import GatewayFactory
-from tests.support.limits import chat
+from tests.support.limits import HOUR, chat, long_windows, wait_for_fresh_window
 from tests.support.processes import GatewayProcess, ServerProcess, free_port
 from tests.support.simulators import simulator_fleet
 
@@ -164,8 +164,10 @@ def test_a_model_whose_backends_are_all_down_is_served_by_its_fallback(
 
 
 def test_a_502_costs_no_request_quota(simulator: ServerProcess, gateway_factory: GatewayFactory) -> None:
-    """A request that fails at a backend is not counted: the requests left are as before it."""
-    config = demo_dict(simulator.url)
+    """A request that fails at a backend is not counted: the requests left are as before it (in windows
+    long enough that the three calls never straddle a boundary, which would refill them)."""
+    config = long_windows(demo_dict(simulator.url))
+    wait_for_fresh_window(HOUR)
     config["models"].append({"name": "down", "backends": [f"http://127.0.0.1:{free_port()}"]})
     gateway = gateway_factory(config)
     before = chat(gateway.url, KEY)
