@@ -18,6 +18,7 @@ from maas_gateway.portal.pages import (
     playground,
     register,
     sign_in,
+    usage,
 )
 
 __all__ = ["all_pages"]
@@ -28,6 +29,7 @@ _MODULES = (
     register,
     overview,
     keys,
+    usage,
     models,
     playground,
     plan,

@@ -1,0 +1,106 @@
+"""From usage reports to what the usage pages show: periods, buckets, chart series and CSV streams.
+
+The pages read the ledger's hourly rollups through ``UsageReports`` (never raw records), so a page costs
+a few grouped queries over at most a month of hours whatever the traffic.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from maas_gateway.metering.reports import Dimension, ReportRange, UsageGroup, UsageReports, UsageTotals
+from maas_gateway.metering.usage_csv import usage_csv_lines
+
+__all__ = [
+    "PERIODS",
+    "Period",
+    "attachment",
+    "bucket_labels",
+    "by_bucket",
+    "csv_stream",
+    "day_label",
+    "hour_label",
+]
+
+HOUR = 3600
+DAY = 86400
+_CSV_BATCH = 5000  # groups read per query while a CSV streams
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    name: str  # the query parameter: "24h", "7d", "30d"
+    title: str
+    seconds: int
+    bucket: Dimension  # "hour" for a day, "day" beyond
+
+    def range(self, now: float) -> ReportRange:
+        return ReportRange.last(self.seconds, now)
+
+
+PERIODS = {
+    period.name: period
+    for period in (
+        Period("24h", "Last 24 hours", DAY, "hour"),
+        Period("7d", "Last 7 days", 7 * DAY, "day"),
+        Period("30d", "Last 30 days", 30 * DAY, "day"),
+    )
+}
+
+
+def hour_label(start: int) -> str:
+    return datetime.datetime.fromtimestamp(start, tz=datetime.UTC).strftime("%H:00")
+
+
+def day_label(start: int) -> str:
+    return datetime.datetime.fromtimestamp(start, tz=datetime.UTC).strftime("%b %d")
+
+
+def bucket_labels(period: ReportRange, bucket: Dimension) -> list[tuple[int, str]]:
+    """Every bucket of ``period`` (empty ones too, so the bars keep their places): start and label."""
+    if bucket == "hour":
+        return [(hour * HOUR, hour_label(hour * HOUR)) for hour in range(period.first_hour, period.last_hour)]
+    first = period.since - period.since % DAY
+    return [(start, day_label(start)) for start in range(first, period.until, DAY)]
+
+
+def by_bucket(
+    groups: Sequence[UsageGroup],
+    buckets: Sequence[tuple[int, str]],
+    bucket: Dimension,
+    series: str,
+    measure: Callable[[UsageTotals], float],
+) -> list[tuple[str, Mapping[str, float]]]:
+    """Each bucket's values per ``series`` (a dimension of ``groups``), as ``stacked_chart`` takes them."""
+    values: dict[int, dict[str, float]] = {start: {} for start, _label in buckets}
+    for group in groups:
+        start = group.key.get(bucket)
+        if not isinstance(start, int) or start not in values:
+            continue
+        name = str(group.key.get(series) or "(none)")
+        values[start][name] = values[start].get(name, 0.0) + measure(group.totals)
+    return [(label, values[start]) for start, label in buckets]
+
+
+async def csv_stream(
+    reports: UsageReports, period: ReportRange, group_by: Sequence[Dimension], *, user: str | None = None
+) -> AsyncIterator[str]:
+    """The whole selection as CSV lines, read a batch at a time so a large export never sits in memory."""
+    lines = usage_csv_lines((), group_by)
+    yield next(lines)
+    offset = 0
+    while True:
+        groups = await reports.breakdown(period, group_by, user=user, limit=_CSV_BATCH, offset=offset)
+        body = usage_csv_lines(groups, group_by)
+        next(body)  # the header, already sent
+        for line in body:
+            yield line
+        if len(groups) < _CSV_BATCH:
+            return
+        offset += _CSV_BATCH
+
+
+def attachment(name: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{name}"'}
