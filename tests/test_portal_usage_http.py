@@ -1,5 +1,6 @@
 """The usage pages over HTTP against a real gateway and the simulator: the developer's own usage (page and
-CSV) counts exactly the calls made, never another user's."""
+CSV) counts exactly the calls made, never another user's; the admin overview is for administrators and
+shows markup in names as text."""
 
 from __future__ import annotations
 
@@ -120,3 +121,25 @@ def test_my_usage_downloads_as_a_csv_attachment(portal: GatewayProcess) -> None:
             assert rows
             assert set(rows[0]) >= {bucket, "model", "requests", "prompt_tokens", "cost"}
             assert sum(int(row["prompt_tokens"]) for row in rows) == ledger["prompt_tokens"]
+
+
+def test_developers_get_403_on_the_admin_usage_pages(portal: GatewayProcess) -> None:
+    """The admin overview refuses a developer with the 403 page."""
+    with sign_in(portal.url, "dev1", "openshift") as client:
+        for path in ("/portal/admin/",):
+            refused = client.get(path, params={"group": "user"})
+            assert refused.status_code == 403, path
+            assert "administrators only" in refused.text
+            assert "dev2" not in refused.text
+
+
+def test_the_admin_overview_shows_the_day_and_names_as_text(portal: GatewayProcess) -> None:
+    """The overview counts every user's calls of the last day; the top users list the markup user's name
+    as text, and the charts are there."""
+    with sign_in(portal.url, "admin", "admin-password") as admin:
+        html = admin.get("/portal/admin/").text
+    assert int(_figure(html, "requests").replace(",", "")) == 6
+    assert MARKUP_USER not in html
+    assert ESCAPED_USER in html
+    assert html.count('<svg class="chart-svg"') == 2
+    assert 'aria-current="page">Overview</a>' in html
