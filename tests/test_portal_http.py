@@ -317,6 +317,8 @@ def test_every_page_has_the_security_headers_and_no_inline_script(portal: Gatewa
             anonymous.get("/portal/no-such-page"),
             admin.get("/portal/"),
             admin.get("/portal/admin/"),
+            admin.get("/portal/admin/usage"),
+            admin.get("/portal/admin/usage", params={"from": "2020-02-30"}),
             admin.get("/portal/usage"),
             admin.get("/portal/usage", params={"period": "24h"}),
             admin.get("/portal/keys"),

@@ -1,6 +1,6 @@
 """The usage pages over HTTP against a real gateway and the simulator: the developer's own usage (page and
-CSV) counts exactly the calls made, never another user's; the admin overview is for administrators and
-shows markup in names as text."""
+CSV) counts exactly the calls made, never another user's; the admin overview and usage pages are for
+administrators, show markup in names as text, and answer bad selections with a sentence."""
 
 from __future__ import annotations
 
@@ -124,9 +124,9 @@ def test_my_usage_downloads_as_a_csv_attachment(portal: GatewayProcess) -> None:
 
 
 def test_developers_get_403_on_the_admin_usage_pages(portal: GatewayProcess) -> None:
-    """The admin overview refuses a developer with the 403 page."""
+    """The admin overview, the admin usage page and its CSV refuse a developer with the 403 page."""
     with sign_in(portal.url, "dev1", "openshift") as client:
-        for path in ("/portal/admin/",):
+        for path in ("/portal/admin/", "/portal/admin/usage", "/portal/admin/usage.csv"):
             refused = client.get(path, params={"group": "user"})
             assert refused.status_code == 403, path
             assert "administrators only" in refused.text
@@ -143,3 +143,54 @@ def test_the_admin_overview_shows_the_day_and_names_as_text(portal: GatewayProce
     assert ESCAPED_USER in html
     assert html.count('<svg class="chart-svg"') == 2
     assert 'aria-current="page">Overview</a>' in html
+
+
+def test_admin_usage_groups_pages_and_downloads(portal: GatewayProcess) -> None:
+    """Grouped by user the page lists each user with their requests (markup as text); by user and day
+    too; the CSV of the selection is an attachment with every group."""
+    with sign_in(portal.url, "admin", "admin-password") as admin:
+        by_user = admin.get("/portal/admin/usage", params={"group": "user"}).text
+        assert "<td>dev1</td>" in by_user
+        assert "<td>dev2</td>" in by_user
+        assert MARKUP_USER not in by_user
+        assert ESCAPED_USER in by_user
+        by_day = admin.get("/portal/admin/usage", params=[("group", "user"), ("group", "day")])
+        assert by_day.status_code == 200
+        assert "by user, day" in by_day.text
+        download = admin.get("/portal/admin/usage.csv", params=[("group", "user"), ("group", "model")])
+        assert download.status_code == 200
+        assert download.headers["content-disposition"].startswith('attachment; filename="usage-')
+        rows = {row["user"]: row for row in csv.DictReader(io.StringIO(download.text))}
+        assert {name: int(row["requests"]) for name, row in rows.items()} == {
+            "dev1": 2,
+            "dev2": 3,
+            MARKUP_USER: 1,
+        }
+
+
+@pytest.mark.parametrize(
+    ("params", "sentence"),
+    [
+        ({"from": "2026-13-01"}, "The start date must be a date written as YYYY-MM-DD."),
+        ({"to": "yesterday"}, "The end date must be a date written as YYYY-MM-DD."),
+        ({"from": "2026-05-10", "to": "2026-05-01"}, "The end date must not be before the start date."),
+        ({"from": "1970-01-01", "to": "2026-01-01"}, "A date range may span at most 366 days"),
+        ({"from": "0001-01-01"}, "The start date must be between the years 1970 and 9000."),
+        ({"group": "<b>password</b>"}, "Usage cannot be grouped by &#39;&lt;b&gt;password&lt;/b&gt;&#39;"),
+        ({"page": "-1"}, "The page must be a whole number from 1."),
+        ({"page": "99999999999999999999"}, "The page must be a whole number from 1."),
+    ],
+)
+def test_a_bad_selection_is_a_sentence_not_a_500(
+    portal: GatewayProcess, params: dict[str, str], sentence: str
+) -> None:
+    """A malformed, inverted, huge or unknown selection shows the page with a clear message (400); the
+    CSV of it is a 400 page with the same sentence."""
+    with sign_in(portal.url, "admin", "admin-password") as admin:
+        page = admin.get("/portal/admin/usage", params=params)
+        assert page.status_code == 400
+        assert sentence in page.text
+        assert "<b>password</b>" not in page.text
+        download = admin.get("/portal/admin/usage.csv", params=params)
+        assert download.status_code == 400
+        assert sentence in download.text
