@@ -81,7 +81,7 @@ def stacked_chart(
     series = ranked[: PALETTE_SIZE - 1] + (["other"] if len(ranked) >= PALETTE_SIZE else [])
     index = {name: min(position, PALETTE_SIZE - 1) for position, name in enumerate(ranked)}
     peak = max((sum(values.values()) for _label, values in buckets), default=0.0)
-    top = _nice(peak)
+    top = _nice(peak) if money else max(4.0, _nice(peak))  # whole counts: ticks at whole numbers
     plot = HEIGHT - BOTTOM - TOP
     slot = (WIDTH - LEFT) / max(1, len(buckets))
     every = max(1, math.ceil(len(buckets) / 12))
@@ -121,11 +121,12 @@ def stacked_chart(
 
 
 def _nice(peak: float) -> float:
-    """The axis' top: 1, 2, 2.5 or 5 times a power of ten, at or above ``peak`` (1 for an empty chart)."""
+    """The axis' top: 1, 2, 4 or 8 times a power of ten, at or above ``peak`` (1 for an empty chart), so
+    that its quarters (the ticks) are round numbers too."""
     if peak <= 0:
         return 1.0
     power = 10.0 ** math.floor(math.log10(peak))
-    for factor in (1.0, 2.0, 2.5, 5.0, 10.0):
+    for factor in (1.0, 2.0, 4.0, 8.0, 10.0):
         if factor * power >= peak:
             return factor * power
     return 10.0 * power
