@@ -172,7 +172,8 @@ def test_admin_usage_groups_pages_and_downloads(portal: GatewayProcess) -> None:
     ("params", "sentence"),
     [
         ({"from": "2026-13-01"}, "The start date must be a date written as YYYY-MM-DD."),
-        ({"to": "yesterday"}, "The end date must be a date written as YYYY-MM-DD."),
+        ({"to": "yesterday"}, 'name="to" value="yesterday"'),
+        ({"from": '"><script>alert(1)</script>'}, "&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"),
         ({"from": "2026-05-10", "to": "2026-05-01"}, "The end date must not be before the start date."),
         ({"from": "1970-01-01", "to": "2026-01-01"}, "A date range may span at most 366 days"),
         ({"from": "0001-01-01"}, "The start date must be between the years 1970 and 9000."),
@@ -184,13 +185,17 @@ def test_admin_usage_groups_pages_and_downloads(portal: GatewayProcess) -> None:
 def test_a_bad_selection_is_a_sentence_not_a_500(
     portal: GatewayProcess, params: dict[str, str], sentence: str
 ) -> None:
-    """A malformed, inverted, huge or unknown selection shows the page with a clear message (400); the
-    CSV of it is a 400 page with the same sentence."""
+    """A malformed, inverted, huge or unknown selection shows the page with a clear message (400) and
+    the dates as typed, as text, to correct; the CSV of it is a 400 page with the same sentence."""
     with sign_in(portal.url, "admin", "admin-password") as admin:
         page = admin.get("/portal/admin/usage", params=params)
         assert page.status_code == 400
         assert sentence in page.text
         assert "<b>password</b>" not in page.text
+        assert "<script>" not in page.text
         download = admin.get("/portal/admin/usage.csv", params=params)
         assert download.status_code == 400
-        assert sentence in download.text
+        assert "<script>" not in download.text
+        said = re.search(r'data-testid="selection-error">([^<]+)</p>', page.text)
+        assert said is not None
+        assert said.group(1) in download.text

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from maas_gateway.metering.reports import Dimension, ReportRange, UsageGroup, UsageReports, UsageTotals
 from maas_gateway.metering.usage_csv import usage_csv_lines
@@ -22,6 +22,8 @@ __all__ = [
     "csv_stream",
     "day_label",
     "hour_label",
+    "summed",
+    "total",
 ]
 
 HOUR = 3600
@@ -82,6 +84,27 @@ def by_bucket(
         name = str(group.key.get(series) or "(none)")
         values[start][name] = values[start].get(name, 0.0) + measure(group.totals)
     return [(label, values[start]) for start, label in buckets]
+
+
+def summed(groups: Sequence[UsageGroup], by: Dimension | None = None) -> list[UsageGroup]:
+    """``groups`` added up per value of ``by`` (one group of everything when None), in Python: a page
+    that already has the finer groups needs no second query for the coarser ones."""
+    sums: dict[str | int | None, list[float]] = {}
+    for group in groups:
+        value = group.key.get(by) if by is not None else None
+        into = sums.setdefault(value, [0.0] * len(_FIELDS))
+        for position, name in enumerate(_FIELDS):
+            into[position] += getattr(group.totals, name)
+    ordered = sorted(sums.items(), key=lambda item: (item[0] is None, str(item[0])))
+    return [UsageGroup({by: value} if by else {}, UsageTotals.of(values)) for value, values in ordered]
+
+
+def total(groups: Sequence[UsageGroup]) -> UsageTotals:
+    found = summed(groups)
+    return found[0].totals if found else UsageTotals()
+
+
+_FIELDS = tuple(field.name for field in fields(UsageTotals))
 
 
 async def csv_stream(

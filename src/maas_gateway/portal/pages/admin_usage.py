@@ -41,7 +41,10 @@ async def admin_usage(context: PageContext) -> Response:
     try:
         selection = _selection(context)
     except SelectionError as error:
-        return _render(context, default_selection(_today(context)), error=str(error), status=400)
+        # The form shows what was typed (escaped like any text), so the person can correct it.
+        params = context.request.query_params
+        typed = {"from": params.get("from", "")[:40], "to": params.get("to", "")[:40]}
+        return _render(context, default_selection(_today(context)), error=str(error), status=400, typed=typed)
     return await _render_groups(context, selection)
 
 
@@ -72,8 +75,10 @@ def _render(
     *,
     error: str | None = None,
     status: int = 200,
+    typed: dict[str, str] | None = None,
     **values: object,
 ) -> Response:
+    shown = typed or {"from": selection.start.isoformat(), "to": selection.end.isoformat()}
     return context.render(
         "admin_usage.html",
         status=status,
@@ -83,6 +88,7 @@ def _render(
         choices=GROUPS,
         max_days=MAX_DAYS,
         csv=urlencode(selection.query()),
+        shown=shown,
         **values,
     )
 

@@ -11,7 +11,16 @@ from starlette.responses import Response, StreamingResponse
 from maas_gateway.portal.charts import stacked_chart
 from maas_gateway.portal.context import PageContext
 from maas_gateway.portal.navigation import Pages
-from maas_gateway.portal.usage_views import PERIODS, Period, attachment, bucket_labels, by_bucket, csv_stream
+from maas_gateway.portal.usage_views import (
+    PERIODS,
+    Period,
+    attachment,
+    bucket_labels,
+    by_bucket,
+    csv_stream,
+    summed,
+    total,
+)
 
 __all__ = ["pages"]
 
@@ -31,9 +40,10 @@ async def usage(context: PageContext) -> Response:
     await services.ledger.flush()
     span = period.range(services.clock())
     reports = services.usage_reports
-    totals = await reports.totals(span, user=me.user)
+    # One query: the totals and the per-model rows are sums of the per-bucket-and-model groups.
     groups = await reports.breakdown(span, (period.bucket, "model"), user=me.user)
-    per_model = await reports.breakdown(span, ("model",), user=me.user)
+    totals = total(groups)
+    per_model = summed(groups, "model")
     buckets = bucket_labels(span, period.bucket)
     unit = "hour" if period.bucket == "hour" else "day"
     charts = [
