@@ -8,7 +8,7 @@ from starlette.responses import Response
 from maas_gateway.portal.charts import stacked_chart
 from maas_gateway.portal.context import PageContext
 from maas_gateway.portal.navigation import Pages
-from maas_gateway.portal.usage_views import PERIODS, bucket_labels, by_bucket, hour_label
+from maas_gateway.portal.usage_views import PERIODS, bucket_labels, by_bucket, hour_label, summed, total
 
 __all__ = ["pages"]
 
@@ -23,11 +23,13 @@ async def admin_overview(context: PageContext) -> Response:
     reports = services.usage_reports
     await services.ledger.flush()
     day = PERIODS["24h"].range(services.clock())
-    totals = await reports.totals(day)
-    top_users = await reports.top(day, "user", by="requests", limit=_TOP)
-    top_models = await reports.top(day, "model", by="requests", limit=_TOP)
-    hourly = await reports.breakdown(day, ("hour",))
+    # Two queries: the totals, the hours and the top models are sums of the groups by hour and model.
     by_model = await reports.breakdown(day, ("hour", "model"))
+    top_users = await reports.top(day, "user", by="requests", limit=_TOP)
+    totals = total(by_model)
+    hourly = summed(by_model, "hour")
+    models = summed(by_model, "model")
+    top_models = sorted(models, key=lambda g: (-g.totals.requests, str(g.key["model"])))[:_TOP]
     buckets = bucket_labels(day, "hour")
     outcomes = [
         (
