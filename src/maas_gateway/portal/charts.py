@@ -2,7 +2,7 @@
 
 The geometry is computed here (no chart library, no script): each bar is a bucket (an hour or a day),
 each segment a series (a model, an outcome), coloured by the CSS class ``series-N`` (``portal.css``
-holds a palette that keeps at least 3:1 contrast against the white card). Labels are plain strings,
+holds a palette that keeps at least 4.5:1 contrast against the white card). Labels are plain strings,
 escaped by the template like any other text. The table beside each chart carries the same numbers as
 text, for screen readers and for anyone who wants the exact figures.
 """
