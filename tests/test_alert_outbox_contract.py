@@ -17,39 +17,18 @@ import pytest
 from maas_gateway.alerts.events import AlertEvent
 from maas_gateway.alerts.outbox import AlertOutbox, InMemoryAlertOutbox
 from maas_gateway.alerts.sql_outbox import SqlAlertOutbox
-from maas_gateway.database import Database
-from tests.support.postgres_server import create_database, drop_database
+from tests.support.store_contract import STORE_KINDS, contract_runner, started
 
 Contract = Callable[[AlertOutbox], Awaitable[None]]
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+@pytest.fixture(params=STORE_KINDS)
 def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[Contract], None]]:
     """Runs a contract coroutine against a fresh outbox of the parametrized kind."""
-    url: str | None = None
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'alerts.db'}"
-    elif request.param == "postgresql":
-        url = create_database()
-
-    def runner(contract: Contract) -> None:
-        async def main() -> None:
-            if url is None:
-                await contract(InMemoryAlertOutbox())
-                return
-            database = Database(url)
-            try:
-                outbox = SqlAlertOutbox(database)
-                await outbox.start()
-                await contract(outbox)
-            finally:
-                await database.aclose()
-
-        asyncio.run(main())
-
-    yield runner
-    if request.param == "postgresql" and url is not None:
-        drop_database(url)
+    runs: Iterator[Callable[[Contract], None]] = contract_runner(
+        request.param, tmp_path, InMemoryAlertOutbox, started(SqlAlertOutbox)
+    )
+    yield from runs
 
 
 def _event(alert_id: str = "a1", threshold: int = 80, **fields: object) -> AlertEvent:

@@ -17,6 +17,7 @@ from maas_gateway.audit import Actor, AuditLog, AuditQuery, InMemoryAuditLog
 from maas_gateway.audit.sql_log import SqlAuditLog
 from maas_gateway.database import Database
 from tests.support.postgres_server import create_database, drop_database
+from tests.support.store_contract import STORE_KINDS, built, contract_runner
 
 Contract = Callable[[AuditLog], Awaitable[None]]
 
@@ -24,31 +25,13 @@ ADMIN = Actor("admin key", "admin_key", "10.0.0.1")
 ALICE = Actor("alice", "portal", "10.0.0.2")
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+@pytest.fixture(params=STORE_KINDS)
 def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[Contract], None]]:
     """Runs a contract coroutine against a fresh audit log of the parametrized kind."""
-    url: str | None = None
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
-    elif request.param == "postgresql":
-        url = create_database()
-
-    def runner(contract: Contract) -> None:
-        async def main() -> None:
-            if url is None:
-                await contract(InMemoryAuditLog())
-                return
-            database = Database(url)
-            try:
-                await contract(SqlAuditLog(database))
-            finally:
-                await database.aclose()
-
-        asyncio.run(main())
-
-    yield runner
-    if request.param == "postgresql" and url is not None:
-        drop_database(url)
+    runs: Iterator[Callable[[Contract], None]] = contract_runner(
+        request.param, tmp_path, InMemoryAuditLog, built(SqlAuditLog)
+    )
+    yield from runs
 
 
 def test_entries_come_back_newest_first_with_what_was_recorded(run: Callable[[Contract], None]) -> None:

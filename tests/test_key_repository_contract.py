@@ -16,39 +16,18 @@ import pytest
 from maas_gateway.auth.key_repository import KeyRepository, StoredKey, StoredUser, UserChanges
 from maas_gateway.auth.memory_key_repository import InMemoryKeyRepository
 from maas_gateway.auth.sql_key_repository import SqlKeyRepository
-from maas_gateway.database import Database
-from tests.support.postgres_server import create_database, drop_database
+from tests.support.store_contract import STORE_KINDS, contract_runner, started
 
 Contract = Callable[[KeyRepository], Awaitable[None]]
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+@pytest.fixture(params=STORE_KINDS)
 def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[Contract], None]]:
     """Runs a contract coroutine against a fresh repository of the parametrized kind."""
-    url: str | None = None
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}"
-    elif request.param == "postgresql":
-        url = create_database()
-
-    def runner(contract: Contract) -> None:
-        async def main() -> None:
-            if url is None:
-                await contract(InMemoryKeyRepository())
-                return
-            database = Database(url)
-            try:
-                repository = SqlKeyRepository(database)
-                await repository.start()
-                await contract(repository)
-            finally:
-                await database.aclose()
-
-        asyncio.run(main())
-
-    yield runner
-    if request.param == "postgresql" and url is not None:
-        drop_database(url)
+    runs: Iterator[Callable[[Contract], None]] = contract_runner(
+        request.param, tmp_path, InMemoryKeyRepository, started(SqlKeyRepository)
+    )
+    yield from runs
 
 
 def _user(name: str = "alice", tier: str = "free") -> StoredUser:

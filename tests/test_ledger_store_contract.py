@@ -90,6 +90,7 @@ def test_a_replayed_record_is_counted_once(run: Callable[[Contract], None]) -> N
                 "requests": 5,
                 "rate_limited": 0,
                 "failed": 0,
+                "broken": 0,
                 "prompt_tokens": 50,
                 "completion_tokens": 25,
                 "total_tokens": 75,
@@ -143,6 +144,27 @@ def test_failed_requests_are_counted_apart(run: Callable[[Contract], None]) -> N
         )
         [row] = await store.aggregate(UsageQuery(BASE, BASE + HOUR, ("user",)))
         assert (row.requests, row.failed, row.rate_limited, row.prompt_tokens) == (2, 1, 0, 10)
+
+    run(contract)
+
+
+def test_broken_off_streams_are_counted_apart_and_charged(run: Callable[[Contract], None]) -> None:
+    """A stream the backend broke off is a request counted as broken (not failed), with the tokens it
+    delivered; reads from the raw records (a ragged hour) and from the rollups agree."""
+
+    async def contract(store: LedgerStore) -> None:
+        await store.write(
+            [
+                _record("ok", BASE + 10, backend="http://a:8000"),
+                _record(
+                    "cut", BASE + 20, streamed=True, completion_tokens=3, broken=True, backend="http://a"
+                ),
+                _record("cut-late", BASE + HOUR + 20, streamed=True, broken=True),
+            ]
+        )
+        for since, until in ((BASE, BASE + 2 * HOUR), (BASE + 5, BASE + HOUR + 30)):
+            [row] = await store.aggregate(UsageQuery(since, until, ("user",)))
+            assert (row.requests, row.failed, row.broken, row.completion_tokens) == (3, 0, 2, 13)
 
     run(contract)
 

@@ -16,35 +16,18 @@ from maas_gateway.database import Database
 from maas_gateway.plans import InMemoryPlanRequestStore, PlanRequest, PlanRequestStore
 from maas_gateway.plans.sql_store import SqlPlanRequestStore
 from tests.support.postgres_server import create_database, drop_database
+from tests.support.store_contract import STORE_KINDS, built, contract_runner
 
 Contract = Callable[[PlanRequestStore], Awaitable[None]]
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+@pytest.fixture(params=STORE_KINDS)
 def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[Contract], None]]:
     """Runs a contract coroutine against a fresh store of the parametrized kind."""
-    url: str | None = None
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'plans.db'}"
-    elif request.param == "postgresql":
-        url = create_database()
-
-    def runner(contract: Contract) -> None:
-        async def main() -> None:
-            if url is None:
-                await contract(InMemoryPlanRequestStore())
-                return
-            database = Database(url)
-            try:
-                await contract(SqlPlanRequestStore(database))
-            finally:
-                await database.aclose()
-
-        asyncio.run(main())
-
-    yield runner
-    if request.param == "postgresql" and url is not None:
-        drop_database(url)
+    runs: Iterator[Callable[[Contract], None]] = contract_runner(
+        request.param, tmp_path, InMemoryPlanRequestStore, built(SqlPlanRequestStore)
+    )
+    yield from runs
 
 
 def _request(request_id: str, user: str = "alice", at: float = 10.0, tier: str = "premium") -> PlanRequest:

@@ -73,7 +73,7 @@ def test_the_page_lists_my_models_with_addresses_limits_and_price(portal: Gatewa
         assert f"http://simulator.maas.local:{port}/v1/chat/completions" in text
         assert f"{portal.url}/simulator/v1/chat/completions" in text
         assert "1000 requests per 2m" in text
-        assert "0.5 per 1,000 prompt tokens, 1.5 per 1,000 completion tokens" in text
+        assert "USD 500 per million input tokens, USD 1,500 per million output tokens" in text
         assert "No price is set for this model." in text
 
 

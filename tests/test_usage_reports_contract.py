@@ -141,6 +141,29 @@ def test_totals_count_outcomes_errors_and_429s(run: Callable[[Contract], None]) 
     run(contract)
 
 
+def test_broken_off_streams_are_an_outcome_of_their_own(run: Callable[[Contract], None]) -> None:
+    """A stream the backend broke off counts as ``broken`` (not ok, not failed) in totals and in the
+    breakdown by outcome, with the tokens it delivered."""
+
+    async def contract(store: LedgerStore, reports: UsageReports) -> None:
+        await store.write(
+            [
+                record("ok1", BASE + 1, streamed=True),
+                record("cut", BASE + 2, streamed=True, broken=True, completion_tokens=3, total_tokens=13),
+            ]
+        )
+        period = ReportRange(BASE_HOUR, BASE_HOUR + 24)
+        totals = await reports.totals(period)
+        assert (totals.requests, totals.ok, totals.broken, totals.failed) == (2, 1, 1, 0)
+        by_outcome = await reports.breakdown(period, ("outcome",))
+        assert [(g.key["outcome"], g.totals.completion_tokens) for g in by_outcome] == [
+            ("broken", 3),
+            ("ok", 5),
+        ]
+
+    run(contract)
+
+
 def test_top_users_and_models_largest_first(run: Callable[[Contract], None]) -> None:
     """Top lists order by the chosen measure, largest first, ties by name, cut at the limit."""
 

@@ -71,8 +71,8 @@ def records(draw: st.DrawFn) -> list[UsageRecord]:
     found = []
     for index in range(count):
         prompt, completion = draw(st.integers(0, 500)), draw(st.integers(0, 500))
-        outcome = draw(st.sampled_from(["ok", "client_error", "failed", "rate_limited"]))
-        status = {"ok": 200, "client_error": 400, "failed": 502, "rate_limited": 429}[outcome]
+        outcome = draw(st.sampled_from(["ok", "client_error", "failed", "rate_limited", "broken"]))
+        status = {"ok": 200, "client_error": 400, "failed": 502, "rate_limited": 429, "broken": 200}[outcome]
         found.append(
             UsageRecord(
                 request_id=f"r{index}",
@@ -93,6 +93,9 @@ def records(draw: st.DrawFn) -> list[UsageRecord]:
                 usage_estimated=False,
                 latency_ms=draw(st.floats(0, 1000, allow_nan=False)),
                 failed=outcome == "failed",
+                broken=outcome == "broken",
+                backend=draw(st.sampled_from([None, "http://a:8000", "http://b:8000"])),
+                team=draw(st.sampled_from(["", "research", "ops"])),
             )
         )
     duplicates = draw(st.lists(st.sampled_from(found), max_size=10)) if found else []
@@ -118,13 +121,15 @@ def recount(found: list[UsageRecord], query: UsageQuery) -> dict[tuple[Any, ...]
             "endpoint": item.endpoint,
             "day": item.hour // 24 * 86400,
             "hour": item.hour * HOUR,
+            "team": item.team or None,
         }
-        sums = totals.setdefault(tuple(values[group] for group in query.group_by), [0] * 8)
+        sums = totals.setdefault(tuple(values[group] for group in query.group_by), [0] * 9)
         for index, value in enumerate(
             [
                 1,
                 item.rate_limited,
                 item.failed,
+                item.broken,
                 item.prompt_tokens,
                 item.completion_tokens,
                 item.total_tokens,
@@ -153,15 +158,15 @@ def test_reports_from_rollups_equal_a_recount(
     rows = ledger.runner.run(ledger.store.aggregate(query))
     expected = recount(found, query)
     if not groups and not expected:
-        expected = {(): [0] * 8}  # a report without groups has its one row of zeros, as it always had
+        expected = {(): [0] * 9}  # a report without groups has its one row of zeros, as it always had
     got = {tuple(row.groups.values()): row for row in rows}
     assert set(got) == set(expected)
     for key, sums in expected.items():
         row = got[key]
-        counts = (row.requests, row.rate_limited, row.failed, row.prompt_tokens, row.completion_tokens)
+        counts = (row.requests, row.rate_limited, row.failed, row.broken, row.prompt_tokens)
         assert counts == tuple(sums[:5])
-        assert (row.total_tokens, row.charged_tokens) == tuple(sums[5:7])
-        assert math.isclose(row.cost, sums[7], rel_tol=1e-9, abs_tol=1e-9)
+        assert (row.completion_tokens, row.total_tokens, row.charged_tokens) == tuple(sums[5:8])
+        assert math.isclose(row.cost, sums[8], rel_tol=1e-9, abs_tol=1e-9)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

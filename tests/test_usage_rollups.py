@@ -35,7 +35,8 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def record(index: int, **fields: Any) -> UsageRecord:
-    """Records spread over four users, three models (one missing), every outcome and a few hours."""
+    """Records spread over four users, three models (one missing), two teams and none, every outcome and
+    a few hours."""
     values: dict[str, Any] = {
         "request_id": f"req-{index:06d}",
         "created_at": BASE + (index * 997) % (50 * 3600) + 0.5,  # three days
@@ -54,6 +55,7 @@ def record(index: int, **fields: Any) -> UsageRecord:
         "rate_limited": False,
         "usage_estimated": False,
         "latency_ms": float(index % 11),
+        "team": ("", "research", "platform")[index % 5 % 3],
     }
     if index % 11 == 0:
         values |= {"status": 429, "rate_limited": True}
@@ -98,10 +100,15 @@ def memory_rollups(records: list[UsageRecord]) -> tuple[Rollups, ...]:
         (*key[:3], key[3] if key[3] is not None else NO_MODEL, *key[4:]): sums
         for key, sums in rollups.buckets.items()
     }
-    coarse: list[dict[tuple[Any, ...], list[float]]] = [{}, {}, {}]
-    for (hour, user, tier, model, _endpoint, _key, outcome), sums in hourly.items():
+    coarse: list[dict[tuple[Any, ...], list[float]]] = [{}, {}, {}, {}]
+    for (hour, user, tier, model, _endpoint, _key, outcome, team), sums in hourly.items():
         day = hour // 24
-        keys = ((day, user, tier, model, outcome), (day, user, tier, outcome), (day, tier, model, outcome))
+        keys = (
+            (day, user, tier, model, outcome, team),
+            (day, team, tier, model, outcome),
+            (day, user, tier, outcome),
+            (day, tier, model, outcome),
+        )
         for table, key in zip(coarse, keys, strict=True):
             target = table.setdefault(key, [0] * len(sums))
             for index, value in enumerate(sums):
@@ -130,7 +137,7 @@ def test_a_rewritten_batch_is_rolled_up_once(url: str) -> None:
         rollups = await stored_rollups(database)
         assert rollups == await recounted_rollups(database)
         assert rollups == memory_rollups(records)
-        assert [sum(sums[0] for sums in table.values()) for table in rollups] == [600] * 4
+        assert [sum(sums[0] for sums in table.values()) for table in rollups] == [600] * len(ROLLUP_TABLES)
         await database.aclose()
 
     asyncio.run(main())
@@ -194,15 +201,20 @@ def test_two_replicas_writing_the_same_hours_add_up(url: str) -> None:
 
 def test_the_backfill_builds_what_the_writer_builds(url: str) -> None:
     """Records stored before rollups existed (at revision 0004) are rolled up by migration 0006 as the
-    writer would have, outcome by outcome: equal to the in-memory ledger's rollups of the same records."""
+    writer would have, outcome by outcome: equal to the in-memory ledger's rollups of the same records
+    (and, after 0009, of no team, with the team rollup backfilled)."""
 
     async def main() -> None:
-        records = [record(index) for index in range(400)]
+        records = [record(index, team="") for index in range(400)]  # before teams: none has one
         old = Database(url, migrate=False)
         async with old.engine.begin() as connection:
             await connection.run_sync(lambda sync: _upgrade_to(sync, "0004"))
+            # Only the columns revision 0004 has (later revisions add some at the end).
+            old_columns = [column.name for column in usage_records.columns]
+            old_columns = old_columns[: old_columns.index("failed") + 1]
             await connection.execute(
-                insert(usage_records), [{**item.to_dict(), "hour": item.hour} for item in records]
+                insert(usage_records).values(),
+                [{**_only(item.to_dict(), old_columns), "hour": item.hour} for item in records],
             )
         await old.aclose()
         database = Database(url)
@@ -211,6 +223,10 @@ def test_the_backfill_builds_what_the_writer_builds(url: str) -> None:
         await database.aclose()
 
     asyncio.run(main())
+
+
+def _only(values: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if name in columns}
 
 
 def _upgrade_to(connection: Any, revision: str) -> None:
@@ -277,8 +293,9 @@ async def _refuse_rollups(database: Database, refuse: bool) -> None:
 
 
 def test_the_migration_creates_what_the_tables_declare(url: str) -> None:
-    """Migration 0006 creates the rollup tables, keys and indexes that metering/tables.py declares (the
-    writer's upserts name their primary keys as conflict targets)."""
+    """Migrations 0006 and 0010 create the rollup tables, keys and indexes, the usage records' columns and
+    the backend readings that metering/tables.py declares (the writer's upserts name their primary keys
+    as conflict targets)."""
 
     def differences(connection: Any) -> list[Any]:
         from alembic.autogenerate import compare_metadata
@@ -293,6 +310,7 @@ def test_the_migration_creates_what_the_tables_declare(url: str) -> None:
             found = await connection.run_sync(differences)
         await database.aclose()
         names = {table.name for table in ROLLUP_TABLES} | {"ix_usage_records_user_created"}
+        names |= {"backend_token_readings", "usage_records"}  # migration 0010's table and columns
         assert [difference for difference in found if any(name in repr(difference) for name in names)] == []
 
     asyncio.run(main())

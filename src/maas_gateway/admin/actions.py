@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from maas_gateway.admin.team_actions import TeamActions
 from maas_gateway.audit.entries import Actor, AuditLog
 from maas_gateway.auth.key_repository import KeyRepository, StoredKey, StoredUser, UserChanges, UserSource
 from maas_gateway.auth.key_service import KeyService
@@ -25,6 +26,7 @@ from maas_gateway.config.schema import GatewayConfig
 from maas_gateway.errors import ConflictError, InvalidRequestError, NotFoundError
 from maas_gateway.plans.requests import PlanRequest
 from maas_gateway.plans.service import PlanRequestService
+from maas_gateway.teams import InMemoryTeamStore, TeamStore
 
 __all__ = ["KEEP", "AdminActions", "Keep"]
 
@@ -49,13 +51,16 @@ class AdminActions:
         audit: AuditLog,
         config: Callable[[], GatewayConfig],
         clock: Callable[[], float] = time.time,
+        teams: TeamStore | None = None,
     ) -> None:
+        """``teams`` defaults to a store in memory (demos and tests that do not use teams)."""
         self.keys = keys
         self.users = users
         self.plans = plans
         self.audit = audit
         self._config = config
         self._clock = clock
+        self.teams = TeamActions(teams if teams is not None else InMemoryTeamStore(), self._record, clock)
 
     @property
     def repository(self) -> KeyRepository:
@@ -169,10 +174,19 @@ class AdminActions:
         ephemeral: bool = False,
         models: tuple[str, ...] | None = None,
         new_owner: StoredUser | None = None,
+        team: str | None = None,
     ) -> tuple[str, StoredKey]:
-        """A key for ``user`` (checked by the caller); the secret is returned, never recorded."""
+        """A key for ``user`` (checked by the caller), for one of their teams if ``team`` is given; the
+        secret is returned, never recorded."""
+        await self.teams.check_key_team(user, team)
         plaintext, key = await self.keys.create(
-            user, name=name, lifetime=lifetime, ephemeral=ephemeral, models=models, new_owner=new_owner
+            user,
+            name=name,
+            lifetime=lifetime,
+            ephemeral=ephemeral,
+            models=models,
+            new_owner=new_owner,
+            team=team,
         )
         self.users.forget(user)
         details = {
@@ -182,6 +196,7 @@ class AdminActions:
             "models": list(models) if models is not None else None,
             "expires_at": key.expires_at,
             "new_user": new_owner is not None,
+            "team": team,
         }
         await self._record(actor, "key.create", key.key_id, details)
         return plaintext, key

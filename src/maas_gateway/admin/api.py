@@ -17,10 +17,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from maas_gateway.admin.actors import actor_of
 from maas_gateway.admin.audit_api import audit_router
 from maas_gateway.admin.call_log import caller_of
+from maas_gateway.admin.focus import focus_csv
 from maas_gateway.admin.keys_api import keys_router
 from maas_gateway.admin.plans_api import plans_router
+from maas_gateway.admin.reconcile_api import reconcile_router
 from maas_gateway.admin.services import AdminServices
 from maas_gateway.admin.swagger import serve_swagger_ui
+from maas_gateway.admin.teams_api import teams_router
 from maas_gateway.admin.usage import rows_to_csv, usage_query
 from maas_gateway.admin.users_api import users_router
 from maas_gateway.audit.entries import Actor
@@ -40,8 +43,16 @@ logger = logging.getLogger("maas_gateway.admin")
 
 Since = Annotated[str | None, Query(description="Start, inclusive: Unix seconds or ISO 8601 (UTC).")]
 Until = Annotated[str | None, Query(description="End, exclusive: Unix seconds or ISO 8601 (UTC).")]
-GroupBy = Annotated[str | None, Query(description="Comma-separated: user, tier, model, endpoint, day, hour.")]
-Format = Annotated[str, Query(pattern="^(json|csv)$", description="json (default) or csv.")]
+GroupBy = Annotated[
+    str | None, Query(description="Comma-separated: user, team, tier, model, endpoint, day, hour.")
+]
+Format = Annotated[
+    str,
+    Query(pattern="^(json|csv|focus)$", description="json (default), csv, or focus (a FOCUS-style CSV)."),
+]
+Month = Annotated[
+    str | None, Query(description="A calendar month in UTC, `2026-11`: replaces `since` and `until`.")
+]
 
 
 def create_admin_app(services: AdminServices) -> FastAPI:
@@ -105,13 +116,21 @@ def create_admin_app(services: AdminServices) -> FastAPI:
         return actor_of(caller_of(request.scope), services.address(request.scope))
 
     async def flushed_usage(
-        since: str | None, until: str | None, group_by: str | None, user: str | None, fmt: str
+        since: str | None,
+        until: str | None,
+        group_by: str | None,
+        user: str | None,
+        fmt: str,
+        month: str | None = None,
     ) -> Response:
-        query = usage_query(since, until, group_by, user)
+        query = usage_query(since, until, group_by, user, month)
         await services.ledger.flush()  # so a report includes requests answered a moment ago
         rows = await services.ledger.store.aggregate(query)
         if fmt == "csv":
             return PlainTextResponse(rows_to_csv(rows, query.group_by), media_type="text/csv")
+        if fmt == "focus":
+            report = focus_csv(rows, query, services.config().pricing.currency)
+            return PlainTextResponse(report, media_type="text/csv")
         data = [row.as_dict() for row in rows]
         return JSONResponse({"object": "list", "since": query.since, "until": query.until, "data": data})
 
@@ -122,9 +141,11 @@ def create_admin_app(services: AdminServices) -> FastAPI:
         group_by: GroupBy = None,
         user: Annotated[str | None, Query(description="Only this user.")] = None,
         format: Format = "json",
+        month: Month = None,
     ) -> Response:
-        """Usage of every user, aggregated by the chosen groups over a time range."""
-        return await flushed_usage(since, until, group_by, user, format)
+        """Usage of every user, aggregated by the chosen groups over a time range (or a `month`);
+        `group_by=team,model` is a chargeback report, `format=focus` its FOCUS-style CSV."""
+        return await flushed_usage(since, until, group_by, user, format, month)
 
     @app.get("/v1/usage", tags=["usage"])
     async def own_usage(
@@ -141,6 +162,8 @@ def create_admin_app(services: AdminServices) -> FastAPI:
     app.include_router(users_router(services, admin, actor))
     app.include_router(plans_router(services, admin, caller, actor))
     app.include_router(audit_router(services, admin))
+    app.include_router(reconcile_router(services, admin))
+    app.include_router(teams_router(services, admin, actor))
 
     @app.exception_handler(GatewayError)
     async def gateway_error(request: Request, exc: GatewayError) -> Response:

@@ -84,8 +84,14 @@ def keys_router(
     async def create_for(identity: Identity, body: KeyCreate) -> CreatedKey:
         """Self-service: a key no stronger than the credential asking for it."""
         requested = _seconds(body.expires_in, "expiresIn")
+        await services.actions.teams.check_key_team(identity.user, body.team)
         plaintext, key = await own.create(
-            identity, name=body.name, models=body.models, lifetime=requested, ephemeral=body.ephemeral
+            identity,
+            name=body.name,
+            models=body.models,
+            lifetime=requested,
+            ephemeral=body.ephemeral,
+            team=body.team,
         )
         return _created(plaintext, key)
 
@@ -151,6 +157,7 @@ def keys_router(
             ephemeral=body.ephemeral,
             models=models,
             new_owner=new_owner,
+            team=body.team,
         )
         return _created(plaintext, key)
 

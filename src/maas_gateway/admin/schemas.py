@@ -43,6 +43,11 @@ class KeyCreate(_Body):
     )
     ephemeral: bool = Field(default=False, description="Short-lived key, at most 1 hour.")
     models: list[str] | None = Field(default=None, description="Models this key may use; omitted: all.")
+    team: str | None = Field(
+        default=None,
+        max_length=100,
+        description="One of the owner's teams: the key's usage is charged to it (and its limits apply).",
+    )
 
 
 class AdminKeyCreate(KeyCreate):
@@ -61,6 +66,7 @@ class KeyOut(BaseModel):
     expires_at: float | None
     revoked_at: float | None
     last_used_at: float | None
+    team: str | None = None
 
     @classmethod
     def of(cls, key: StoredKey, now: float) -> KeyOut:
@@ -75,6 +81,7 @@ class KeyOut(BaseModel):
             expires_at=key.expires_at,
             revoked_at=key.revoked_at,
             last_used_at=key.last_used_at,
+            team=key.team,
         )
 
 

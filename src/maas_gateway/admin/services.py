@@ -20,6 +20,7 @@ from maas_gateway.auth.user_directory import UserDirectory
 from maas_gateway.config.schema import GatewayConfig
 from maas_gateway.http.asgi import Scope
 from maas_gateway.metering import LedgerWriter
+from maas_gateway.metering.reconcile import Reconciliation
 
 __all__ = ["AdminServices"]
 
@@ -38,3 +39,5 @@ class AdminServices:
     guard: Callable[[], AdminGuard]
     config: Callable[[], GatewayConfig]
     backend_states: Callable[[str], list[dict[str, Any]]]  # a model's backends as they are now
+    # The ledger against the backends' own token counters over [since, until) (GET /admin/usage/reconcile).
+    reconcile: Callable[[float, float], Awaitable[list[Reconciliation]]] | None = None

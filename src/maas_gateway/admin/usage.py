@@ -11,7 +11,7 @@ from maas_gateway.errors import InvalidRequestError
 from maas_gateway.metering import GROUPS, UsageQuery, UsageRow
 from maas_gateway.metering.store import Group
 
-__all__ = ["parse_groups", "parse_time", "rows_to_csv", "usage_query"]
+__all__ = ["month_bounds", "parse_groups", "parse_time", "rows_to_csv", "usage_query"]
 
 _DEFAULT_PERIOD = 30 * 86400
 
@@ -47,7 +47,32 @@ def parse_groups(value: str | None) -> tuple[Group, ...]:
     return groups  # type: ignore[return-value]  # each member was checked against GROUPS just above
 
 
-def usage_query(since: str | None, until: str | None, group_by: str | None, user: str | None) -> UsageQuery:
+def month_bounds(month: str) -> tuple[float, float]:
+    """``2026-11`` as Unix seconds: its first midnight (UTC) and the next month's."""
+    try:
+        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
+    except ValueError:
+        raise InvalidRequestError("`month` must be a month such as 2026-11.", param="month") from None
+    following = (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
+    return start.timestamp(), following.timestamp()
+
+
+def usage_query(
+    since: str | None,
+    until: str | None,
+    group_by: str | None,
+    user: str | None,
+    month: str | None = None,
+) -> UsageQuery:
+    if month:
+        if since or until:
+            raise InvalidRequestError("Give either `month` or `since` and `until`, not both.", param="month")
+        start, end = month_bounds(month)
+        return UsageQuery(since=start, until=end, group_by=parse_groups(group_by), user=user)
     end = parse_time(until, "until", time.time() + 1)
     start = parse_time(since, "since", end - _DEFAULT_PERIOD)
     if start >= end:
@@ -62,6 +87,7 @@ def rows_to_csv(rows: list[UsageRow], groups: tuple[Group, ...]) -> str:
         "requests",
         "rate_limited",
         "failed",
+        "broken",
         "prompt_tokens",
         "completion_tokens",
         "total_tokens",

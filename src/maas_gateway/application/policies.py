@@ -6,7 +6,7 @@ router, the rule book, the user policy and the observers get tuples, numbers and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from maas_gateway.auth import KeyRecord
 from maas_gateway.auth.keys import key_id_for
@@ -21,9 +21,18 @@ from maas_gateway.balancing import (
     RoomSpec,
 )
 from maas_gateway.capacity import CapacityRules, ModelCaps, QueueSettings
-from maas_gateway.config.schema import GatewayConfig, LimitConfig, ModelConfig, TierConfig, UserConfig
+from maas_gateway.config.schema import (
+    APIKeyConfig,
+    GatewayConfig,
+    LimitConfig,
+    ModelConfig,
+    TeamConfig,
+    TierConfig,
+    UserConfig,
+)
 from maas_gateway.limits import LimitRule, RuleBook, TierPolicy
-from maas_gateway.metering import ModelPrice
+from maas_gateway.limits.rules import LimitScope
+from maas_gateway.pricing import PriceSchedule, PriceVersion, to_micros
 from maas_gateway.routing import ModelRoute
 
 __all__ = [
@@ -32,6 +41,7 @@ __all__ = [
     "model_prices",
     "model_route",
     "pool_spec",
+    "price_schedule",
     "rule_book",
     "user_policy",
 ]
@@ -51,6 +61,7 @@ def model_route(model: ModelConfig) -> ModelRoute:
         affinity_chars=model.prefix_affinity.prefix_chars if model.prefix_affinity else None,
         extra_paths=frozenset(model.extra_paths),
         max_model_len=model.max_model_len,
+        prices=price_schedule(model),
     )
 
 
@@ -93,12 +104,26 @@ def pool_spec(model: ModelConfig, config: GatewayConfig) -> PoolSpec:
     )
 
 
-def model_prices(config: GatewayConfig) -> dict[str, ModelPrice]:
-    return {
-        model.name: ModelPrice(model.pricing.prompt_per_1k, model.pricing.completion_per_1k)
-        for model in config.models
-        if model.pricing is not None
-    }
+def price_schedule(model: ModelConfig) -> PriceSchedule | None:
+    """The model's price versions (``pricing`` converted to one from the epoch); ``None``: free."""
+    versions = model.price_versions
+    if not versions:
+        return None
+    return PriceSchedule(
+        PriceVersion(
+            version.starts_at,
+            version.input_per_million,
+            version.output_per_million,
+            version.input_per_million
+            if version.cached_input_per_million is None
+            else version.cached_input_per_million,
+        )
+        for version in versions
+    )
+
+
+def model_prices(config: GatewayConfig) -> dict[str, PriceSchedule]:
+    return {model.name: schedule for model in config.models if (schedule := price_schedule(model))}
 
 
 def rule_book(
@@ -106,18 +131,39 @@ def rule_book(
     users: Mapping[str, UserConfig],
     *,
     timezone: str = "UTC",
+    currency: str = "USD",
     min_clamped_tokens: int = 16,
     media_part_tokens: int = 2048,
+    teams: Mapping[str, TeamConfig] | None = None,
+    keys: Sequence[APIKeyConfig] | None = None,
 ) -> RuleBook:
-    """Each tier's limits, and for users with their own limits, those limits in every tier; calendar
-    windows start at midnight in ``timezone``."""
+    """Each tier's limits, and for users with their own limits, those limits in every tier; the teams'
+    and keys' own limits; calendar windows start at midnight in ``timezone``; cost limits count
+    micro-units of ``currency``."""
+
+    def rules(limits: list[LimitConfig], scope: LimitScope | None = None) -> tuple[LimitRule, ...]:
+        return tuple(
+            LimitRule(
+                to_micros(c.limit) if c.unit == "cost" else int(c.limit),
+                c.unit,
+                c.window,
+                c.model,
+                c.per_model,
+                c.algorithm,
+                timezone,
+                currency,
+                scope or c.scope,
+            )
+            for c in limits
+        )
 
     def policy(tier: TierConfig, limits: list[LimitConfig]) -> TierPolicy:
-        rules = tuple(
-            LimitRule(c.limit, c.unit, c.window, c.model, c.per_model, c.algorithm, timezone) for c in limits
-        )
         return TierPolicy(
-            rules, tier.reserve, tier.reserve_default_max_tokens, min_clamped_tokens, media_part_tokens
+            rules(limits),
+            tier.reserve,
+            tier.reserve_default_max_tokens,
+            min_clamped_tokens,
+            media_part_tokens,
         )
 
     policies = {name: policy(tier, tier.limits) for name, tier in tiers.items()}
@@ -126,7 +172,9 @@ def rule_book(
         for user, override in users.items()
         if override.limits is not None
     }
-    return RuleBook(policies, overrides)
+    team_rules = {name: rules(team.limits, "team") for name, team in (teams or {}).items() if team.limits}
+    key_rules = {key_id_for(key.digest): rules(key.limits, "key") for key in (keys or []) if key.limits}
+    return RuleBook(policies, overrides, team_rules, key_rules)
 
 
 def capacity_rules(config: GatewayConfig) -> CapacityRules:
@@ -160,7 +208,9 @@ def key_records(config: GatewayConfig) -> list[KeyRecord]:
     for key in config.api_keys:
         models = frozenset(key.models) if key.models is not None else None
         # The public id is computed once here rather than on every request.
-        records.append(KeyRecord(key.digest, key.user, key.tier, key.name, models, key_id_for(key.digest)))
+        records.append(
+            KeyRecord(key.digest, key.user, key.tier, key.name, models, key_id_for(key.digest), team=key.team)
+        )
     return records
 
 

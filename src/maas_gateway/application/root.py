@@ -32,6 +32,7 @@ from maas_gateway.application.metrics_wiring import watch_backends, watch_servic
 from maas_gateway.application.portal_wiring import portal_services
 from maas_gateway.application.services import Services, build_services
 from maas_gateway.application.snapshots import build_snapshot
+from maas_gateway.application.usage_wiring import UsageReconciliation
 from maas_gateway.auth import Authenticator, Identity
 from maas_gateway.auth.change_watcher import IdentityChangeWatcher
 from maas_gateway.auth.credentials import parse_authorization
@@ -84,6 +85,14 @@ class Application:
         self.polling.update(polls(self._snapshot.backends))
         self._retired: list[Authenticator] = []
         services = self.services
+        self.reconciliation = UsageReconciliation(
+            services.ledger,
+            services.database,
+            services.poll_transport,
+            lambda: self._built_for.database,  # the database section waits for a restart, as the ledger
+            lambda: [state.url for each in self._snapshot.backends.values() for state in each.pool.backends],
+            lambda: {model.name: model.upstream_model for model in self._snapshot.config.models},
+        )
         self._watcher = None
         if services.database is not None:
             self._watcher = IdentityChangeWatcher(
@@ -95,6 +104,7 @@ class Application:
         if services.metrics is not None:
             watch_services(services.metrics, services)
             watch_backends(services.metrics, lambda: self._snapshot.backends)
+            self.reconciliation.watch(services.metrics)
         self.pipeline = Pipeline(
             services.transport, FailureGate(services.failures), responses=services.response_owners
         )
@@ -137,6 +147,7 @@ class Application:
         if metrics is not None and metrics.shared_directory is not None:
             self._background.start("metrics-publisher", lambda: publish_metrics(metrics))
         self.polling.start()
+        self.reconciliation.start(self._background)
 
     async def stop(self) -> None:
         services = self.services
@@ -244,7 +255,12 @@ class Application:
 
         plans = PlanRequestService(services.plan_requests, lambda: tuple(self._snapshot.config.tiers))
         actions = AdminActions(
-            services.keys, services.users, plans, services.audit, lambda: self._snapshot.config
+            services.keys,
+            services.users,
+            plans,
+            services.audit,
+            lambda: self._snapshot.config,
+            teams=services.teams,
         )
         return AdminServices(
             keys=services.keys,
@@ -259,6 +275,7 @@ class Application:
             guard=lambda: self._snapshot.admin,
             config=lambda: self._snapshot.config,
             backend_states=self._backend_states,
+            reconcile=self.reconciliation.reconcile,
         )
 
     def _backend_states(self, model: str) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ from maas_gateway.metrics import GatewayMetrics
 from maas_gateway.metrics.multiprocess import shared_directory
 from maas_gateway.plans import InMemoryPlanRequestStore, PlanRequestStore
 from maas_gateway.proxy.response_owners import MemoryResponseOwners, ResponseOwners
+from maas_gateway.teams import InMemoryTeamStore, TeamStore
 from maas_gateway.upstream import HttptoolsTransport, UpstreamTransport, tls_context
 
 __all__ = ["Services", "build_services", "upstream_transport"]
@@ -42,6 +43,7 @@ class Services:
     repository: KeyRepository
     audit: AuditLog  # administrators' actions
     plan_requests: PlanRequestStore  # users' requests for another tier
+    teams: TeamStore  # teams (cost centres) and their members
     change_signal: ChangeSignal | None  # how other processes' identity changes are heard, if at all
     keys: KeyService
     users: UserDirectory
@@ -81,10 +83,13 @@ def build_services(config: GatewayConfig, transport: UpstreamTransport | None = 
         repository=repository,
         audit=_audit_log(database),
         plan_requests=_plan_requests(database),
+        teams=_teams(database),
         change_signal=signal,
         keys=KeyService(repository, config.keys),
         users=UserDirectory(repository, ttl=config.keys.cache_ttl),
-        limit_storage=_storage(config.limits) if config.limits.enabled else None,
+        limit_storage=_storage(config.limits, scoped=config.has_scoped_limits)
+        if config.limits.enabled
+        else None,
         capacity=capacity,
         ledger=ledger,
         usage_reports=usage_reports,
@@ -119,13 +124,16 @@ def upstream_transport(server: ServerSettings) -> UpstreamTransport:
     )
 
 
-def _storage(settings: LimitsSettings) -> LimitStorage:
+def _storage(settings: LimitsSettings, *, scoped: bool = False) -> LimitStorage:
+    """``scoped``: some limit counts beyond one user (a team's, a key's, a tier's, everyone's), so on a
+    Redis Cluster every counter goes to one slot (see ``RedisLimitStorage``)."""
     if settings.storage == "memory":
         return InMemoryLimitStorage()
     from maas_gateway.limits.redis_storage import RedisLimitStorage
 
+    one_slot = scoped and settings.storage.startswith("redis+cluster://")
     return ResilientStorage(
-        RedisLimitStorage(settings.storage, timeout=settings.storage_timeout),
+        RedisLimitStorage(settings.storage, timeout=settings.storage_timeout, one_slot=one_slot),
         policy=settings.failure_policy,
         timeout=settings.storage_timeout,
         retry_interval=settings.retry_interval,
@@ -208,6 +216,14 @@ def _plan_requests(database: Database | None) -> PlanRequestStore:
     from maas_gateway.plans.sql_store import SqlPlanRequestStore
 
     return SqlPlanRequestStore(database)
+
+
+def _teams(database: Database | None) -> TeamStore:
+    if database is None:
+        return InMemoryTeamStore()
+    from maas_gateway.teams.sql_store import SqlTeamStore
+
+    return SqlTeamStore(database)
 
 
 def _ledger(settings: DatabaseSettings, database: Database | None) -> tuple[LedgerWriter, UsageReports]:

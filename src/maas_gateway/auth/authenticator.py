@@ -68,6 +68,7 @@ class Authenticator:
             models=record.models,
             ephemeral=record.ephemeral,
             expires_at=record.expires_at,
+            team=record.team,
         )
 
     async def aclose(self) -> None:

@@ -25,6 +25,7 @@ class Identity:
     is_admin: bool = False  # an OIDC user in one of the issuer's admin groups
     ephemeral: bool = False
     expires_at: float | None = None
+    team: str | None = None  # the team the credential's usage is charged to (a key's team)
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models

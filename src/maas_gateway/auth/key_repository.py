@@ -108,6 +108,7 @@ class StoredKey:
     expires_at: float | None
     revoked_at: float | None
     last_used_at: float | None
+    team: str | None = None  # the owner's team the key's usage is charged to (teams/); None: none
 
     def active_at(self, now: float) -> bool:
         return (self.revoked_at is None or self.revoked_at > now) and (

@@ -104,6 +104,7 @@ class KeyService:
             lifecycle=True,
             ephemeral=key.ephemeral,
             expires_at=key.ends_at,
+            team=key.team,
         )
 
     def _during_outage(
@@ -198,6 +199,7 @@ class KeyService:
         models: tuple[str, ...] | None = None,
         new_owner: StoredUser | None = None,
         ends_by: float | None = None,
+        team: str | None = None,
     ) -> tuple[str, StoredKey]:
         """Store a new key of ``user`` living ``lifetime`` seconds (already checked by the caller), and
         never past ``ends_by``.
@@ -215,7 +217,7 @@ class KeyService:
         plaintext, key_id, digest = new_key()
         now = self._clock()
         expires_at = now + lifetime if ends_by is None else min(now + lifetime, ends_by)
-        key = StoredKey(key_id, digest, user, name, models, ephemeral, now, expires_at, None, None)
+        key = StoredKey(key_id, digest, user, name, models, ephemeral, now, expires_at, None, None, team)
         await self.repository.create_key(key, new_owner)
         self._unknown.clear()
         return plaintext, key
@@ -242,7 +244,12 @@ class KeyService:
             raise InvalidRequestError("Only an active key can be rotated.", code="key_inactive")
         remaining = (old.expires_at - now) if old.expires_at is not None else self.settings.default_lifetime
         plaintext, new = await self.create(
-            old.user, name=old.name, lifetime=remaining, ephemeral=old.ephemeral, models=old.models
+            old.user,
+            name=old.name,
+            lifetime=remaining,
+            ephemeral=old.ephemeral,
+            models=old.models,
+            team=old.team,
         )
         retired = await self.revoke(old.key_id, owner=None, at=now + grace)
         return plaintext, new, retired

@@ -38,6 +38,7 @@ class KeyRecord:
     lifecycle: bool = False  # created through the API (its tier is its owner's), not configured
     ephemeral: bool = False
     expires_at: float | None = None  # when it stops working, if ever
+    team: str | None = None  # the team its usage is charged to
 
     @property
     def key_id(self) -> str:

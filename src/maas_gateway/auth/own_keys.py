@@ -62,8 +62,10 @@ class OwnKeys:
         models: Sequence[str] | None,
         lifetime: float | None,
         ephemeral: bool = False,
+        team: str | None = None,
     ) -> tuple[str, StoredKey]:
-        """A key for the caller, no stronger than their credential; ``lifetime`` None takes the default."""
+        """A key for the caller, no stronger than their credential; ``lifetime`` None takes the default.
+        ``team`` is one of the caller's teams, checked by the caller (``TeamActions.check_key_team``)."""
         config = self.config()
         if models is not None:
             unknown_models(models, [model.name for model in config.models])
@@ -88,6 +90,7 @@ class OwnKeys:
             models=grant.models,
             new_owner=owner,
             ends_by=grant.ends_by,
+            team=team,
         )
         self.users.forget(identity.user)
         return plaintext, key

@@ -47,6 +47,7 @@ def _key(row: RowMapping) -> StoredKey:
         expires_at=row["expires_at"],
         revoked_at=row["revoked_at"],
         last_used_at=row["last_used_at"],
+        team=row["team"],
     )
 
 
@@ -63,6 +64,7 @@ def _key_values(key: StoredKey) -> dict[str, Any]:
         "revoked_at": key.revoked_at,
         "last_used_at": key.last_used_at,
         "search_text": search_text(key.name, key.key_id),
+        "team": key.team,
     }
 
 

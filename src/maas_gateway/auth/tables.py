@@ -49,6 +49,7 @@ api_keys = Table(
     Column("revoked_at", Double, nullable=True),
     Column("last_used_at", Double, nullable=True),
     Column("search_text", Text, nullable=True),  # folded name and id: one search rule on every database
+    Column("team", String(100), nullable=True),  # the owner's team it charges to (teams/); None: none
     Index("ix_api_keys_user", "user"),
     Index("ix_api_keys_expires_at", "expires_at"),
 )

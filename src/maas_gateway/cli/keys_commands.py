@@ -42,11 +42,14 @@ def create(
     expires_in: Annotated[str | None, typer.Option(help="Lifetime such as 30d or 1h.")] = None,
     tier: Annotated[str | None, typer.Option(help="Tier, if the user does not exist yet.")] = None,
     model: Annotated[list[str] | None, typer.Option(help="Allow only this model (repeatable).")] = None,
+    team: Annotated[str | None, typer.Option(help="Charge the key's usage to this team of the user.")] = None,
     url: UrlOption = URL,
     admin_key: AdminKeyOption = None,
 ) -> None:
     """Create a key for a user and print its secret (shown only this once)."""
     body = {"user": user, "name": name, "expiresIn": expires_in, "tier": tier, "models": model}
+    if team is not None:
+        body["team"] = team
     created = call("POST", url, "/admin/keys", admin_key, json=body).json()
     typer.echo(f"key id: {created['id']}")
     typer.echo(f"secret: {created['key']}")

@@ -20,6 +20,7 @@ from maas_gateway.cli import (
     keys_commands,
     reload_command,
     sim_command,
+    teams_commands,
     token_command,
     usage_command,
     users_commands,
@@ -43,7 +44,8 @@ app = typer.Typer(
 app.add_typer(config_commands.app, name="config")
 app.add_typer(keys_commands.app, name="keys")
 app.add_typer(users_commands.app, name="users")
-app.command()(usage_command.usage)
+app.add_typer(usage_command.usage_app, name="usage")
+app.add_typer(teams_commands.app, name="teams")
 app.add_typer(deploy_commands.app, name="deploy")
 app.command("verify")(verify_command.verify)
 app.command("token")(token_command.token)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import UTC, date, datetime
 from typing import Literal
 
 from pydantic import (
+    AwareDatetime,
     Field,
     SecretStr,
     field_serializer,
@@ -63,13 +65,16 @@ __all__ = [
     "OIDCIssuer",
     "OIDCSettings",
     "PortalSettings",
+    "PriceVersionConfig",
+    "PricingSettings",
     "SecuritySettings",
     "ServerSettings",
+    "TeamConfig",
     "TierConfig",
     "UserConfig",
 ]
 
-LimitUnit = Literal["requests", "tokens", "prompt_tokens", "completion_tokens"]
+LimitUnit = Literal["requests", "tokens", "prompt_tokens", "completion_tokens", "cost"]
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
 _EXTRA_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
 _EXTRA_PATH_CHARS = 90  # the ledger's endpoint column holds 100 characters
@@ -77,8 +82,38 @@ _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9
 
 
 class ModelPricing(Strict):
+    """The original single price (still accepted): one version effective from the epoch."""
+
     prompt_per_1k: float = Field(default=0.0, ge=0, description="Price of 1,000 input tokens.")
     completion_per_1k: float = Field(default=0.0, ge=0, description="Price of 1,000 output tokens.")
+
+
+class PriceVersionConfig(Strict):
+    """One version of a model's prices, per million tokens, in `pricing.currency`."""
+
+    effective_from: date | AwareDatetime = Field(
+        description="When this version takes effect: a date (midnight UTC) or a time with its offset."
+    )
+    input_per_million: float = Field(default=0.0, ge=0, description="Price of 1,000,000 input tokens.")
+    output_per_million: float = Field(default=0.0, ge=0, description="Price of 1,000,000 output tokens.")
+    cached_input_per_million: float | None = Field(
+        default=None, ge=0, description="Price of 1,000,000 cached input tokens; omitted: the input price."
+    )
+
+    @model_validator(mode="after")
+    def _cached_input_is_not_dearer(self) -> PriceVersionConfig:
+        # Reserve mode prices the prompt at the input price: a dearer cached price would under-reserve.
+        cached = self.cached_input_per_million
+        if cached is not None and cached > self.input_per_million:
+            raise ValueError("`cached_input_per_million` must not exceed `input_per_million`.")
+        return self
+
+    @property
+    def starts_at(self) -> float:
+        moment = self.effective_from
+        if not isinstance(moment, datetime):
+            moment = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+        return moment.timestamp()
 
 
 class ModelCapacity(Strict):
@@ -134,7 +169,14 @@ class ModelConfig(Strict):
     )
     token_multiplier: float = Field(default=1.0, gt=0, le=1000)
     owned_by: str = "maas-gateway"
-    pricing: ModelPricing | None = Field(default=None, description="Prices for chargeback.")
+    pricing: ModelPricing | None = Field(
+        default=None, description="A single price per 1,000 tokens (the older form of `prices`)."
+    )
+    prices: list[PriceVersionConfig] = Field(
+        default_factory=list,
+        description="Versions of the model's prices, each from its `effective_from`; a request is charged "
+        "at the version in effect when it arrives, so a change never rewrites past charges.",
+    )
     capacity: ModelCapacity = Field(default_factory=ModelCapacity)
     extra_paths: list[str] = Field(
         default_factory=list,
@@ -180,6 +222,29 @@ class ModelConfig(Strict):
         return backends
 
     @model_validator(mode="after")
+    def _one_form_of_prices(self) -> ModelConfig:
+        if self.pricing is not None and self.prices:
+            raise ValueError("Give a model's prices either as `pricing` or as `prices`, not both.")
+        starts = [version.starts_at for version in self.prices]
+        if len(set(starts)) != len(starts):
+            raise ValueError("Two of the model's `prices` take effect at the same moment.")
+        return self
+
+    @property
+    def price_versions(self) -> list[PriceVersionConfig]:
+        """``prices``, or the older ``pricing`` as one version effective from the epoch."""
+        if self.pricing is None:
+            return list(self.prices)
+        per_million = 1000.0
+        return [
+            PriceVersionConfig(
+                effective_from=datetime(1970, 1, 1, tzinfo=UTC),
+                input_per_million=self.pricing.prompt_per_1k * per_million,
+                output_per_million=self.pricing.completion_per_1k * per_million,
+            )
+        ]
+
+    @model_validator(mode="after")
     def _affinity_needs_a_scoring_policy(self) -> ModelConfig:
         if self.prefix_affinity is not None and self.balancing == "round-robin":
             raise ValueError(
@@ -214,8 +279,20 @@ class ModelConfig(Strict):
         return [str(backend.url).rstrip("/") for backend in self.backends]
 
 
+class PricingSettings(Strict):
+    currency: str = Field(
+        default="USD",
+        pattern=r"^[A-Z]{3}$",
+        description="The one currency of every price and `unit: cost` limit (ISO 4217: USD, EUR).",
+    )
+
+
 class LimitConfig(Strict):
-    limit: int = Field(ge=1, description="How many units the window allows.")
+    limit: int | float = Field(
+        gt=0,
+        description="How many units the window allows; for `unit: cost`, an amount of `pricing.currency` "
+        "(`5` or `0.25`).",
+    )
     unit: LimitUnit
     window: LimitWindow = Field(
         description="A duration aligned to the Unix epoch (`1m`, `1h`, `1d`), or a calendar `day`, `week` "
@@ -232,9 +309,19 @@ class LimitConfig(Strict):
     per_model: bool = Field(
         default=False, description="Keep a separate counter for each model instead of one in all."
     )
+    scope: Literal["user", "tier", "global"] = Field(
+        default="user",
+        description="Whose counter: each user's (`user`), all users of the tier together (`tier`), or "
+        "everyone's together (`global`; with `model`, a model-wide limit). Teams' and keys' limits are "
+        "written under `teams` and on the key.",
+    )
 
     @model_validator(mode="after")
     def _scope_is_single(self) -> LimitConfig:
+        if self.unit != "cost" and (isinstance(self.limit, float) and not self.limit.is_integer()):
+            raise ValueError(f"A limit in {self.unit} is a whole number; only `unit: cost` takes fractions.")
+        if self.unit == "cost" and round(self.limit * 1_000_000) < 1:
+            raise ValueError("A cost limit is at least one millionth of the currency.")
         if self.model is not None and self.per_model:
             raise ValueError("A limit is either scoped to one `model` or `per_model`, not both.")
         return self
@@ -271,6 +358,16 @@ class APIKeyConfig(Strict):
     key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     name: str | None = None
     models: list[str] | None = Field(default=None, description="Models this key may use.")
+    team: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+        description="The team this key's usage is charged to (a name from `teams`).",
+    )
+    limits: list[LimitConfig] = Field(
+        default_factory=list,
+        description="Limits on this key alone, beside its owner's tier's (each `scope: user`, counted per "
+        "key).",
+    )
 
     @property
     def digest(self) -> str:
@@ -287,6 +384,22 @@ class APIKeyConfig(Strict):
         if self.key is not None and len(self.key.get_secret_value()) < 8:
             raise ValueError("An API key must be at least 8 characters long.")
         return self
+
+
+class TeamConfig(Strict):
+    description: str = ""
+    limits: list[LimitConfig] = Field(
+        default_factory=list,
+        description="Limits on the team's keys together (each `scope: user`, counted per team), beside "
+        "each user's tier's.",
+    )
+
+    @field_validator("limits")
+    @classmethod
+    def _counted_per_team(cls, limits: list[LimitConfig]) -> list[LimitConfig]:
+        if any(limit.scope != "user" for limit in limits):
+            raise ValueError("A team's limits count the team's usage; leave out `scope`.")
+        return limits
 
 
 class UserConfig(Strict):
@@ -318,7 +431,29 @@ class GatewayConfig(Strict):
     queue_aware: QueueAwareSettings = Field(default_factory=QueueAwareSettings)
     capacity: CapacitySettings = Field(default_factory=CapacitySettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    pricing: PricingSettings = Field(default_factory=PricingSettings)
+    teams: dict[str, TeamConfig] = Field(
+        default_factory=dict, description="Limits per team (cost centre), by team name."
+    )
     portal: PortalSettings = Field(default_factory=PortalSettings)
+
+    @property
+    def has_scoped_limits(self) -> bool:
+        """Whether a limit counts beyond one user: a team's, a key's, a tier's or everyone's."""
+        tiers = [*self.tiers.values()]
+        beyond_users = any(limit.scope != "user" for tier in tiers for limit in tier.limits)
+        teams = any(team.limits for team in self.teams.values())
+        return beyond_users or teams or any(key.limits for key in self.api_keys)
+
+    @model_validator(mode="after")
+    def _teams_and_key_limits(self) -> GatewayConfig:
+        for name in self.teams:
+            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", name):
+                raise ValueError(f"teams: '{name}' is not a team name (letters, digits, '.', '_', '-').")
+        for index, key in enumerate(self.api_keys):
+            if any(limit.scope != "user" for limit in key.limits):
+                raise ValueError(f"api_keys.{index}.limits: a key's limits count the key; leave out `scope`.")
+        return self
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:

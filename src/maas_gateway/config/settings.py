@@ -147,6 +147,24 @@ class DatabaseSettings(Strict):
         "fsync) this often: a crash during an outage loses at most this interval's records.",
     )
     pool_size: int = Field(default=5, ge=1)
+    counter_interval: Duration | None = Field(
+        default=60.0,
+        gt=0,
+        description="How often each backend's own token counters (vLLM's /metrics) are read and stored for "
+        "`maas usage reconcile`; null reads none.",
+    )
+    raw_retention: Duration | None = Field(
+        default=90 * 86400.0,
+        gt=0,
+        description="How long raw usage records (and backend counter readings) are kept; the hourly and "
+        "daily rollups are kept for good. null keeps raw records forever.",
+    )
+    prune_interval: Duration = Field(
+        default=3600.0, gt=0, description="How often expired records are pruned."
+    )
+    prune_batch_size: int = Field(
+        default=5000, ge=1, le=100_000, description="Records deleted per transaction while pruning."
+    )
 
     @field_validator("url")
     @classmethod

@@ -17,6 +17,7 @@ from maas_gateway.limits.reservation import largest_fitting_output, worst_case
 from maas_gateway.limits.rules import CounterRef, RuleBook, TierPolicy
 from maas_gateway.limits.sliding import carried_over
 from maas_gateway.limits.storage import AdmitResult, Check, LimitStorage
+from maas_gateway.pricing import PriceVersion
 
 __all__ = ["Admission", "Limiter"]
 
@@ -70,15 +71,18 @@ class Limiter:
         model: str,
         *,
         worst_case: TokenCharge | None = None,
+        team: str | None = None,
+        key_id: str | None = None,
     ) -> Admission:
-        """Count the request in every request window and check every token window.
+        """Count the request in every request window and check every token window, of every scope that
+        applies (the user's, their team's, their key's, the tier's, everyone's) in one atomic step.
 
         ``worst_case`` is the most the request can cost; it is reserved when the tier reserves.
         Raises ``RateLimitError`` naming the first limit that is reached; nothing is counted then.
         """
         policy = self.rules.policy(user, tier)
         now = self._clock()
-        counters = tuple(rule.counter(user, model, now) for rule in policy.rules if rule.applies_to(model))
+        counters = self._counters(policy, user, tier, model, team, key_id, now)
         reserved = worst_case if policy.reserve else None
         checks = [_check(counter, reserved, now) for counter in counters]
         result = await self.storage.admit(checks, now)
@@ -101,9 +105,13 @@ class Limiter:
         output_cap: int,
         choices: int,
         multiplier: float,
+        price: PriceVersion | None = None,
+        team: str | None = None,
+        key_id: str | None = None,
     ) -> Admission:
         """Admit a request of a reserving tier, holding its worst case: the ``prompt`` bound, and
-        ``output_cap`` tokens for each of ``choices`` answers, times the model's ``multiplier``.
+        ``output_cap`` tokens for each of ``choices`` answers, times the model's ``multiplier`` (and in
+        money at ``price``, for cost limits).
 
         When that does not fit but a cap of at least the policy's ``min_clamped_tokens`` does, the
         request is admitted with the largest cap that fits (``Admission.output_cap``), for the caller to
@@ -112,10 +120,10 @@ class Limiter:
         """
         policy = self.rules.policy(user, tier)
         now = self._clock()
-        counters = tuple(rule.counter(user, model, now) for rule in policy.rules if rule.applies_to(model))
+        counters = self._counters(policy, user, tier, model, team, key_id, now)
         cap = output_cap
         for _ in range(_RESERVE_ATTEMPTS):
-            reserved = worst_case(prompt, cap, choices, multiplier)
+            reserved = worst_case(prompt, cap, choices, multiplier, price)
             checks = [_check(counter, reserved, now) for counter in counters]
             result = await self.storage.admit(checks, now)
             if result.admitted:
@@ -133,12 +141,17 @@ class Limiter:
                 if not counter.rule.counts_requests
             ]
             fitting = largest_fitting_output(
-                prompt=prompt, choices=choices, multiplier=multiplier, room=room, at_most=cap - 1
+                prompt=prompt,
+                choices=choices,
+                multiplier=multiplier,
+                room=room,
+                at_most=cap - 1,
+                price=price,
             )
             if output_cap == 0 or fitting < policy.min_clamped_tokens:
                 least_cap = min(policy.min_clamped_tokens, output_cap)
-                least = worst_case(prompt, least_cap, choices, multiplier) if output_cap else None
-                needs = worst_case(prompt, output_cap, choices, multiplier)
+                least = worst_case(prompt, least_cap, choices, multiplier, price) if output_cap else None
+                needs = worst_case(prompt, output_cap, choices, multiplier, price)
                 binding, detail = too_big(counters, result.values, needs=needs, least=least, fallback=failed)
                 needed = (least or needs).in_unit(counters[binding].rule.unit)
                 raise refusal(
@@ -162,7 +175,7 @@ class Limiter:
                 amount = actual - admission.reserved.in_unit(rule.unit)
             else:
                 amount = actual  # a reservation in a window that has ended has gone with it
-            current = counter if same_window else rule.counter(admission.user, admission.model, now)
+            current = counter if same_window else rule.counter(counter.subject, admission.model, now)
             settled.append((position, current))
             if amount == 0 and same_window:
                 continue
@@ -180,6 +193,21 @@ class Limiter:
             user, tier, model = admission.user, admission.tier, admission.model
             self._observer([reading(user, tier, model, current, values[at]) for at, current in settled])
         return tuple(values)
+
+    def _counters(
+        self,
+        policy: TierPolicy,
+        user: str,
+        tier: str,
+        model: str,
+        team: str | None,
+        key_id: str | None,
+        now: float,
+    ) -> tuple[CounterRef, ...]:
+        if policy.per_user_only and not self.rules.scoped:  # no team, key, tier or global limits at all
+            return tuple(rule.counter(user, model, now) for rule in policy.rules if rule.applies_to(model))
+        pairs = self.rules.applicable(policy, user=user, tier=tier, team=team, key_id=key_id)
+        return tuple(rule.counter(subject, model, now) for rule, subject in pairs if rule.applies_to(model))
 
     def _requests_counted(
         self, user: str, tier: str, model: str, counters: Sequence[CounterRef], values: Sequence[int]

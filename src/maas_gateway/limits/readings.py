@@ -43,6 +43,8 @@ _window_names: dict[tuple[float | str, str], str] = {}  # a window's name, forma
 
 def reading(user: str, tier: str, model: str, counter: CounterRef, used: int) -> CounterReading:
     rule = counter.rule
+    if rule.scope != "user":  # a team's, key's, tier's or everyone's budget: its owner, e.g. team:research
+        user = counter.subject.replace("\x1f", ":").rstrip(":")
     scope = rule.model or (model if rule.per_model else "*")
     if isinstance(rule.window, str):  # a calendar window: its index is its start
         start = float(counter.window_index)

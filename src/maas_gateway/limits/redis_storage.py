@@ -91,12 +91,21 @@ class RedisLimitStorage:
     Every operation ends within ``timeout`` (raising ``TimeoutError``): the connection enforces it.
     """
 
-    def __init__(self, url: str, *, timeout: float, prefix: str = "maas:limits:") -> None:
+    def __init__(
+        self, url: str, *, timeout: float, prefix: str = "maas:limits:", one_slot: bool = False
+    ) -> None:
+        """``one_slot`` puts every counter in one Redis Cluster slot: a request checked against a team's,
+        a key's, the tier's or everyone's counter beside its user's must find them all on one node for
+        the check to stay one atomic script. Without it each user's counters share a slot of their own
+        (the load spreads over the cluster). On a single Redis it changes nothing."""
         self._runner = script_runner(url, timeout)
         self._prefix = prefix
+        self._one_slot = one_slot
 
     def _key(self, key: str) -> str:
         user, _, rest = key.partition("\x1f")
+        if self._one_slot:
+            return f"{self._prefix}{{maas}}:{key.replace(chr(0x1F), ':')}"
         return f"{self._prefix}{{{user}}}:{rest.replace(chr(0x1F), ':')}"
 
     async def admit(self, checks: Sequence[Check], now: float) -> AdmitResult:

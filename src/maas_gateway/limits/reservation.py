@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from maas_gateway.config.schema import LimitUnit
 from maas_gateway.limits.charge import TokenCharge
+from maas_gateway.pricing import PriceVersion
 
 __all__ = [
     "TEMPLATE_TOKENS_PER_MESSAGE",
@@ -45,10 +46,13 @@ def prompt_bound(
     )
 
 
-def worst_case(prompt: int, output_cap: int, choices: int, multiplier: float) -> TokenCharge:
+def worst_case(
+    prompt: int, output_cap: int, choices: int, multiplier: float, price: PriceVersion | None = None
+) -> TokenCharge:
     """The most a request can cost: its prompt once, and up to ``output_cap`` tokens for each of its
-    ``choices`` answers (``n``, or ``best_of`` when larger: the backend generates them all)."""
-    return TokenCharge.of(prompt, output_cap * max(1, choices), multiplier)
+    ``choices`` answers (``n``, or ``best_of`` when larger: the backend generates them all); in money at
+    ``price``, the prompt all uncached (the dearer input price, as cached input never costs more)."""
+    return TokenCharge.of(prompt, output_cap * max(1, choices), multiplier, price)
 
 
 def largest_fitting_output(
@@ -58,12 +62,13 @@ def largest_fitting_output(
     multiplier: float,
     room: Sequence[tuple[LimitUnit, int]],
     at_most: int,
+    price: PriceVersion | None = None,
 ) -> int:
     """The largest output cap, up to ``at_most``, whose worst case fits every ``(unit, units left)``;
     ``-1`` when even no output at all would not fit (the prompt alone is too big)."""
 
     def fits(cap: int) -> bool:
-        charge = worst_case(prompt, cap, choices, multiplier)
+        charge = worst_case(prompt, cap, choices, multiplier, price)
         return all(charge.in_unit(unit) <= left for unit, left in room)
 
     if not fits(0):

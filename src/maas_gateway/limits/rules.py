@@ -9,7 +9,7 @@ still to come (limits/sliding.py). See docs/limits.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -19,8 +19,31 @@ from maas_gateway.config.schema import LimitUnit
 from maas_gateway.errors import PermissionDeniedError
 from maas_gateway.limits.sliding import remaining_weight
 from maas_gateway.limits.windows import CalendarUnit, Window, make_window
+from maas_gateway.pricing import format_money
 
-__all__ = ["CounterRef", "LimitRule", "RuleBook", "TierPolicy"]
+__all__ = ["CounterRef", "LimitRule", "LimitScope", "RuleBook", "TierPolicy", "subject_of"]
+
+# Whose counter a rule keeps: each user's (the default), a team's, a key's, the whole tier's together,
+# or everyone's together (with ``model``: a model-wide limit).
+LimitScope = Literal["user", "team", "key", "tier", "global"]
+_WHOLE = {"tier": "all users of the tier together", "global": "everyone together"}
+
+
+def subject_of(
+    scope: LimitScope, *, user: str, tier: str, team: str | None, key_id: str | None
+) -> str | None:
+    """The counter's owner for a rule of ``scope``: the user's name as before (so existing counters
+    carry on), else the scope and its name, apart from any user's name (the separator is in no name).
+    ``None`` when the request has no such owner (no team)."""
+    if scope == "user":
+        return user
+    if scope == "team":
+        return f"team\x1f{team}" if team else None
+    if scope == "key":
+        return f"key\x1f{key_id}" if key_id else None
+    if scope == "tier":
+        return f"tier\x1f{tier}"
+    return "global\x1f"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +55,8 @@ class LimitRule:
     per_model: bool = False
     algorithm: Literal["fixed", "sliding"] = "fixed"
     timezone: str = "UTC"
+    currency: str = "USD"  # cost rules: ``limit`` is in micro-units of this currency
+    scope: LimitScope = "user"
     span: Window = field(init=False, repr=False, compare=False)
     _key_part: str = field(default="", init=False, repr=False, compare=False)
     _seconds: float = field(default=0.0, init=False, repr=False, compare=False)  # 0: a calendar window
@@ -53,11 +78,24 @@ class LimitRule:
     def applies_to(self, model: str) -> bool:
         return self.model is None or self.model == model
 
+    @property
+    def counts_money(self) -> bool:
+        return self.unit == "cost"
+
+    def amount(self, units: int) -> str:
+        """``units`` of this rule as a person reads them: ``1,034 tokens``, or ``$0.0123`` for cost."""
+        if self.counts_money:
+            return format_money(units, self.currency)
+        return f"{units:,} {self.unit.replace('_', ' ')}"
+
     def describe(self) -> str:
-        unit = self.unit.replace("_", " ")
         scope = f" on model '{self.model}'" if self.model else (" per model" if self.per_model else "")
         sliding = " (sliding)" if self.algorithm == "sliding" else ""
-        return f"{self.limit} {unit} per {self.window_name}{sliding}{scope}"
+        whole = f" for {_WHOLE[self.scope]}" if self.scope in _WHOLE else ""
+        if self.counts_money:
+            return f"the {self.amount(self.limit)} budget per {self.window_name}{sliding}{scope}{whole}"
+        unit = self.unit.replace("_", " ")
+        return f"{self.limit} {unit} per {self.window_name}{sliding}{scope}{whole}"
 
     @property
     def window_name(self) -> str:
@@ -82,7 +120,9 @@ class LimitRule:
             index = int(start)
         scope = self.model or (model if self.per_model else "*")
         if not self._sliding:
-            return CounterRef(self, f"{user}{self._key_part}{scope}\x1f{index}", index, end - now, end)
+            return CounterRef(
+                self, f"{user}{self._key_part}{scope}\x1f{index}", index, end - now, end, subject=user
+            )
         stem = f"{user}{self._key_part}{scope}\x1f"
         return CounterRef(
             self,
@@ -92,6 +132,7 @@ class LimitRule:
             self.span.next_end(now),  # the counter is the previous window's for one more window
             f"{stem}{self.span.previous_id(now)}",
             remaining_weight(start, end, now),
+            user,
         )
 
 
@@ -104,6 +145,14 @@ class CounterRef:
     expires_at: float  # when the counter may go: its window's end, or the next one's for sliding rules
     previous_key: str | None = None  # sliding rules: the previous window's counter
     weight: int = 0  # sliding rules: the previous window's weight, in millionths
+    subject: str = ""  # whose counter: a user's name, or a scope's (``subject_of``)
+
+    @property
+    def owner(self) -> str:
+        """Who the counter counts, for messages: ``the team 'research'``, ``the key 'key_ab12'``, or ''
+        for a user's own counter (the message names the user already) and the tier's or everyone's."""
+        kind, _, name = self.subject.partition("\x1f")
+        return f"the {kind} '{name}'" if kind in ("team", "key") and name else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +162,10 @@ class TierPolicy:
     reserve_default_max_tokens: int
     min_clamped_tokens: int = 16
     media_part_tokens: int = 2048
+    per_user_only: bool = field(default=True, init=False, compare=False)  # every rule counts per user
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "per_user_only", all(rule.scope == "user" for rule in self.rules))
 
 
 class RuleBook:
@@ -126,9 +179,19 @@ class RuleBook:
         self,
         tiers: Mapping[str, TierPolicy],
         users: Mapping[str, Mapping[str, TierPolicy]] | None = None,
+        teams: Mapping[str, Sequence[LimitRule]] | None = None,
+        keys: Mapping[str, Sequence[LimitRule]] | None = None,
     ) -> None:
+        """``teams`` and ``keys`` (by key id) bring rules of their own, which hold beside the tier's."""
         self._tiers = dict(tiers)
         self._users = {user: dict(policies) for user, policies in (users or {}).items()}
+        self._teams = {team: tuple(rules) for team, rules in (teams or {}).items()}
+        self._keys = {key: tuple(rules) for key, rules in (keys or {}).items()}
+
+    @property
+    def scoped(self) -> bool:
+        """Whether any team or key has limits of its own."""
+        return bool(self._teams or self._keys)
 
     @property
     def tiers(self) -> frozenset[str]:
@@ -145,3 +208,16 @@ class RuleBook:
                 code="unknown_tier",
             )
         return policy
+
+    def applicable(
+        self, policy: TierPolicy, *, user: str, tier: str, team: str | None, key_id: str | None
+    ) -> list[tuple[LimitRule, str]]:
+        """Every rule that applies to a request with the counter owner each one counts for: the
+        policy's (each user's, the tier's, everyone's), the team's and the key's. All must hold."""
+        found: list[tuple[LimitRule, str]] = []
+        extra = (self._teams.get(team, ()) if team else ()) + (self._keys.get(key_id, ()) if key_id else ())
+        for rule in (*policy.rules, *extra):
+            subject = subject_of(rule.scope, user=user, tier=tier, team=team, key_id=key_id)
+            if subject is not None:
+                found.append((rule, subject))
+        return found

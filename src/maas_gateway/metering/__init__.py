@@ -1,7 +1,6 @@
 """Metering: the usage ledger for chargeback, written off the hot path and never losing a record."""
 
 from maas_gateway.metering.memory_reports import InMemoryUsageReports
-from maas_gateway.metering.prices import ModelPrice
 from maas_gateway.metering.records import UsageRecord
 from maas_gateway.metering.reports import ReportRange, UsageGroup, UsageReports, UsageTotals
 from maas_gateway.metering.spool import Spool
@@ -15,7 +14,6 @@ __all__ = [
     "InMemoryUsageReports",
     "LedgerStore",
     "LedgerWriter",
-    "ModelPrice",
     "ReportRange",
     "Spool",
     "UsageGroup",

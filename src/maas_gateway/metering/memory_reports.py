@@ -19,7 +19,7 @@ __all__ = ["InMemoryUsageReports"]
 
 
 def _value(key: RollupKey, name: Dimension) -> str | int | None:
-    hour, user, tier, model, endpoint, key_id, outcome = key
+    hour, user, tier, model, endpoint, key_id, outcome, team = key
     values: dict[str, str | int | None] = {
         "user": user,
         "tier": tier,
@@ -27,6 +27,7 @@ def _value(key: RollupKey, name: Dimension) -> str | int | None:
         "endpoint": endpoint,
         "key_id": key_id,
         "outcome": outcome,
+        "team": team or None,
         "day": (hour // 24) * 86400,
         "hour": hour * 3600,
     }
@@ -78,7 +79,7 @@ class InMemoryUsageReports:
             group = tuple(_value(key, name) for name in group_by)
             target = sums.get(group)
             if target is None:
-                target = sums[group] = [0] * 12
+                target = sums[group] = [0] * 13
             for index, value in enumerate(totals_of(key[6], bucket)):
                 target[index] += value
         return [

@@ -11,8 +11,9 @@ from maas_gateway.metering.records import UsageRecord
 
 __all__ = ["MemoryRollups", "RollupKey", "totals_of"]
 
-# hour, user, tier, model, endpoint, key_id, outcome (as usage_hourly's primary key; model may be None)
-RollupKey = tuple[int, str, str, str | None, str, str, str]
+# hour, user, tier, model, endpoint, key_id, outcome, team (as usage_hourly's primary key; model may be
+# None)
+RollupKey = tuple[int, str, str, str | None, str, str, str, str]
 
 
 class MemoryRollups:
@@ -33,6 +34,7 @@ class MemoryRollups:
             record.endpoint,
             record.key_id,
             outcome_of(record),
+            record.team,
         )
         sums = self.buckets.get(key)
         if sums is None:

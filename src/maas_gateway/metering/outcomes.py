@@ -8,12 +8,13 @@ from maas_gateway.metering.records import UsageRecord
 
 __all__ = ["OUTCOMES", "Outcome", "outcome_of"]
 
-Outcome = Literal["ok", "client_error", "failed", "rate_limited"]
+Outcome = Literal["ok", "client_error", "failed", "rate_limited", "broken"]
 # ok: answered (status below 400). client_error: refused for the caller's own fault (a backend's 400,
 # an unknown model). failed: admitted, then failed at the gateway or a backend, not charged.
 # rate_limited: refused at admission with a 429. The pipeline sets rate_limited and failed exclusively
 # (a 429 comes before admission, a failure after it), so counting by outcome keeps both counts exact.
-OUTCOMES: tuple[Outcome, ...] = ("ok", "client_error", "failed", "rate_limited")
+# broken: a stream the backend broke off after its 200 (charged for what was delivered).
+OUTCOMES: tuple[Outcome, ...] = ("ok", "client_error", "failed", "rate_limited", "broken")
 
 
 def outcome_of(record: UsageRecord) -> Outcome:
@@ -22,6 +23,8 @@ def outcome_of(record: UsageRecord) -> Outcome:
         return "rate_limited"
     if record.failed:
         return "failed"
+    if record.broken:
+        return "broken"
     if record.status >= 400:
         return "client_error"
     return "ok"

@@ -30,6 +30,16 @@ class UsageRecord:
     # Admitted, then failed at the gateway or a backend (502, 503, 504, the backends at capacity): the
     # request and its tokens were not charged. Records written before this field read False.
     failed: bool = False
+    # The backend broke the stream off mid-way (status 200 sent, then the stream ended without its end):
+    # charged for what was delivered, and counted apart (outcome "broken"). Older records read False.
+    broken: bool = False
+    # The backend that served the request (its base URL, any password masked): reconciliation compares
+    # each backend's own token counters with the ledger's totals for it. None: no backend was reached.
+    backend: str | None = None
+    # The price version the cost was computed at (its effective moment, ISO 8601 UTC); '' when the model
+    # has no price. Records written before read ''.
+    price_version: str = ""
+    team: str = ""  # the team the key was created for; '' for none (and records written before teams)
 
     @property
     def hour(self) -> int:

@@ -27,8 +27,18 @@ __all__ = [
     "check_dimensions",
 ]
 
-Dimension = Literal["user", "tier", "model", "endpoint", "key_id", "outcome", "day", "hour"]
-DIMENSIONS: tuple[Dimension, ...] = ("user", "tier", "model", "endpoint", "key_id", "outcome", "day", "hour")
+Dimension = Literal["user", "tier", "model", "endpoint", "key_id", "outcome", "day", "hour", "team"]
+DIMENSIONS: tuple[Dimension, ...] = (
+    "user",
+    "tier",
+    "model",
+    "endpoint",
+    "key_id",
+    "outcome",
+    "day",
+    "hour",
+    "team",
+)
 Measure = Literal["requests", "total_tokens", "charged_tokens", "cost"]
 MEASURES: tuple[Measure, ...] = ("requests", "total_tokens", "charged_tokens", "cost")
 
@@ -73,6 +83,7 @@ class UsageTotals:
     client_errors: int = 0  # refused for the caller's own fault (a backend's 400, an unknown model)
     failed: int = 0  # failed at the gateway or a backend, not charged
     rate_limited: int = 0  # refused with a 429 at admission
+    broken: int = 0  # streams the backend broke off mid-way (charged for what was delivered)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
@@ -83,22 +94,23 @@ class UsageTotals:
 
     @classmethod
     def of(cls, values: Sequence[float]) -> UsageTotals:
-        """Totals from the twelve sums in field order (as the stores compute them)."""
-        counts = [int(value) for value in values[:9]]
-        requests, ok, client_errors, failed, rate_limited, prompt, completion, total, charged = counts
+        """Totals from the thirteen sums in field order (as the stores compute them)."""
+        counts = [int(value) for value in values[:10]]
+        requests, ok, client_errors, failed, rate_limited, broken, prompt, completion, total, charged = counts
         return cls(
             requests,
             ok,
             client_errors,
             failed,
             rate_limited,
+            broken,
             prompt,
             completion,
             total,
             charged,
-            float(values[9]),
-            int(values[10]),
-            float(values[11]),
+            float(values[10]),
+            int(values[11]),
+            float(values[12]),
         )
 
     @property

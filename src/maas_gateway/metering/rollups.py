@@ -26,6 +26,7 @@ def _outcome(source: FromClause) -> ColumnElement[Any]:
     return case(
         (column.rate_limited, literal("rate_limited")),
         (column.failed, literal("failed")),
+        (column.broken, literal("broken")),
         (column.status >= 400, literal("client_error")),
         else_=literal("ok"),
     )

@@ -54,6 +54,8 @@ def _dimension(table: Table, name: Dimension) -> ColumnElement[Any]:
     column = table.c
     if name == "model":
         return func.nullif(column.model, literal_column(f"'{NO_MODEL}'", String))
+    if name == "team":  # '' is no team, reported as None like a missing model
+        return func.nullif(column.team, literal_column("''", String))
     if name == "day":
         if "day" in column:
             return column.day * _number(86400)

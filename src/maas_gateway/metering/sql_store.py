@@ -12,19 +12,19 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, case, func, select, union_all
+from sqlalchemy import ColumnElement, Select, Table, case, delete, func, select, union_all
 
 from maas_gateway.database import Database
 from maas_gateway.metering.records import USAGE_COLUMNS, UsageRecord
 from maas_gateway.metering.rollups import NO_MODEL
 from maas_gateway.metering.sql_writes import write_postgresql, write_sqlite
-from maas_gateway.metering.store import UsageQuery, UsageRow, report_order
+from maas_gateway.metering.store import BackendTotals, UsageQuery, UsageRow, report_order
 from maas_gateway.metering.tables import daily_table_for, usage_hourly, usage_records
 
 __all__ = ["SqlLedgerStore"]
 
 HOUR = 3600
-_DAILY = frozenset({"user", "tier", "model", "day"})  # the report groups usage_daily can answer
+_DAILY = frozenset({"user", "tier", "model", "day", "team"})  # the report groups usage_daily can answer
 
 
 class SqlLedgerStore:
@@ -59,7 +59,7 @@ class SqlLedgerStore:
         if len(statements) > 1:  # the parts are added up by the database, in one round trip
             parts = union_all(*statements).subquery("parts")
             groups = [parts.c[f"g_{name}"] for name in query.group_by]
-            sums = [func.sum(parts.c[f"s{index}"]) for index in range(8)]
+            sums = [func.sum(parts.c[f"s{index}"]) for index in range(9)]
             statement = select(*groups, *sums)
             if groups:
                 statement = statement.group_by(*groups)
@@ -88,6 +88,40 @@ class SqlLedgerStore:
         async with self.database.engine.connect() as connection:
             rows = (await connection.execute(statement)).mappings().all()
         return [UsageRecord.from_dict(dict(row)) for row in rows]
+
+    async def backend_totals(self, since: float, until: float) -> BackendTotals:
+        table = usage_records.c
+        statement = (
+            select(
+                table.backend,
+                table.model,
+                func.coalesce(func.sum(table.prompt_tokens), 0),
+                func.coalesce(func.sum(table.completion_tokens), 0),
+                func.count(),
+            )
+            .where(
+                table.hour >= math.floor(since / HOUR),  # the hour bounds let the (hour, user) index help
+                table.hour < math.ceil(until / HOUR),
+                table.created_at >= since,
+                table.created_at < until,
+                table.backend.is_not(None),
+            )
+            .group_by(table.backend, table.model)
+        )
+        async with self.database.engine.connect() as connection:
+            rows = (await connection.execute(statement)).all()
+        return {(row[0], row[1]): (int(row[2]), int(row[3]), int(row[4])) for row in rows}
+
+    async def prune_raw(self, before_hour: int, *, limit: int) -> int:
+        # One batch per transaction, found through the (hour, user) index: a short lock each time, so
+        # the writer's inserts wait for a batch at most.
+        await self.database.ready()  # the first prune may come before the ledger's first write migrated
+        table = usage_records.c
+        batch = select(table.request_id).where(table.hour < before_hour).limit(limit)
+        statement = delete(usage_records).where(table.request_id.in_(batch.scalar_subquery()))
+        async with self.database.engine.begin() as connection:
+            result = await connection.execute(statement)
+        return int(result.rowcount or 0)
 
     async def aclose(self) -> None:
         return None  # the database is shared; its owner closes it
@@ -121,6 +155,8 @@ def _from_table(query: UsageQuery, rollups: Table, lower: int, upper: int) -> Se
             columns[name] = table[name]
     if "model" in table:
         columns["model"] = func.nullif(table.model, NO_MODEL)
+    if "team" in table:
+        columns["team"] = func.nullif(table.team, "")  # '' is no team, reported as None
     if not daily:
         columns["hour"] = table.hour * HOUR
 
@@ -131,6 +167,7 @@ def _from_table(query: UsageQuery, rollups: Table, lower: int, upper: int) -> Se
         func.coalesce(func.sum(table.requests), 0),
         requests_where("rate_limited"),
         requests_where("failed"),
+        requests_where("broken"),
         *(
             func.coalesce(func.sum(table[name]), 0)
             for name in ("prompt_tokens", "completion_tokens", "total_tokens", "charged_tokens")
@@ -153,11 +190,14 @@ def _from_records(query: UsageQuery, since: float, until: float) -> Select[Any]:
         "endpoint": table.endpoint,
         "day": (table.hour // 24) * 86400,
         "hour": table.hour * HOUR,
+        "team": func.nullif(table.team, ""),
     }
     sums = [
         func.count(),
         func.coalesce(func.sum(func.cast(table.rate_limited, table.status.type)), 0),
         func.coalesce(func.sum(func.cast(table.failed, table.status.type)), 0),
+        # As the outcome counts it: a failed or rate-limited request is not also counted broken.
+        func.coalesce(func.sum(case((table.rate_limited | table.failed, 0), (table.broken, 1), else_=0)), 0),
         func.coalesce(func.sum(table.prompt_tokens), 0),
         func.coalesce(func.sum(table.completion_tokens), 0),
         func.coalesce(func.sum(table.total_tokens), 0),

@@ -38,11 +38,14 @@ async def window_uses(
     except GatewayError:
         return []  # a tier without a policy admits nothing; the page says the tier is unknown
     counters: list[tuple[CounterRef, str | None]] = []
-    for rule in policy.rules:
+    # Each rule's counter owner as the limiter names it: the user, or the tier or everyone for rules of
+    # a wider scope (a team's and a key's rules belong to keys of that team, not to the user as such).
+    applicable = limiter.rules.applicable(policy, user=user, tier=tier, team=None, key_id=None)
+    for rule, subject in applicable:
         if rule.per_model:
-            counters += [(rule.counter(user, model, now), model) for model in models]
+            counters += [(rule.counter(subject, model, now), model) for model in models]
         else:
-            counters.append((rule.counter(user, rule.model or "*", now), rule.model))
+            counters.append((rule.counter(subject, rule.model or "*", now), rule.model))
     values = await limiter.storage.peek([counter.key for counter, _ in counters], now)
     return [
         WindowUse(counter.rule.describe(), counter.rule.limit, value, counter.reset_in, model)

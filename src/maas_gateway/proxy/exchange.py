@@ -17,6 +17,7 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int
     estimated: bool = False
+    cached_tokens: int = 0  # of the prompt, served from the backend's cache (priced apart)
 
     @property
     def total_tokens(self) -> int:
@@ -33,7 +34,10 @@ class Usage:
             completion = 0
         if not isinstance(prompt, int) or not _count(prompt) or not _count(completion):
             return None
-        return cls(prompt, int(completion))
+        details = usage.get("prompt_tokens_details")
+        cached = details.get("cached_tokens") if isinstance(details, dict) else None
+        cached_tokens = min(cached, prompt) if isinstance(cached, int) and _count(cached) else 0
+        return cls(prompt, int(completion), cached_tokens=cached_tokens)
 
 
 def _count(value: Any) -> bool:
@@ -63,6 +67,8 @@ class Exchange:
     response_started: bool = False
     error_code: str | None = None
     failed: bool = False  # admitted, then failed at the gateway or a backend: charged nothing
+    broken: bool = False  # the backend broke its stream off mid-way: charged for what was delivered
+    backend: str | None = None  # the base URL of the backend that served the request, as configured
 
     @property
     def latency_seconds(self) -> float:

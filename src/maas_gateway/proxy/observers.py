@@ -6,13 +6,19 @@ Called once per request after the answer is sent, so none of it adds to the clie
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
-from maas_gateway.metering import LedgerWriter, ModelPrice, UsageRecord
+from maas_gateway.balancing import display_url
+from maas_gateway.metering import LedgerWriter, UsageRecord
 from maas_gateway.metrics import GatewayMetrics
+from maas_gateway.pricing import PriceSchedule
 from maas_gateway.proxy.access_log import AccessLog
 from maas_gateway.proxy.exchange import Exchange
 
 __all__ = ["ExchangeObservers"]
+
+# A backend's URL as the ledger stores it: without a password (a configured few, so the cache stays small).
+_shown = lru_cache(maxsize=1024)(display_url)
 
 _BACKEND_FAILURES = frozenset({"bad_gateway", "backend_unavailable", "backend_timeout", "model_overloaded"})
 
@@ -25,7 +31,7 @@ class ExchangeObservers:
         access_log: AccessLog,
         metrics: GatewayMetrics | None,
         ledger: LedgerWriter | None,
-        prices: Mapping[str, ModelPrice],
+        prices: Mapping[str, PriceSchedule],
     ) -> None:
         self.access_log = access_log
         self.metrics = metrics
@@ -47,7 +53,10 @@ class ExchangeObservers:
         usage = exchange.usage
         prompt = usage.prompt_tokens if usage else 0
         completion = usage.completion_tokens if usage else 0
-        price = self.prices.get(exchange.model or "")
+        cached = usage.cached_tokens if usage else 0
+        schedule = self.prices.get(exchange.model or "")
+        # The version in effect when the request arrived: the one its limits were charged at.
+        price = schedule.at(exchange.created_at) if schedule is not None else None
         return UsageRecord(
             request_id=exchange.request_id,
             created_at=exchange.created_at,
@@ -61,12 +70,16 @@ class ExchangeObservers:
             completion_tokens=completion,
             total_tokens=prompt + completion,
             charged_tokens=exchange.charged_tokens,
-            cost=price.cost(prompt, completion) if price else 0.0,
+            cost=price.cost(prompt, completion, cached) if price else 0.0,
             streamed=exchange.stream,
             rate_limited=exchange.rate_limited,
             usage_estimated=usage.estimated if usage else False,
             latency_ms=round(exchange.latency_seconds * 1000, 3),
             failed=exchange.failed,
+            broken=exchange.broken,
+            backend=_shown(exchange.backend) if exchange.backend is not None else None,
+            price_version=price.name if price else "",
+            team=identity.team or "",
         )
 
     def _observe(self, exchange: Exchange) -> None:

@@ -114,7 +114,9 @@ class Pipeline:
                 # Only a token-charged endpoint reserves: tokenize and the like are counted by request.
                 policy = limiter.reserving(identity.user, identity.tier) if endpoint.token_charged else None
                 if policy is None:
-                    admission = await limiter.admit(identity.user, identity.tier, model.name)
+                    admission = await limiter.admit(
+                        identity.user, identity.tier, model.name, team=identity.team, key_id=identity.key_id
+                    )
                 else:
                     admission, exchange.output_clamped = await reserve(
                         limiter,
@@ -125,6 +127,9 @@ class Pipeline:
                         tier=identity.tier,
                         model=model,
                         output_field=endpoint.max_tokens_field,
+                        price=model.price_at(exchange.created_at),
+                        team=identity.team,
+                        key_id=identity.key_id,
                     )
             except RateLimitError:
                 exchange.rate_limited = True
@@ -205,6 +210,7 @@ class Pipeline:
             key = affinity_key(parsed.data, model.affinity_chars) if model.affinity_chars else None
             delivery = await dispatch(self.transport, snapshot, identity, model, key, request_for)
         response, lease = delivery.response, delivery.lease
+        exchange.backend = lease.backend.url  # for the ledger; its password is masked off the hot path
         served = delivery.served  # a fallback model when the requested one had no backend available
         renamed = public_name(served.upstream_model, served.name)
         try:
@@ -237,6 +243,7 @@ class Pipeline:
                 exchange.client_disconnected = result.client_disconnected
                 if result.broken_off is not None:
                     exchange.error_code = result.broken_off.code  # the access log shows what went wrong
+                    exchange.broken = True
                 if result.first_event_at is not None:
                     exchange.time_to_first_token = result.first_event_at - exchange.started
                 if result.response_id is not None:
@@ -281,7 +288,13 @@ class Pipeline:
         usage: Usage,
     ) -> tuple[tuple[int, ...] | None, TokenCharge]:
         exchange.usage = usage
-        charge = TokenCharge.of(usage.prompt_tokens, usage.completion_tokens, model.token_multiplier)
+        charge = TokenCharge.of(
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            model.token_multiplier,
+            model.price_at(exchange.created_at),  # the version the ledger records too
+            usage.cached_tokens,
+        )
         exchange.charged_tokens = charge.total
         if admission is None or limiter is None:
             return None, charge

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from maas_gateway.limits import Admission, Limiter, TierPolicy
 from maas_gateway.limits.reservation import prompt_bound
+from maas_gateway.pricing import PriceVersion
 from maas_gateway.proxy.body_parser import ParsedBody
 from maas_gateway.proxy.schemas import GenerationRequest
 from maas_gateway.routing import ModelRoute
@@ -29,12 +30,17 @@ async def reserve(
     tier: str,
     model: ModelRoute,
     output_field: str | None,
+    price: PriceVersion | None = None,
+    team: str | None = None,
+    key_id: str | None = None,
 ) -> tuple[Admission, str | None]:
     """The admission, and the ``x-maas-max-tokens-clamped`` value (``"1024 -> 300"``: the cap the
     request would have had, then the cap forwarded) when the output cap was lowered to what remains.
 
     ``output_field`` is the endpoint's output-cap field (``max_tokens``, ``max_output_tokens``), ``None``
-    for endpoints without output to reserve or lower (embeddings, rerank, audio).
+    for endpoints without output to reserve or lower (embeddings, rerank, audio). ``price`` is the model's
+    price version for the request (cost limits reserve the worst case in money); ``team`` and ``key_id``
+    bring their own limits.
     """
     generates = output_field is not None
     size = parsed.prompt()
@@ -55,6 +61,9 @@ async def reserve(
         output_cap=cap,
         choices=request.choices if generates else 1,
         multiplier=model.token_multiplier,
+        price=price,
+        team=team,
+        key_id=key_id,
     )
     granted = admission.output_cap
     if not generates or granted is None or granted == asked:

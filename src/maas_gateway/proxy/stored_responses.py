@@ -88,7 +88,9 @@ async def serve_stored_response(
     admission = None
     if limiter is not None:
         try:
-            admission = await limiter.admit(identity.user, identity.tier, model.name)
+            admission = await limiter.admit(
+                identity.user, identity.tier, model.name, team=identity.team, key_id=identity.key_id
+            )
         except RateLimitError:
             exchange.rate_limited = True
             raise

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from maas_gateway.pricing import PriceSchedule, PriceVersion
+
 __all__ = ["ModelRoute"]
 
 
@@ -25,12 +27,17 @@ class ModelRoute:
     affinity_chars: int | None = None  # prefix affinity: how much of the prompt's start is its key
     extra_paths: frozenset[str] = frozenset()  # further backend paths the operator allows
     max_model_len: int | None = None  # shown in GET /v1/models
+    prices: PriceSchedule | None = None  # None: the model is free (cost limits never count it)
 
     def __post_init__(self) -> None:
         if not self.backends:
             raise ValueError(f"The model '{self.name}' needs at least one backend.")
         if not self.upstream_model:
             object.__setattr__(self, "upstream_model", self.name)
+
+    def price_at(self, moment: float) -> PriceVersion | None:
+        """The price version a request arriving at ``moment`` is charged at."""
+        return self.prices.at(moment) if self.prices is not None else None
 
     def open_to(self, tier: str) -> bool:
         return self.tiers is None or tier in self.tiers

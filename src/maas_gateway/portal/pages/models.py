@@ -11,12 +11,12 @@ from urllib.parse import urlsplit
 
 from starlette.responses import Response
 
-from maas_gateway.config.schema import ModelPricing
 from maas_gateway.portal.caller import caller
 from maas_gateway.portal.context import PageContext
 from maas_gateway.portal.examples import Example, examples
 from maas_gateway.portal.navigation import Pages
 from maas_gateway.portal.quota import WindowUse, window_uses
+from maas_gateway.pricing import PriceVersion
 
 __all__ = ["pages"]
 
@@ -34,7 +34,8 @@ class ModelDocs:
     name: str
     addresses: list[Address]
     windows: list[WindowUse]
-    pricing: ModelPricing | None
+    price: PriceVersion | None  # the price version in effect now
+    currency: str
     examples: list[Example]
 
 
@@ -51,7 +52,7 @@ async def models(context: PageContext) -> Response:
     origin = services.origin(context.request.scope)
     scheme = urlsplit(origin).scheme
     now = services.clock()
-    configured = {model.name: model for model in services.config().models}
+    currency = services.config().pricing.currency
     limiter = services.limiter()
     documented: list[ModelDocs] = []
     for route in services.router().visible_to(identity):
@@ -71,13 +72,13 @@ async def models(context: PageContext) -> Response:
         if limiter is not None:
             found = await window_uses(limiter, identity.user, identity.tier, [route.name], now)
             windows = [window for window in found if window.model in (None, route.name)]
-        config = configured.get(route.name)
         documented.append(
             ModelDocs(
                 route.name,
                 addresses,
                 windows,
-                config.pricing if config is not None else None,
+                route.price_at(now),
+                currency,
                 examples(f"{origin}/v1", route.name),
             )
         )
