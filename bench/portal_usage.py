@@ -6,10 +6,13 @@ rollups), loads ``--records`` usage records with one ``generate_series`` insert 
 ``--users`` users, ``--models`` models, every outcome), then migrates to the newest revision, whose
 backfill builds ``usage_hourly`` exactly as it does on a real upgrade. Then it times, in process, each
 page's queries through ``SqlUsageReports`` and ``SqlLedgerStore.aggregate`` (the code the portal and the
-admin API run), ``--runs`` times each, a different user each run, and prints median and p95.
+admin API run), ``--runs`` times each, a different user each run, and prints median and p95. Last, it
+times each usage page's whole server-side render through the portal's ASGI app in process
+(``portal_pages.py``: routing, session, queries, template), ``--runs`` times each.
 
     .venv/bin/python bench/portal_usage.py                      # 1,000,000 records, 20 runs
     .venv/bin/python bench/portal_usage.py --records 100000 --runs 5
+    .venv/bin/python bench/portal_usage.py --pages-only          # only the pages' server-side render
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from maas_gateway.metering.reports import Dimension
 from maas_gateway.metering.sql_reports import SqlUsageReports
 from maas_gateway.metering.sql_store import SqlLedgerStore
 from maas_gateway.metering.tables import ROLLUP_TABLES
+from portal_pages import measure_pages
 
 __all__ = ["main"]
 
@@ -202,6 +206,7 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=10)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="keep the database and print its URL")
+    parser.add_argument("--pages-only", action="store_true", help="time the rendered pages, not the queries")
     args = parser.parse_args()
     name = f"maas_bench_portal_{uuid.uuid4().hex[:8]}"
     url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
@@ -216,7 +221,12 @@ def main() -> None:
             flush=True,
         )
         print(f"\n| page | median ms | p95 ms | under {BUDGET_MS:.0f} ms |\n|---|---:|---:|---|")
-        for page, median, p95 in asyncio.run(_measure(url, now, args.users, args.runs)):
+        rows = [] if args.pages_only else asyncio.run(_measure(url, now, args.users, args.runs))
+        start, end = (time.strftime("%Y-%m-%d", time.gmtime(now - days * DAY)) for days in (29, 0))
+        rows += asyncio.run(
+            measure_pages(url, lambda run: f"user-{(run * 37) % args.users}", args.runs, start, end)
+        )
+        for page, median, p95 in rows:
             print(f"| {page} | {median:.1f} | {p95:.1f} | {'yes' if p95 < BUDGET_MS else 'NO'} |", flush=True)
     finally:
         if args.keep:

@@ -36,8 +36,8 @@ def _sign_in(page: Page, base: str, user: str, password: str) -> list[str]:
     errors: list[str] = []
 
     def console(message: ConsoleMessage) -> None:
-        # Chromium asks every origin for /favicon.ico; the portal has none, and that 404 is no page's fault.
-        if message.type == "error" and not message.location["url"].endswith("/favicon.ico"):
+        # Every console error counts, a 404 for /favicon.ico too: base.html links the portal's icon.
+        if message.type == "error":
             errors.append(f"{message.text} at {message.location['url']}")
 
     page.on("console", console)
@@ -165,5 +165,43 @@ def test_an_admin_visits_users_keys_and_models_and_revokes_a_key_after_confirmin
         assert page.locator("tr", has_text="user.update").count() == 1
         screenshot(page, "admin-audit")
         assert errors == []
+    finally:
+        context.close()
+
+
+def test_an_admin_reads_the_overview_and_the_usage_by_user_and_day(
+    browser: Browser, portal: GatewayProcess
+) -> None:
+    """After dev1's calls, the admin overview (the admin section's first page) charts the last day and
+    lists dev1 among the top users; the Usage page groups by user and day over a chosen range, and an
+    inverted range shows a sentence above the form."""
+    for _ in range(2):
+        _request_limit(portal.url)
+    context = _context(browser)
+    try:
+        page = context.new_page()
+        errors = _sign_in(page, portal.url, "admin", "admin-password")
+        page.goto(f"{portal.url}/portal/admin/")
+        assert page.get_by_role("heading", name="Overview", exact=True).is_visible()
+        assert page.get_by_role("img", name="Requests per hour by outcome").is_visible()
+        assert page.get_by_test_id("top-users").get_by_role("link", name="dev1").is_visible()
+        screenshot(page, "admin-overview")
+        screenshot(page, "admin-overview", phone=True)
+
+        page.locator("ul.admin-nav").get_by_role("link", name="Usage").click()
+        page.get_by_label("day").check()
+        page.get_by_role("button", name="Show").click()
+        table = page.get_by_test_id("usage-groups")
+        assert table.get_by_role("cell", name="dev1", exact=True).count() >= 1
+        screenshot(page, "admin-usage")
+        assert errors == []
+        page.get_by_label("From (UTC)").fill("2026-05-10")
+        page.get_by_label("To (UTC, included)").fill("2026-05-01")
+        page.get_by_role("button", name="Show").click()
+        assert page.get_by_role("alert").inner_text() == "The end date must not be before the start date."
+        screenshot(page, "admin-usage-error")
+        assert [error.split(" at ")[0] for error in errors] == [  # the answer's own 400, nothing else
+            "Failed to load resource: the server responded with a status of 400 (Bad Request)"
+        ]
     finally:
         context.close()

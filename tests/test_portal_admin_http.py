@@ -329,6 +329,8 @@ ADMIN_PAGES = (
     "/portal/admin/requests",
     "/portal/admin/models",
     "/portal/admin/audit",
+    "/portal/admin/usage",
+    "/portal/admin/usage.csv?group=user",
 )
 
 

@@ -239,24 +239,28 @@ def test_a_display_name_with_markup_is_shown_as_text(portal: GatewayProcess) -> 
         assert MARKUP not in page
         assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;b&gt;bold&lt;/b&gt;" in page
     with sign_in(portal.url, "admin", "admin-password") as admin:
-        listing = admin.get("/portal/admin/", params={"q": "mark"}).text
+        listing = admin.get("/portal/admin/users", params={"q": "mark"}).text
         assert MARKUP not in listing
         assert "&lt;b&gt;bold&lt;/b&gt;" in listing
 
 
 def test_the_admin_section_is_for_admin_accounts_only(portal: GatewayProcess) -> None:
-    """A developer gets the 403 page and no admin navigation; an admin sees the users list and can search."""
+    """A developer gets the 403 page and no admin navigation; an admin sees the overview at the section's
+    address, and the users list, which they can search."""
     with sign_in(portal.url, "dev1", "openshift") as client:
         refused = client.get("/portal/admin/")
         assert refused.status_code == 403
         assert "administrators only" in refused.text
         assert "/portal/admin/" not in client.get("/portal/").text
     with sign_in(portal.url, "admin", "admin-password") as admin:
-        listing = admin.get("/portal/admin/")
+        landing = admin.get("/portal/admin/")
+        assert landing.status_code == 200
+        assert "<h1>Overview</h1>" in landing.text
+        listing = admin.get("/portal/admin/users")
         assert listing.status_code == 200
         assert "<code>dev1</code>" in listing.text
         assert 'href="/portal/admin/users"' in listing.text
-        found = admin.get("/portal/admin/", params={"q": "DEV2"}).text
+        found = admin.get("/portal/admin/users", params={"q": "DEV2"}).text
         assert "<code>dev2</code>" in found
         assert "<code>dev1</code>" not in found
 
@@ -313,6 +317,10 @@ def test_every_page_has_the_security_headers_and_no_inline_script(portal: Gatewa
             anonymous.get("/portal/no-such-page"),
             admin.get("/portal/"),
             admin.get("/portal/admin/"),
+            admin.get("/portal/admin/usage"),
+            admin.get("/portal/admin/usage", params={"from": "2020-02-30"}),
+            admin.get("/portal/usage"),
+            admin.get("/portal/usage", params={"period": "24h"}),
             admin.get("/portal/keys"),
             admin.get("/portal/keys/revoke-all"),
             admin.get("/portal/models"),

@@ -76,7 +76,7 @@ def test_a_provider_user_signs_in_with_the_button_and_sees_their_tier(
 def test_an_admin_group_member_reaches_the_admin_portal(
     portal: GatewayProcess, context: BrowserContext
 ) -> None:
-    """boss (group idp-admins) signs in the same way and opens /portal/admin/, the users list."""
+    """boss (group idp-admins) signs in the same way and opens /portal/admin/, the admin overview."""
     page = context.new_page()
     _sign_in_at_provider(page, portal, "boss")
     page.wait_for_url(f"{portal.url}/portal/")

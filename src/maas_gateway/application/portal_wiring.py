@@ -87,6 +87,7 @@ def portal_services(
         keys=services.keys,
         own_keys=OwnKeys(services.keys, services.users, lambda: current().config),
         ledger=services.ledger,
+        usage_reports=services.usage_reports,
         actions=actions,
         audit=services.audit,
         settings=lambda: current().config.portal,

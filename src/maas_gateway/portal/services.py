@@ -25,6 +25,7 @@ from maas_gateway.config.schema import GatewayConfig
 from maas_gateway.http.asgi import Scope
 from maas_gateway.limits import Limiter
 from maas_gateway.metering import LedgerWriter
+from maas_gateway.metering.reports import UsageReports
 from maas_gateway.portal.account_service import AccountService
 from maas_gateway.portal.oidc.provider import IdentityProviders
 from maas_gateway.portal.session_manager import SessionManager
@@ -57,7 +58,8 @@ class PortalServices:
     users: UserDirectory  # the users rows; the change watcher makes other replicas' changes visible at once
     keys: KeyService  # keys of every kind; ``keys.repository`` lists users
     own_keys: OwnKeys  # the signed-in user's own keys, under the same rules as /v1/keys
-    ledger: LedgerWriter  # ``ledger.store`` answers usage questions
+    ledger: LedgerWriter  # ``ledger.store`` answers usage questions; ``flush()`` before reading usage
+    usage_reports: UsageReports  # the usage pages' reads, over the ledger's hourly rollups
     actions: AdminActions  # every administrator's change, audited; ``actions.plans`` for plan requests
     audit: AuditLog  # the audit log, read by the admin pages
     settings: Callable[[], PortalSettings]

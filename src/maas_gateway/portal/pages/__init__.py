@@ -8,7 +8,9 @@ from maas_gateway.portal.pages import (
     admin_audit,
     admin_keys,
     admin_models,
+    admin_overview,
     admin_requests,
+    admin_usage,
     admin_users,
     keys,
     models,
@@ -18,6 +20,7 @@ from maas_gateway.portal.pages import (
     playground,
     register,
     sign_in,
+    usage,
 )
 
 __all__ = ["all_pages"]
@@ -28,10 +31,13 @@ _MODULES = (
     register,
     overview,
     keys,
+    usage,
     models,
     playground,
     plan,
+    admin_overview,
     admin_users,
+    admin_usage,
     admin_keys,
     admin_requests,
     admin_models,

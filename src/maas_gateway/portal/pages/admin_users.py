@@ -29,12 +29,6 @@ async def users(context: PageContext) -> Response:
     return await _listing(context)
 
 
-# The admin section's address lists the users until the admin overview takes it over.
-@pages.page("/admin/", title="Users", section="admin", order=20, nav=False)
-async def landing(context: PageContext) -> Response:
-    return await _listing(context)
-
-
 async def _listing(context: PageContext) -> Response:
     query = context.request.query_params.get("q", "").strip()[:200]
     repository = context.services.keys.repository
