@@ -24,7 +24,7 @@ from maas_gateway.capacity import (
     TokenBudget,
 )
 from maas_gateway.capacity.redis_storage import RedisCapacityStorage
-from tests.support.redis_server import RedisServer, single_node_cluster
+from tests.support.redis_server import STORAGE_KINDS, storage_url_of
 
 Contract = Callable[[CapacityStorage], Awaitable[None]]
 NOW = 1_800_000_000.0
@@ -32,20 +32,10 @@ MODEL = SlotClaim("slots:model:m", 2, "capacity")
 USER = SlotClaim("slots:user:u", 1, "quota")
 
 
-@pytest.fixture(scope="module", params=["memory", "redis", "redis-cluster"])
+@pytest.fixture(scope="module", params=STORAGE_KINDS)
 def storage_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One server per kind for the module; each test keeps to keys of its own (a fresh prefix)."""
-    if request.param == "memory":
-        yield ""
-        return
-    directory = tmp_path_factory.mktemp(request.param)
-    if request.param == "redis":
-        server = RedisServer(directory).start()
-        yield server.url
-    else:
-        server = single_node_cluster(directory)
-        yield f"redis+cluster://127.0.0.1:{server.port}/0"
-    server.stop()
+    yield from storage_url_of(request.param, tmp_path_factory.mktemp(request.param))
 
 
 @pytest.fixture

@@ -25,23 +25,13 @@ from maas_gateway.errors import RateLimitError
 from maas_gateway.limits import InMemoryLimitStorage, Limiter, LimitStorage, TokenCharge, rate_limit_headers
 from maas_gateway.limits.redis_storage import RedisLimitStorage
 from tests.support.clock import FakeClock
-from tests.support.redis_server import RedisServer, single_node_cluster
+from tests.support.redis_server import STORAGE_KINDS, storage_url_of
 
 
-@pytest.fixture(scope="module", params=["memory", "redis", "redis-cluster"])
+@pytest.fixture(scope="module", params=STORAGE_KINDS)
 def storage_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One server per kind for the module; every example counts for users, a team and a tier of its own."""
-    if request.param == "memory":
-        yield ""
-        return
-    directory = tmp_path_factory.mktemp(request.param)
-    if request.param == "redis":
-        server = RedisServer(directory).start()
-        yield server.url
-    else:
-        server = single_node_cluster(directory)
-        yield f"redis+cluster://127.0.0.1:{server.port}/0"
-    server.stop()
+    yield from storage_url_of(request.param, tmp_path_factory.mktemp(request.param))
 
 
 def _storage(url: str) -> LimitStorage:

@@ -11,27 +11,17 @@ import pytest
 
 from maas_gateway.proxy.redis_response_owners import RedisResponseOwners
 from maas_gateway.proxy.response_owners import MemoryResponseOwners, ResponseOwner, ResponseOwners
-from tests.support.redis_server import RedisServer, single_node_cluster
+from tests.support.redis_server import STORAGE_KINDS, storage_url_of
 
 Contract = Callable[[ResponseOwners], Awaitable[None]]
 ALICE = ResponseOwner("alice", "model-a", "http://10.0.0.1:8000")
 BOB = ResponseOwner("team:bob", "model-b", "http://user:pw@[fd00::5]:8443/v")
 
 
-@pytest.fixture(scope="module", params=["memory", "redis", "redis-cluster"])
+@pytest.fixture(scope="module", params=STORAGE_KINDS)
 def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One server per kind for the module; each test keeps to keys of its own (a fresh prefix)."""
-    if request.param == "memory":
-        yield ""
-        return
-    directory = tmp_path_factory.mktemp(request.param)
-    if request.param == "redis":
-        server = RedisServer(directory).start()
-        yield server.url
-    else:
-        server = single_node_cluster(directory)
-        yield f"redis+cluster://127.0.0.1:{server.port}/0"
-    server.stop()
+    yield from storage_url_of(request.param, tmp_path_factory.mktemp(request.param))
 
 
 @pytest.fixture

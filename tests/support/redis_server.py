@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import redis
 
 from tests.support.processes import free_port
 
-__all__ = ["RedisServer", "require_binary", "single_node_cluster"]
+__all__ = ["STORAGE_KINDS", "RedisServer", "require_binary", "single_node_cluster", "storage_url_of"]
 
 
 def require_binary(name: str) -> str:
@@ -99,3 +100,24 @@ def single_node_cluster(directory: Path) -> RedisServer:
     finally:
         client.close()
     return server
+
+
+STORAGE_KINDS = ("memory", "redis", "redis-cluster")
+
+
+def storage_url_of(kind: str, directory: Path) -> Iterator[str]:
+    """For a module-scoped fixture over ``STORAGE_KINDS``: ``""`` for in-memory storage, else the URL of
+    a private redis-server (or one-node Redis Cluster) in ``directory``, stopped when the fixture ends."""
+    if kind == "memory":
+        yield ""
+        return
+    if kind == "redis":
+        server = RedisServer(directory).start()
+        url = server.url
+    else:
+        server = single_node_cluster(directory)
+        url = f"redis+cluster://127.0.0.1:{server.port}/0"
+    try:
+        yield url
+    finally:
+        server.stop()
