@@ -62,13 +62,15 @@ def _collect(value: Any, parts: list[str]) -> None:
 class PromptSize:
     """What bounds and estimates a prompt's tokens: its characters, UTF-8 bytes and chat messages, the
     bytes of what a chat template renders besides the text (tool and function definitions, tool calls,
-    a response format; as compact JSON), and the parts that are not text (images, audio, files)."""
+    a response format; as compact JSON), the parts that are not text (images, audio, files), and how
+    many prompts a completion request batches (each gets its own answers)."""
 
     chars: int
     utf8_bytes: int
     messages: int
     structure_bytes: int = 0
     media_parts: int = 0
+    prompts: int = 1
 
     @property
     def estimated_tokens(self) -> int:
@@ -90,7 +92,17 @@ def prompt_size(body: dict[str, Any]) -> PromptSize:
             if isinstance(content, list):
                 media += sum(1 for part in content if isinstance(part, dict) and not _is_text(part))
     structure_bytes = _json_bytes(structure) if structure else 0
-    return PromptSize(len(text), len(text.encode("utf-8")), count, structure_bytes, media)
+    return PromptSize(
+        len(text), len(text.encode("utf-8")), count, structure_bytes, media, _batched(body.get("prompt"))
+    )
+
+
+def _batched(prompt: Any) -> int:
+    """How many prompts a completion's ``prompt`` holds: a list of strings or of token-id lists is a
+    batch, answered prompt by prompt; a string or one list of token ids is one prompt."""
+    if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int):
+        return len(prompt)
+    return 1
 
 
 def _json_bytes(value: Any) -> int:

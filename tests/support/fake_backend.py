@@ -11,6 +11,8 @@ The gateway appends the OpenAI path to a backend URL, so a model whose backend i
 - ``stream-nousage``: an SSE answer that never reports usage.
 - ``stream-stall``: two SSE events, then silence for 3 seconds before the rest.
 - ``busy``: 429 with ``Retry-After: 3``, as a model server at capacity answers.
+- ``batch``: a completion as vLLM answers it: one choice per prompt of a list times ``n`` (or
+  ``best_of``), each ``max_tokens`` tokens long (16 without one), with usage counting them all.
 
 ``GET /{behaviour}/health`` answers 200, as a model server's ``/health`` does for the gateway's checks.
 
@@ -93,6 +95,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         assert request.transport is not None
         request.transport.close()
         return web.Response()
+    if behaviour == "batch":
+        return web.json_response(_batch_answer(orjson.loads(raw)))
     if behaviour == "nousage":
         return web.json_response(chat_answer("twelve chars" * 4, usage=False))
     response = web.StreamResponse(headers={"content-type": "text/event-stream"})
@@ -115,6 +119,30 @@ async def handle(request: web.Request) -> web.StreamResponse:
         await response.write(_event(_chunk(word)))
     await response.write(b"data: [DONE]\n\n")
     return response
+
+
+def _batch_answer(body: dict[str, Any]) -> dict[str, Any]:
+    """What vLLM answers a completion request: every prompt of a batch gets its ``n`` answers, each
+    generating up to ``max_tokens`` tokens (here: exactly that many), one prompt token per prompt."""
+    prompt = body.get("prompt")
+    prompts = 1
+    if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int):
+        prompts = len(prompt)
+    answers = prompts * max(body.get("n") or 1, body.get("best_of") or 1)
+    tokens = body.get("max_tokens") or 16
+    choices = [{"index": index, "text": "x" * tokens, "finish_reason": "length"} for index in range(answers)]
+    usage = {
+        "prompt_tokens": prompts,
+        "completion_tokens": answers * tokens,
+        "total_tokens": prompts + answers * tokens,
+    }
+    return {
+        "id": "cmpl-batch",
+        "object": "text_completion",
+        "model": "fake",
+        "choices": choices,
+        "usage": usage,
+    }
 
 
 async def last(request: web.Request) -> web.Response:

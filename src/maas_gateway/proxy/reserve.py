@@ -59,7 +59,8 @@ async def reserve(
         model.name,
         prompt=prompt,
         output_cap=cap,
-        choices=request.choices if generates else 1,
+        # A batch of prompts (completions) gets its n answers for every prompt.
+        choices=request.choices * size.prompts if generates else 1,
         multiplier=model.token_multiplier,
         price=price,
         team=team,
