@@ -19,6 +19,7 @@ from maas_gateway.admin.audit_api import audit_router
 from maas_gateway.admin.call_log import caller_of
 from maas_gateway.admin.focus import focus_csv
 from maas_gateway.admin.keys_api import keys_router
+from maas_gateway.admin.nul_guard import refuse_nul_characters
 from maas_gateway.admin.plans_api import plans_router
 from maas_gateway.admin.reconcile_api import reconcile_router
 from maas_gateway.admin.services import AdminServices
@@ -62,6 +63,7 @@ def create_admin_app(services: AdminServices) -> FastAPI:
         openapi_url="/admin/openapi.json",
         docs_url=None,  # served from the package below, not from a CDN
         redoc_url=None,
+        dependencies=[Depends(refuse_nul_characters)],  # before any store sees one (admin/nul_guard.py)
     )
     serve_swagger_ui(app, docs_url="/admin/docs", openapi_url="/admin/openapi.json", title=app.title)
 

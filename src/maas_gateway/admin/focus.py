@@ -13,7 +13,7 @@ import io
 import json
 from datetime import UTC, datetime
 
-from maas_gateway.metering import UsageQuery, UsageRow
+from maas_gateway.metering import UsageQuery, UsageRow, defuse_formula
 
 __all__ = ["FOCUS_COLUMNS", "focus_csv"]
 
@@ -28,7 +28,6 @@ FOCUS_COLUMNS = (
     "ConsumedUnit",
     "Tags",
 )
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _iso(moment: float) -> str:
@@ -42,10 +41,6 @@ def _period(row: UsageRow, query: UsageQuery) -> tuple[float, float]:
     if isinstance(day, int):
         return day, day + 86400
     return query.since, query.until
-
-
-def _safe(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
 def focus_csv(rows: list[UsageRow], query: UsageQuery, currency: str) -> str:
@@ -67,10 +62,10 @@ def focus_csv(rows: list[UsageRow], query: UsageQuery, currency: str) -> str:
                 _iso(start),
                 _iso(end),
                 "Usage",
-                _safe(str(model)) if model else "",
+                defuse_formula(str(model)) if model else "",
                 row.total_tokens,
                 "Tokens",
-                _safe(json.dumps(tags, sort_keys=True, ensure_ascii=False)) if tags else "",
+                defuse_formula(json.dumps(tags, sort_keys=True, ensure_ascii=False)) if tags else "",
             ]
         )
     return buffer.getvalue()

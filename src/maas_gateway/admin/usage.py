@@ -4,35 +4,44 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import time
 from datetime import UTC, datetime
 
 from maas_gateway.errors import InvalidRequestError
-from maas_gateway.metering import GROUPS, UsageQuery, UsageRow
+from maas_gateway.metering import GROUPS, UsageQuery, UsageRow, defuse_formula
 from maas_gateway.metering.store import Group
 
 __all__ = ["month_bounds", "parse_groups", "parse_time", "rows_to_csv", "usage_query"]
 
 _DEFAULT_PERIOD = 30 * 86400
+# The last second of the year 9999: the latest moment a date can name, and far inside every column's
+# integer range (an hour or a day of a rollup is stored as whole seconds).
+_LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 
 
 def parse_time(value: str | None, name: str, default: float) -> float:
-    """Unix seconds, or an ISO 8601 date or time (UTC unless it says otherwise)."""
+    """Unix seconds, or an ISO 8601 date or time (UTC unless it says otherwise), from the epoch to the
+    end of the year 9999: NaN, infinity or 1e20 seconds is a 400, not a failure of the database."""
     if value is None or value == "":
         return default
     try:
-        return float(value)
+        moment = float(value)
     except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidRequestError(
+                f"`{name}` must be Unix seconds or an ISO 8601 date such as 2026-11-01.", param=name
+            ) from None
+        moment = (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)).timestamp()
+    if not (math.isfinite(moment) and 0 <= moment <= _LATEST):
         raise InvalidRequestError(
-            f"`{name}` must be Unix seconds or an ISO 8601 date such as 2026-11-01.", param=name
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+            f"`{name}` must be a moment from 1970 to 9999: Unix seconds from 0 to {int(_LATEST)}, or an "
+            "ISO 8601 date such as 2026-11-01.",
+            param=name,
+        )
+    return moment
 
 
 def parse_groups(value: str | None) -> tuple[Group, ...]:
@@ -97,5 +106,7 @@ def rows_to_csv(rows: list[UsageRow], groups: tuple[Group, ...]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow(row.as_dict())
+        # A user's name may start like a formula; quoted, a spreadsheet shows it instead of running it.
+        defused = {name: defuse_formula(row.groups.get(name)) for name in groups}
+        writer.writerow(row.as_dict() | defused)
     return buffer.getvalue()

@@ -5,7 +5,7 @@ from maas_gateway.metering.records import UsageRecord
 from maas_gateway.metering.reports import ReportRange, UsageGroup, UsageReports, UsageTotals
 from maas_gateway.metering.spool import Spool
 from maas_gateway.metering.store import GROUPS, InMemoryLedgerStore, LedgerStore, UsageQuery, UsageRow
-from maas_gateway.metering.usage_csv import usage_csv, usage_csv_lines
+from maas_gateway.metering.usage_csv import defuse_formula, usage_csv, usage_csv_lines
 from maas_gateway.metering.writer import LedgerWriter
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "UsageReports",
     "UsageRow",
     "UsageTotals",
+    "defuse_formula",
     "usage_csv",
     "usage_csv_lines",
 ]

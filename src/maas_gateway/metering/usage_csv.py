@@ -9,7 +9,7 @@ from dataclasses import fields
 
 from maas_gateway.metering.reports import Dimension, UsageGroup, UsageTotals
 
-__all__ = ["CSV_MEASURES", "usage_csv", "usage_csv_lines"]
+__all__ = ["CSV_MEASURES", "defuse_formula", "usage_csv", "usage_csv_lines"]
 
 CSV_MEASURES = (*(field.name for field in fields(UsageTotals)), "errors", "mean_latency_ms")
 # A cell a spreadsheet would run as a formula; a user name comes from an identity provider.
@@ -31,7 +31,7 @@ def usage_csv_lines(groups: Iterable[UsageGroup], group_by: Sequence[Dimension])
     yield line([*group_by, *CSV_MEASURES])
     for group in groups:
         totals = group.totals
-        keys = [_safe(group.key[name]) for name in group_by]
+        keys = [defuse_formula(group.key[name]) for name in group_by]
         measures = [getattr(totals, name) for name in CSV_MEASURES]
         yield line([*keys, *(round(v, 10) if isinstance(v, float) else v for v in measures)])
 
@@ -40,7 +40,9 @@ def usage_csv(groups: Iterable[UsageGroup], group_by: Sequence[Dimension]) -> st
     return "".join(usage_csv_lines(groups, group_by))
 
 
-def _safe(value: str | int | None) -> str | int:
+def defuse_formula(value: str | int | None) -> str | int:
+    """A cell as a spreadsheet shows it, never runs it: text starting like a formula is quoted; ``None``
+    is an empty cell. Every CSV the gateway writes (here, admin/usage.py, admin/focus.py) uses it."""
     if value is None:
         return ""
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
