@@ -74,3 +74,47 @@ def test_n_and_best_of_on_completions_are_reserved(
     assert answered.status_code == 200, answered.text
     assert answered.json()["usage"]["total_tokens"] <= LIMIT
     assert "x-maas-max-tokens-clamped" in answered.headers
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_tokens", -5),
+        ("max_tokens", 0),
+        ("max_tokens", 2.5),
+        ("max_tokens", "100"),
+        ("max_tokens", True),
+        ("n", 0),
+        ("n", -1),
+        ("n", 1.0),
+        ("best_of", "3"),
+    ],
+)
+def test_an_output_cap_or_answer_count_that_is_not_a_positive_integer_is_refused(
+    fake_backend: ServerProcess, gateway_factory: GatewayFactory, field: str, value: Any
+) -> None:
+    """Negative, zero, fractional, string or boolean `max_tokens`, `n` or `best_of` is a
+    400 in OpenAI's shape, and reserves nothing: the whole budget is left for the next request (passes
+    at once)."""
+    gateway = gateway_factory(_reserving(fake_backend.url + "/batch"))
+    refused = _complete(gateway, prompt="Hi", **{field: value})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["type"] == "invalid_request_error"
+    answered = _complete(gateway, prompt="Hi", max_tokens=LIMIT - 30)  # the prompt bounds 26
+    assert answered.status_code == 200, answered.text
+    assert "x-maas-max-tokens-clamped" not in answered.headers
+
+
+def test_a_huge_output_cap_is_lowered_and_a_huge_answer_count_refused(
+    fake_backend: ServerProcess, gateway_factory: GatewayFactory
+) -> None:
+    """`max_tokens` of 2^64-1 is lowered to what remains (and the backend stops there); `n` of 2^63 cannot
+    fit even the minimal answer, so it is a 429 naming the numbers, not an overflow (passes at once)."""
+    gateway = gateway_factory(_reserving(fake_backend.url + "/batch"))
+    refused = _complete(gateway, prompt="Hi", max_tokens=16, n=2**63)
+    assert refused.status_code == 429, refused.text
+    assert "remain" in refused.json()["error"]["message"]
+    answered = _complete(gateway, prompt="Hi", max_tokens=2**64 - 1)
+    assert answered.status_code == 200, answered.text
+    assert answered.headers["x-maas-max-tokens-clamped"].startswith(f"{2**64 - 1} -> ")
+    assert answered.json()["usage"]["total_tokens"] <= LIMIT
