@@ -171,3 +171,43 @@ def test_a_team_limit_binds_across_two_users_on_two_replicas(
             )
     finally:
         redis.stop()
+
+
+def test_a_member_who_leaves_a_team_can_no_longer_charge_it(
+    simulator: ServerProcess, gateway_factory: GatewayFactory, tmp_path: Path, database_url: str
+) -> None:
+    """premiumuser1 makes a key for `research` and then leaves the team: the key is revoked with the
+    membership (a 401 from then on, its revocation audited), so the team's budget no longer pays for
+    someone outside it; their key for no team goes on, and a new key for the team is refused."""
+    gateway = gateway_factory(ledger_config(simulator.url, database_url, tmp_path / "spool"))
+    assert _admin(gateway, "POST", "/admin/teams", json={"name": "research"}).status_code == 201
+    _admin(gateway, "POST", "/admin/teams/research/members", json={"user": "premiumuser1"})
+    keys = gateway.url + "/v1/keys"
+    member = {"Authorization": "Bearer premiumuser1_key"}
+    team_key = httpx.post(keys, json={"name": "research", "team": "research"}, headers=member).json()
+    own_key = httpx.post(keys, json={"name": "mine"}, headers=member).json()
+
+    def status(key: str) -> int:
+        answer = httpx.post(
+            gateway.url + "/v1/chat/completions",
+            json={
+                "model": "simulator-model",
+                "messages": [{"role": "user", "content": "Hi"}],
+                "max_tokens": 1,
+            },
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+        return answer.status_code
+
+    assert status(team_key["key"]) == 200
+    left = _admin(gateway, "DELETE", "/admin/teams/research/members/premiumuser1")
+    assert left.status_code == 200, left.text
+    assert status(team_key["key"]) == 401
+    assert status(own_key["key"]) == 200
+    again = httpx.post(keys, json={"name": "again", "team": "research"}, headers=member)
+    assert again.status_code == 400
+    audit = _admin(gateway, "GET", "/admin/audit").json()["data"]
+    removal = next(entry for entry in audit if entry["action"] == "team.member_remove")
+    assert removal["details"]["revoked_keys"] == [team_key["id"]]
+    assert ("key.revoke", team_key["id"]) in [(entry["action"], entry["subject"]) for entry in audit]

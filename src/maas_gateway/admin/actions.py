@@ -40,6 +40,7 @@ class Keep(enum.Enum):
 
 
 KEEP = Keep.KEEP
+_PAGE = 200  # keys per page while looking for a user's keys of a team
 
 
 class AdminActions:
@@ -60,7 +61,8 @@ class AdminActions:
         self.audit = audit
         self._config = config
         self._clock = clock
-        self.teams = TeamActions(teams if teams is not None else InMemoryTeamStore(), self._record, clock)
+        store = teams if teams is not None else InMemoryTeamStore()
+        self.teams = TeamActions(store, self._record, clock, self._revoke_team_keys)
 
     @property
     def repository(self) -> KeyRepository:
@@ -204,6 +206,27 @@ class AdminActions:
     async def revoke_key(self, actor: Actor, key_id: str) -> StoredKey:
         revoked = await self.keys.revoke(key_id, owner=None)
         await self._record(actor, "key.revoke", key_id, {"user": revoked.user, "name": revoked.name})
+        return revoked
+
+    async def _revoke_team_keys(self, actor: Actor, user: str, team: str) -> list[str]:
+        """Revoke ``user``'s active keys for ``team`` (they left it), each audited; the ids revoked."""
+        found: list[str] = []
+        page = 1
+        while True:  # collected first: revoking while paging would shift the pages
+            listed = await self.keys.list(owner=user, page=page, page_size=_PAGE)
+            found += [key.key_id for key in listed.keys if key.team == team]
+            if page * _PAGE >= listed.total:
+                break
+            page += 1
+        revoked = []
+        for key_id in found:
+            try:
+                await self.keys.revoke(key_id, owner=None)
+            except NotFoundError:  # revoked or purged meanwhile
+                continue
+            details = {"user": user, "reason": f"The user left the team '{team}'."}
+            await self._record(actor, "key.revoke", key_id, details)
+            revoked.append(key_id)
         return revoked
 
     async def rotate_key(

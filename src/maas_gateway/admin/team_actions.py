@@ -2,7 +2,8 @@
 
 Part of ``AdminActions`` (``actions.teams``), so the admin API, the CLI (through the API) and the portal
 share one implementation and one audit entry per change. A key's team is checked here too: its owner
-must be a member.
+must be a member, and stays one: a member who leaves a team loses their keys for it (revoked with the
+membership), so a team's budget never pays for someone outside it.
 """
 
 from __future__ import annotations
@@ -20,13 +21,26 @@ __all__ = ["TeamActions"]
 
 _NAME = re.compile(TEAM_NAME)
 Record = Callable[[Actor, str, str, dict[str, Any]], Awaitable[None]]
+RevokeTeamKeys = Callable[[Actor, str, str], Awaitable[list[str]]]
+"""Revoke a user's active keys for a team (each audited); the ids revoked."""
+
+
+async def _no_keys(actor: Actor, user: str, team: str) -> list[str]:
+    return []
 
 
 class TeamActions:
-    def __init__(self, store: TeamStore, record: Record, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: TeamStore,
+        record: Record,
+        clock: Callable[[], float] = time.time,
+        revoke_keys: RevokeTeamKeys = _no_keys,
+    ) -> None:
         self.store = store
         self._record = record
         self._clock = clock
+        self._revoke_keys = revoke_keys
 
     async def find(self, name: str) -> Team:
         team = await self.store.get(name)
@@ -67,12 +81,15 @@ class TeamActions:
         return await self.store.members(name)
 
     async def remove_member(self, actor: Actor, name: str, user: str) -> list[str]:
+        """Remove a member and revoke their keys for the team: a key charges its team only while its
+        owner belongs to it (their other keys go on)."""
         await self.find(name)
         if not await self.store.remove_member(name, user):
             raise NotFoundError(
                 f"The user '{user}' is not a member of the team '{name}'.", code="member_not_found"
             )
-        await self._record(actor, "team.member_remove", name, {"user": user})
+        revoked = await self._revoke_keys(actor, user, name)
+        await self._record(actor, "team.member_remove", name, {"user": user, "revoked_keys": revoked})
         return await self.store.members(name)
 
     async def check_key_team(self, user: str, team: str | None) -> None:

@@ -82,7 +82,7 @@ def teams_router(
 
     @router.delete("/admin/teams/{name}/members/{user}", tags=["admin: teams"])
     async def remove_member(name: str, user: str, who: Annotated[Actor, Depends(actor)]) -> TeamOut:
-        """Remove a user from the team; their keys made for it keep charging it until revoked."""
+        """Remove a user from the team; their keys made for it are revoked (audited), their others go on."""
         members = await teams.remove_member(who, name, user)
         return TeamOut.of(await teams.find(name), members)
 
