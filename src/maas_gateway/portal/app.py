@@ -1,8 +1,9 @@
 """The portal as an ASGI application: Starlette routing over the registered pages, server-rendered.
 
-Every page passes the same door (``_door``): who is signed in, whether the page's section allows them,
-and, for any method but GET and HEAD, the CSRF token of their session (or, on the sign-in form, of the
-sign-in cookie). Failures are pages (404, 403, 429, 500), never tracebacks.
+Every page passes the same door (``_door``): no NUL character in its query or form, who is signed in,
+whether the page's section allows them, and, for any method but GET and HEAD, the CSRF token of their
+session (or, on the sign-in form, of the sign-in cookie). Failures are pages (404, 403, 429, 500), never
+tracebacks.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ def _door(
     """The Starlette endpoint of ``page``: sign-in, section and CSRF checks, then the page function."""
 
     async def endpoint(request: Request) -> Response:
+        await _refuse_nul_characters(request)
         new_sign_in_token = None
         if page.section == "public":
             current = await signed_in(request, services)
@@ -126,6 +128,30 @@ def _door(
         return response
 
     return endpoint
+
+
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def _refuse_nul_characters(request: Request) -> None:
+    """A 400 page for a NUL character in the query or a form: PostgreSQL's text cannot hold one (that
+    was a 500, even on the sign-in form), and no name or text here has a use for it."""
+    texts = [
+        *request.path_params.values(),
+        *(part for pair in request.query_params.multi_items() for part in pair),
+    ]
+    if request.method not in _SAFE_METHODS and request.headers.get("content-type", "").startswith(_FORMS):
+        form = await request.form()  # read once: Starlette keeps it for the page and the CSRF check
+        texts += [
+            part for name, value in form.multi_items() for part in (name, value) if isinstance(part, str)
+        ]
+    if any("\x00" in str(text) for text in texts):
+        raise PageError(
+            400,
+            _STATUS_TITLES[400],
+            "A field of this form or address contains a NUL character, which no name or text here may "
+            "hold. Remove it and try again.",
+        )
 
 
 async def _check_csrf(request: Request, expected: str | None) -> None:
