@@ -41,6 +41,7 @@ from maas_gateway.auth.key_repository import IdentityChange
 from maas_gateway.balancing import polls
 from maas_gateway.config import ConfigError, load_config
 from maas_gateway.config.schema import GatewayConfig
+from maas_gateway.config.unpriced import unpriced_warning
 from maas_gateway.http.asgi import Scope, request_header
 from maas_gateway.http.forwarded import client_address
 from maas_gateway.metrics.endpoint import MetricsEndpoint
@@ -132,6 +133,8 @@ class Application:
 
     async def start(self) -> None:
         services = self.services
+        if (warning := unpriced_warning(self._snapshot.config)) is not None:
+            logger.warning(warning)
         await services.ledger.start()
         keys = services.keys
         self._background.start(
@@ -206,6 +209,8 @@ class Application:
             logger.error("Reload refused; the running configuration stays in force. %s", exc)
             return ReloadOutcome(refusal=str(exc))
         logger.info("Reloaded %s: models, keys, tiers and limits are in force.", self.config_path)
+        if (warning := unpriced_warning(self._snapshot.config)) is not None:
+            logger.warning(warning)
         if restart:
             logger.warning("Changes to %s take effect only after a restart.", ", ".join(restart))
         return ReloadOutcome(needs_restart=tuple(restart))

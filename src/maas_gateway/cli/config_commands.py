@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from maas_gateway.config import ConfigError, demo_config_text, load_config
+from maas_gateway.config.unpriced import unpriced_warning
 
 app = typer.Typer(help="Print or check configuration files.", no_args_is_help=True)
 
@@ -30,3 +31,5 @@ def validate(path: Annotated[Path, typer.Argument(help="The YAML file to check."
         f"{path} is valid: {len(config.models)} models, {len(config.tiers)} tiers, "
         f"{len(config.api_keys)} API keys."
     )
+    if (warning := unpriced_warning(config)) is not None:
+        typer.secho(f"Warning: {warning}", err=True, fg=typer.colors.YELLOW)
