@@ -17,6 +17,7 @@ from openai import OpenAI
 from tests.support.configs import demo_dict
 from tests.support.gateways import GatewayFactory
 from tests.support.ledger import ADMIN, ADMIN_KEY, ledger_config
+from tests.support.limits import wait_for_fresh_window
 from tests.support.polling import wait_until
 from tests.support.postgres_server import throwaway_database
 from tests.support.processes import ServerProcess, maas
@@ -211,3 +212,44 @@ def test_a_member_who_leaves_a_team_can_no_longer_charge_it(
     removal = next(entry for entry in audit if entry["action"] == "team.member_remove")
     assert removal["details"]["revoked_keys"] == [team_key["id"]]
     assert ("key.revoke", team_key["id"]) in [(entry["action"], entry["subject"]) for entry in audit]
+
+
+def test_a_member_of_two_teams_spends_each_budget_only_with_its_keys(
+    simulator: ServerProcess, gateway_factory: GatewayFactory
+) -> None:
+    """alice belongs to `red` and `blue`, each allowed 2 requests a day, and holds a key of each: the red
+    key's third request is refused naming `red` while the blue key still has both of blue's, and then is
+    refused naming `blue`; neither key spends the other team's budget (passes at once)."""
+    wait_for_fresh_window(86400)  # a calendar day in UTC: a test at midnight would see the budgets refill
+    config = demo_dict(simulator.url)
+    config["teams"] = {
+        name: {"limits": [{"limit": 2, "unit": "requests", "window": "day"}]} for name in ("red", "blue")
+    }
+    config["api_keys"] += [
+        {"user": "alice", "tier": "premium", "key": f"alice-{name}-key", "team": name}
+        for name in ("red", "blue")
+    ]
+    gateway = gateway_factory(config)
+
+    def send(key: str) -> tuple[int, str]:
+        answer = httpx.post(
+            gateway.url + "/v1/chat/completions",
+            json={
+                "model": "simulator-model",
+                "messages": [{"role": "user", "content": "Hi"}],
+                "max_tokens": 1,
+            },
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+        message = answer.json()["error"]["message"] if answer.status_code != 200 else ""
+        return answer.status_code, message
+
+    assert [send("alice-red-key")[0] for _ in range(2)] == [200, 200]
+    status, message = send("alice-red-key")
+    assert status == 429
+    assert "the team 'red'" in message
+    assert [send("alice-blue-key")[0] for _ in range(2)] == [200, 200]
+    status, message = send("alice-blue-key")
+    assert status == 429
+    assert "the team 'blue'" in message
