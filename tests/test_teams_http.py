@@ -179,7 +179,8 @@ def test_a_member_who_leaves_a_team_can_no_longer_charge_it(
 ) -> None:
     """premiumuser1 makes a key for `research` and then leaves the team: the key is revoked with the
     membership (a 401 from then on, its revocation audited), so the team's budget no longer pays for
-    someone outside it; their key for no team goes on, and a new key for the team is refused."""
+    someone outside it; their key for no team goes on, and a new key for the team is refused. Back in the
+    team with a new key, deleting the team revokes that key as well."""
     gateway = gateway_factory(ledger_config(simulator.url, database_url, tmp_path / "spool"))
     assert _admin(gateway, "POST", "/admin/teams", json={"name": "research"}).status_code == 201
     _admin(gateway, "POST", "/admin/teams/research/members", json={"user": "premiumuser1"})
@@ -212,6 +213,16 @@ def test_a_member_who_leaves_a_team_can_no_longer_charge_it(
     removal = next(entry for entry in audit if entry["action"] == "team.member_remove")
     assert removal["details"]["revoked_keys"] == [team_key["id"]]
     assert ("key.revoke", team_key["id"]) in [(entry["action"], entry["subject"]) for entry in audit]
+
+    # Deleting the team revokes the remaining members' keys for it too: a team made again under the same
+    # name starts with no one's old keys.
+    _admin(gateway, "POST", "/admin/teams/research/members", json={"user": "premiumuser1"})
+    second = httpx.post(keys, json={"name": "second", "team": "research"}, headers=member).json()
+    assert status(second["key"]) == 200
+    assert _admin(gateway, "DELETE", "/admin/teams/research").status_code == 204
+    assert _admin(gateway, "POST", "/admin/teams", json={"name": "research"}).status_code == 201
+    assert status(second["key"]) == 401
+    assert status(own_key["key"]) == 200
 
 
 def test_a_member_of_two_teams_spends_each_budget_only_with_its_keys(

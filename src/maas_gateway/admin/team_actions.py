@@ -62,12 +62,14 @@ class TeamActions:
         return team
 
     async def delete(self, actor: Actor, name: str) -> None:
-        """Delete a team and its memberships. Keys created for it keep its name in their usage, so past
-        and future reports still show where the money went."""
+        """Delete a team and its memberships, and revoke its members' keys for it (as if each left it):
+        a team created later under the same name starts with no one's old keys. Usage already charged
+        keeps the name, so reports still show where the money went."""
         members = await self.store.members(name)
         if not await self.store.delete(name):
             raise NotFoundError(f"There is no team '{name}'.", code="team_not_found")
-        await self._record(actor, "team.delete", name, {"members": members})
+        revoked = [key for user in members for key in await self._revoke_keys(actor, user, name)]
+        await self._record(actor, "team.delete", name, {"members": members, "revoked_keys": revoked})
 
     async def add_member(self, actor: Actor, name: str, user: str) -> list[str]:
         await self.find(name)

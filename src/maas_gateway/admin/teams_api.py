@@ -70,7 +70,8 @@ def teams_router(
 
     @router.delete("/admin/teams/{name}", status_code=204, tags=["admin: teams"])
     async def delete_team(name: str, who: Annotated[Actor, Depends(actor)]) -> Response:
-        """Delete a team and its memberships; usage already charged to it stays in the reports."""
+        """Delete a team and its memberships, revoking its members' keys for it; usage already charged to
+        it stays in the reports."""
         await teams.delete(who, name)
         return Response(status_code=204)
 
