@@ -176,3 +176,34 @@ def test_two_senders_claiming_at_once_never_share_an_alert(run: Callable[[Contra
         assert len(ids) == len(set(ids)) == 40
 
     run(contract)
+
+
+def test_listed_alerts_are_newest_first_narrowed_to_owners_and_open_windows(
+    run: Callable[[Contract], None],
+) -> None:
+    """The portal's listing: newest first with each alert's delivery state, only the owners asked for
+    (a team's budget is 'team:NAME'), only windows ending after the time given, at most ``limit``."""
+
+    async def contract(outbox: AlertOutbox) -> None:
+        await outbox.enqueue(_event("mine", threshold=50, created_at=4000.0))
+        await outbox.enqueue(_event("team", user="team:research", threshold=50, created_at=4100.0))
+        await outbox.enqueue(_event("other", user="team:secret", threshold=50, created_at=4200.0))
+        await outbox.enqueue(_event("old", threshold=80, window_start=0, window_end=3600, created_at=3000.0))
+        claimed = (await outbox.claim(now=4300.0, lease=60.0, limit=1))[0]
+        assert claimed.event.alert_id == "old"
+        await outbox.give_up(claimed, 4301.0, "The webhook answered 500.")
+
+        everyone = await outbox.listed()
+        assert [record.event.alert_id for record in everyone] == ["other", "team", "mine", "old"]
+        assert everyone[-1].state.state == "failed"
+        assert everyone[-1].state.attempts == 1
+        assert everyone[-1].state.last_error == "The webhook answered 500."
+        assert everyone[0].state.state == "pending"
+
+        mine = await outbox.listed(owners=["alice", "team:research"], ending_after=4300.0)
+        assert [record.event.alert_id for record in mine] == ["team", "mine"]
+        assert [r.event.alert_id for r in await outbox.listed(owners=["alice"])] == ["mine", "old"]
+        assert [r.event.alert_id for r in await outbox.listed(limit=2)] == ["other", "team"]
+        assert await outbox.listed(owners=[]) == []
+
+    run(contract)

@@ -11,10 +11,11 @@ receivers drop repeats by the alert's id (docs/alerts.md).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from maas_gateway.alerts.events import AlertEvent, AlertState, ClaimedAlert
+from maas_gateway.alerts.events import AlertEvent, AlertRecord, AlertState, ClaimedAlert
 
 __all__ = ["MAX_ERROR_LENGTH", "AlertOutbox", "InMemoryAlertOutbox"]
 
@@ -49,6 +50,14 @@ class AlertOutbox(Protocol):
 
     async def state(self, alert_id: str) -> AlertState | None:
         """Where the alert stands, or ``None`` if there is no such alert."""
+        ...
+
+    async def listed(
+        self, *, owners: Sequence[str] | None = None, ending_after: float = 0.0, limit: int = 100
+    ) -> list[AlertRecord]:
+        """Up to ``limit`` alerts, newest first: of budgets owned by ``owners`` only (a user's name,
+        ``team:NAME``, ``tier:NAME``, ``global``; ``None``: everyone's) whose window ends after
+        ``ending_after``. What the portal shows; never used to decide or deliver an alert."""
         ...
 
     async def aclose(self) -> None: ...
@@ -129,6 +138,18 @@ class InMemoryAlertOutbox:
     async def state(self, alert_id: str) -> AlertState | None:
         row = self._rows.get(alert_id)
         return None if row is None else row.status
+
+    async def listed(
+        self, *, owners: Sequence[str] | None = None, ending_after: float = 0.0, limit: int = 100
+    ) -> list[AlertRecord]:
+        wanted = None if owners is None else set(owners)
+        rows = [
+            row
+            for row in self._rows.values()
+            if (wanted is None or row.event.user in wanted) and row.event.window_end > ending_after
+        ]
+        rows.sort(key=lambda row: (row.event.created_at, row.event.alert_id), reverse=True)
+        return [AlertRecord(row.event, row.status) for row in rows[:limit]]
 
     async def aclose(self) -> None:
         return None

@@ -11,13 +11,14 @@ taken twice. SQLite runs one writer at a time, which gives the same.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from maas_gateway.alerts.events import AlertEvent, AlertState, ClaimedAlert
+from maas_gateway.alerts.events import AlertEvent, AlertRecord, AlertState, ClaimedAlert
 from maas_gateway.alerts.outbox import MAX_ERROR_LENGTH
 from maas_gateway.alerts.tables import alert_outbox
 from maas_gateway.database import Database
@@ -116,6 +117,18 @@ class SqlAlertOutbox:
             return None
         return AlertState(row[0], int(row[1]), float(row[2]), row[3], row[4])
 
+    async def listed(
+        self, *, owners: Sequence[str] | None = None, ending_after: float = 0.0, limit: int = 100
+    ) -> list[AlertRecord]:
+        statement = select(alert_outbox).where(_t.window_end > ending_after)
+        if owners is not None:
+            statement = statement.where(_t.user.in_(list(owners)))
+        statement = statement.order_by(_t.created_at.desc(), _t.alert_id.desc()).limit(limit)
+        await self.database.ready()
+        async with self.database.engine.connect() as connection:
+            rows = (await connection.execute(statement)).mappings().all()
+        return [AlertRecord(_event(row), _state(row)) for row in rows]
+
     async def aclose(self) -> None:
         return None  # the database is shared; its owner closes it
 
@@ -135,4 +148,15 @@ def _event(row: Any) -> AlertEvent:
         threshold=int(row["threshold"]),
         used=int(row["used"]),
         created_at=float(row["created_at"]),
+    )
+
+
+def _state(row: Any) -> AlertState:
+    delivered_at = row["delivered_at"]
+    return AlertState(
+        row["state"],
+        int(row["attempts"]),
+        float(row["next_attempt_at"]),
+        None if delivered_at is None else float(delivered_at),
+        row["last_error"],
     )
