@@ -60,7 +60,8 @@ class Budget:
         """``units`` of this budget as a person reads them: ``12.50 EUR``, ``1,034 tokens``."""
         if self.unit == "cost":
             return micros_text(units, self.currency)
-        return f"{units:,} {self.unit.replace('_', ' ')}"
+        unit = self.unit.replace("_", " ")
+        return f"{units:,} {unit.removesuffix('s') if units == 1 else unit}"
 
     @property
     def resets_at(self) -> str:
