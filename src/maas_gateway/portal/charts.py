@@ -111,8 +111,8 @@ def stacked_chart(
                 labelled=position % every == 0,
             )
         )
-    ticks = tuple(
-        Tick(round(HEIGHT - BOTTOM - plot * step / 4, 2), _number(top * step / 4, currency))
+    ticks = tuple(  # the axis has room for a number only: a money chart's title names its currency
+        Tick(round(HEIGHT - BOTTOM - plot * step / 4, 2), _number(top * step / 4, currency, code=False))
         for step in range(5)
     )
     whole = sum(totals.values())
@@ -136,9 +136,10 @@ def _nice(peak: float) -> float:
     return 10.0 * power
 
 
-def _number(value: float, currency: str | None) -> str:
+def _number(value: float, currency: str | None, *, code: bool = True) -> str:
     if currency:
-        return amount_text(value, currency, 4 if value < 1 else 2)
+        text = amount_text(value, currency, 4 if value < 1 else 2)
+        return text if code else text.removesuffix(f" {currency}")
     if value >= 1_000_000:
         return f"{value / 1_000_000:,.1f}M"
     if value >= 10_000:

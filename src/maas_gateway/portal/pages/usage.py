@@ -60,7 +60,7 @@ async def usage(context: PageContext) -> Response:
             unit="tokens",
         ),
         stacked_chart(
-            f"Cost per {unit} and model",
+            f"Cost ({services.config().pricing.currency}) per {unit} and model",
             by_bucket(groups, buckets, period.bucket, "model", lambda t: t.cost),
             unit="in cost",
             currency=services.config().pricing.currency,
