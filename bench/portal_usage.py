@@ -19,19 +19,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
-from alembic import command
-from sqlalchemy import Connection, func, select, text
-
+from ledger_load import insert_records, median_p95, migrate, rollup_rows, throwaway_database, vacuum_analyze
 from maas_gateway.database import Database
-from maas_gateway.database.migrations import alembic_config
 from maas_gateway.metering import ReportRange, UsageQuery, usage_csv
 from maas_gateway.metering.reports import Dimension
 from maas_gateway.metering.sql_reports import SqlUsageReports
@@ -41,67 +35,26 @@ from portal_pages import measure_pages
 
 __all__ = ["main"]
 
-SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 DAY = 86400
 BUDGET_MS = 200.0
-
-# One row per g: deterministic, spread evenly over the period, every outcome present. User and model are
-# hashes of g, independent of each other and of the time, so each user's records are scattered over the
-# whole period and its models (no user-sorted table that would flatter the per-user queries). Uniform
-# over users is the rollups' worst case: real traffic is skewed, and a heavy user's hour is one row.
-LOAD = """
-INSERT INTO usage_records (request_id, created_at, hour, "user", tier, key_id, model, endpoint, status,
-    prompt_tokens, completion_tokens, total_tokens, charged_tokens, cost, streamed, rate_limited,
-    usage_estimated, latency_ms, failed)
-SELECT 'req-' || g, at, floor(at / 3600)::int, 'user-' || u,
-    (ARRAY['free', 'premium', 'enterprise'])[u % 3 + 1],
-    'key-' || u || '-' || (g % 2), CASE WHEN g % 997 = 0 THEN NULL ELSE 'model-' || m END,
-    CASE WHEN g % 9 = 0 THEN '/v1/embeddings' ELSE '/v1/chat/completions' END,
-    CASE WHEN g % 50 = 0 THEN 429 WHEN g % 97 = 0 THEN 502 WHEN g % 211 = 0 THEN 400 ELSE 200 END,
-    p, c, p + c, p + c, (p * 0.0005 + c * 0.0015) / 1000, g % 3 = 0, g % 50 = 0, false,
-    100 + g % 900, g % 50 <> 0 AND g % 97 = 0
-FROM (
-    SELECT g, :start + ((g * 7919) % :records)::float8 * :span / :records AS at,
-           abs(hashtext('u' || g)) % :users AS u, abs(hashtext('m' || g)) % :models AS m,
-           50 + g % 400 AS p, 10 + g % 300 AS c
-    FROM generate_series(1::bigint, :records) AS g
-) AS series
-"""
-
-
-def _migrate(connection: Connection, revision: str) -> None:
-    command.upgrade(alembic_config(connection), revision)
 
 
 async def _load(url: str, records: int, days: int, users: int, models: int, now: float) -> dict[str, float]:
     """Load the raw records at revision 0004, then upgrade (the backfill); the seconds each took."""
     database = Database(url, migrate=False)
     timings: dict[str, float] = {}
-    async with database.engine.begin() as connection:
-        await connection.run_sync(_migrate, "0004")
+    await migrate(database, "0004")
     started = time.perf_counter()
     async with database.engine.begin() as connection:
-        await connection.execute(
-            text(LOAD),
-            {
-                "start": now - days * DAY,
-                "span": days * DAY,
-                "records": records,
-                "users": users,
-                "models": models,
-            },
+        await insert_records(
+            connection, records=records, start=now - days * DAY, span=days * DAY, users=users, models=models
         )
     timings["load"] = time.perf_counter() - started
     started = time.perf_counter()
-    async with database.engine.begin() as connection:
-        await connection.run_sync(_migrate, "head")
+    await migrate(database, "head")
     timings["backfill"] = time.perf_counter() - started
-    async with database.engine.connect() as connection:
-        await connection.execute(text("COMMIT"))
-        await connection.execute(text("VACUUM ANALYZE"))  # as autovacuum would soon after a bulk load
-        for table in ROLLUP_TABLES:
-            count = (await connection.execute(select(func.count()).select_from(table))).scalar_one()
-            timings[table.name] = float(count)
+    await vacuum_analyze(database)
+    timings.update((name, float(count)) for name, count in (await rollup_rows(database)).items())
     await database.aclose()
     return timings
 
@@ -181,19 +134,9 @@ async def _measure(url: str, now: float, users: int, runs: int) -> list[tuple[st
             started = time.perf_counter()
             await page(run)
             times.append((time.perf_counter() - started) * 1000)
-        times.sort()
-        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-        results.append((name, statistics.median(times), p95))
+        results.append((name, *median_p95(times)))
     await database.aclose()
     return results
-
-
-async def _server(statement: str) -> None:
-    connection = await asyncpg.connect(SERVER)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 def main() -> None:
@@ -208,10 +151,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database and print its URL")
     parser.add_argument("--pages-only", action="store_true", help="time the rendered pages, not the queries")
     args = parser.parse_args()
-    name = f"maas_bench_portal_{uuid.uuid4().hex[:8]}"
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    asyncio.run(_server(f'CREATE DATABASE "{name}"'))
-    try:
+    with throwaway_database("maas_bench_portal", keep=args.keep) as url:
         now = time.time()
         timings = asyncio.run(_load(url, args.records, args.days, args.users, args.models, now))
         print(
@@ -228,11 +168,6 @@ def main() -> None:
         )
         for page, median, p95 in rows:
             print(f"| {page} | {median:.1f} | {p95:.1f} | {'yes' if p95 < BUDGET_MS else 'NO'} |", flush=True)
-    finally:
-        if args.keep:
-            print(f"\nkept: {url}")
-        else:
-            asyncio.run(_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":
