@@ -99,6 +99,20 @@ def _pages(reports: SqlUsageReports, store: SqlLedgerStore, now: float, users: i
 
         return page
 
+    def admin_usage_keyset(offset: int) -> Callable[[int], Awaitable[None]]:
+        """The same page read from the key of the group before it (the portal's "Next page" link)."""
+        groups: tuple[Dimension, ...] = ("user", "model", "day")
+        keys: list[list[str | int | None]] = []
+
+        async def page(run: int) -> None:
+            if not keys:  # in the warm-up: the key of the group before the page, found by offset
+                [before] = await reports.breakdown(month, groups, limit=1, offset=offset - 1)
+                keys.append(list(before.key.values()))
+            await reports.totals(month)
+            await reports.breakdown(month, groups, limit=100, after=keys[0])
+
+        return page
+
     def admin_grouped(group: str) -> Callable[[int], Awaitable[None]]:
         async def page(run: int) -> None:
             await reports.breakdown(month, (group,), limit=100)  # type: ignore[arg-type]  # a literal
@@ -123,6 +137,10 @@ def _pages(reports: SqlUsageReports, store: SqlLedgerStore, now: float, users: i
         "admin usage 30 d by user, model, day (a page of 100)": admin_usage,
         **{
             f"admin usage 30 d by user, model, day (100 at offset {offset:,})": admin_usage_deep(offset)
+            for offset in (1_000, 50_000, 250_000)
+        },
+        **{
+            f"admin usage 30 d by user, model, day (100 after key {offset:,})": admin_usage_keyset(offset)
             for offset in (1_000, 50_000, 250_000)
         },
         "admin usage 30 d by tier": admin_grouped("tier"),

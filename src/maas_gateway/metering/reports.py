@@ -9,7 +9,7 @@ SQL implementation (``sql_reports.py``) and the in-memory one (``memory_reports.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -25,6 +25,7 @@ __all__ = [
     "UsageReports",
     "UsageTotals",
     "check_dimensions",
+    "group_order",
 ]
 
 Dimension = Literal["user", "tier", "model", "endpoint", "key_id", "outcome", "day", "hour", "team"]
@@ -145,10 +146,14 @@ class UsageReports(Protocol):
         user: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        after: Sequence[str | int | None] | None = None,
     ) -> list[UsageGroup]:
         """One group per combination of ``group_by`` that has usage, ordered by each dimension in turn
-        (strings by code point, missing models last); ``limit`` and ``offset`` page through them. A
-        developer's daily series per model is ``breakdown(period, ("day", "model"), user=...)``."""
+        (strings by code point, missing models last); ``limit`` and ``offset`` page through them. With
+        ``after`` (the key of the last group of the page before, its values in ``group_by`` order) the
+        page starts just after that group, and ``offset`` counts from there: keyset paging, which over a
+        breakdown led by the user costs the same however deep the page. A developer's daily series per
+        model is ``breakdown(period, ("day", "model"), user=...)``."""
         ...
 
     async def top(
@@ -160,6 +165,12 @@ class UsageReports(Protocol):
     async def recent_calls(self, user: str, limit: int = 20) -> list[UsageRecord]:
         """The user's latest raw records, newest first (the in-memory ledger keeps only the last few)."""
         ...
+
+
+def group_order(values: Iterable[str | int | None]) -> tuple[tuple[bool, str | int], ...]:
+    """A sort key of a group's key values in breakdown order: each value ascending (strings by code
+    point, as Python compares them), None after every value."""
+    return tuple((value is None, "" if value is None else value) for value in values)
 
 
 def check_dimensions(group_by: Sequence[str]) -> None:
