@@ -13,6 +13,7 @@ times each usage page's whole server-side render through the portal's ASGI app i
     .venv/bin/python bench/portal_usage.py                      # 1,000,000 records, 20 runs
     .venv/bin/python bench/portal_usage.py --records 100000 --runs 5
     .venv/bin/python bench/portal_usage.py --pages-only          # only the pages' server-side render
+    .venv/bin/python bench/portal_usage.py --only "after key"    # only those queries (deep pages by key)
 """
 
 from __future__ import annotations
