@@ -227,7 +227,7 @@ def test_admin_breakdown_orders_by_code_point_and_pages(run: Callable[[Contract]
 def test_keyset_paging_returns_every_group_exactly_once(run: Callable[[Contract], None]) -> None:
     """Paging by the key of each page's last group (a breakdown led by the user, read user by user in
     SQL, and one that is not) returns every group once, in order, whatever the page size; the same key
-    with an offset skips within the rest."""
+    with an offset skips within the rest; a key that does not fit the dimensions is refused."""
 
     async def contract(store: LedgerStore, reports: UsageReports) -> None:
         users = ["Zed", "alice", "bob", "<b>bob</b>", "carol", "dave", "erin"]
@@ -253,6 +253,8 @@ def test_keyset_paging_returns_every_group_exactly_once(run: Callable[[Contract]
                 assert seen == every, (group_by, size)
             skipped = await reports.breakdown(period, group_by, limit=2, offset=3, after=every[1])
             assert [tuple(g.key.values()) for g in skipped] == every[5:7]
+        with pytest.raises(ValueError, match="one value for each dimension"):
+            await reports.breakdown(period, ("user", "model"), limit=10, after=["alice"])
 
     run(contract)
 

@@ -12,6 +12,7 @@ from maas_gateway.metering.reports import (
     ReportRange,
     UsageGroup,
     UsageTotals,
+    check_after,
     check_dimensions,
     group_order,
 )
@@ -54,6 +55,7 @@ class InMemoryUsageReports:
         after: Sequence[str | int | None] | None = None,
     ) -> list[UsageGroup]:
         check_dimensions(group_by)
+        check_after(group_by, after)
         groups = self._grouped(period, group_by, user)
         groups.sort(key=lambda group: group_order(group.key.values()))
         if after is not None:

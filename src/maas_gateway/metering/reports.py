@@ -24,6 +24,7 @@ __all__ = [
     "UsageGroup",
     "UsageReports",
     "UsageTotals",
+    "check_after",
     "check_dimensions",
     "group_order",
 ]
@@ -180,3 +181,9 @@ def check_dimensions(group_by: Sequence[str]) -> None:
             raise ValueError(f"Usage cannot be grouped by '{name}'; choose from {', '.join(DIMENSIONS)}.")
     if len(set(group_by)) != len(group_by):
         raise ValueError("Each dimension may be grouped by once.")
+
+
+def check_after(group_by: Sequence[str], after: Sequence[str | int | None] | None) -> None:
+    """A clear error for a page's starting key that does not fit the dimensions."""
+    if after is not None and len(after) != len(group_by):
+        raise ValueError("A page's starting key must have one value for each dimension grouped by.")

@@ -35,6 +35,7 @@ from maas_gateway.metering.reports import (
     ReportRange,
     UsageGroup,
     UsageTotals,
+    check_after,
     check_dimensions,
     group_order,
 )
@@ -155,8 +156,7 @@ class SqlUsageReports:
         after: Sequence[str | int | None] | None = None,
     ) -> list[UsageGroup]:
         check_dimensions(group_by)
-        if after is not None and len(after) != len(group_by):
-            raise ValueError("A page's starting key must have one value for each dimension grouped by.")
+        check_after(group_by, after)
         if limit is not None and user is None and len(group_by) > 1 and group_by[0] == "user":
             return await self._page_by_user(period, group_by, limit, offset, after)
         if after is None:
