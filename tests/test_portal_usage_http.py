@@ -174,6 +174,20 @@ def test_admin_usage_groups_pages_and_downloads(portal: GatewayProcess) -> None:
         }
 
 
+def test_a_next_page_link_reads_on_from_the_key_it_carries(portal: GatewayProcess) -> None:
+    """A page read from the key of the group before it (what "Next page" links carry) lists the groups
+    after that key, numbered from its page, with a link back by page number."""
+    with sign_in(portal.url, "admin", "admin-password") as admin:
+        params = {"group": "user", "page": "2", "after": '["dev1"]'}
+        page = admin.get("/portal/admin/usage", params=params)
+        assert page.status_code == 200
+        assert "<td>dev2</td>" in page.text
+        assert "<td>dev1</td>" not in page.text
+        assert ESCAPED_USER not in page.text  # '<' sorts before 'd': on the first page
+        assert "Groups 101 to 101" in page.text
+        assert "page=1" in page.text
+
+
 @pytest.mark.parametrize(
     ("params", "sentence"),
     [
@@ -186,6 +200,9 @@ def test_admin_usage_groups_pages_and_downloads(portal: GatewayProcess) -> None:
         ({"group": "<b>password</b>"}, "Usage cannot be grouped by &#39;&lt;b&gt;password&lt;/b&gt;&#39;"),
         ({"page": "-1"}, "The page must be a whole number from 1."),
         ({"page": "99999999999999999999"}, "The page must be a whole number from 1."),
+        ({"after": "[not json"}, "link is not valid; start again from the first page."),
+        ({"after": '["dev1", "m1"]'}, "link is not valid; start again from the first page."),
+        ({"group": "day", "after": '["2026-11-01"]'}, "link is not valid; start again from the first page."),
     ],
 )
 def test_a_bad_selection_is_a_sentence_not_a_500(
