@@ -5,8 +5,8 @@ template (and a negligible in-memory transport; no network, no browser)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -14,11 +14,12 @@ from collections.abc import Callable
 import httpx
 import yaml
 
+from ledger_load import median_p95
 from maas_gateway.application.root import Application
 from maas_gateway.config.loader import demo_config_text, parse_config
 from maas_gateway.config.schema import GatewayConfig
 
-__all__ = ["PAGES", "measure_pages"]
+__all__ = ["PAGES", "bench_config", "measure_pages"]
 
 PASSWORD = "bench-password"
 ADMIN = "bench-admin"
@@ -40,10 +41,14 @@ PAGES: dict[str, tuple[str, bool]] = {
 }
 
 
-def _config(url: str) -> GatewayConfig:
+def bench_config(url: str, *, admin_key: str | None = None) -> GatewayConfig:
+    """The demo configuration over the benchmark's database, limits off; with ``admin_key``, the admin
+    API open to it."""
     data = yaml.safe_load(demo_config_text())
     data["database"] = {"url": url}
     data["limits"]["enabled"] = False  # the usage pages read no limiter; no Redis needed
+    if admin_key is not None:
+        data["admin"] = {"key_sha256": hashlib.sha256(admin_key.encode()).hexdigest()}
     return parse_config(data)
 
 
@@ -64,7 +69,7 @@ async def measure_pages(
     url: str, users: Callable[[int], str], runs: int, start: str, end: str
 ) -> list[tuple[str, float, float]]:
     """Median and p95 milliseconds of each page in ``PAGES``; developer pages as ``users(run)``."""
-    application = Application(_config(url))
+    application = Application(bench_config(url))
     await application.start()
     clients: list[httpx.AsyncClient] = []
     try:
@@ -87,9 +92,7 @@ async def measure_pages(
                 assert answer.status_code == 200, f"{address}: {answer.status_code} {answer.text[:300]}"
                 if run != runs:
                     times.append(elapsed)
-            times.sort()
-            p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-            results.append((name, statistics.median(times), p95))
+            results.append((name, *median_p95(times)))
         return results
     finally:
         for client in clients:

@@ -13,25 +13,20 @@ times each usage page's whole server-side render through the portal's ASGI app i
     .venv/bin/python bench/portal_usage.py                      # 1,000,000 records, 20 runs
     .venv/bin/python bench/portal_usage.py --records 100000 --runs 5
     .venv/bin/python bench/portal_usage.py --pages-only          # only the pages' server-side render
+    .venv/bin/python bench/portal_usage.py --only "after key"    # only those queries (deep pages by key)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
-from alembic import command
-from sqlalchemy import Connection, func, select, text
-
+from ledger_load import insert_records, median_p95, migrate, rollup_rows, throwaway_database, vacuum_analyze
 from maas_gateway.database import Database
-from maas_gateway.database.migrations import alembic_config
 from maas_gateway.metering import ReportRange, UsageQuery, usage_csv
 from maas_gateway.metering.reports import Dimension
 from maas_gateway.metering.sql_reports import SqlUsageReports
@@ -41,67 +36,26 @@ from portal_pages import measure_pages
 
 __all__ = ["main"]
 
-SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 DAY = 86400
 BUDGET_MS = 200.0
-
-# One row per g: deterministic, spread evenly over the period, every outcome present. User and model are
-# hashes of g, independent of each other and of the time, so each user's records are scattered over the
-# whole period and its models (no user-sorted table that would flatter the per-user queries). Uniform
-# over users is the rollups' worst case: real traffic is skewed, and a heavy user's hour is one row.
-LOAD = """
-INSERT INTO usage_records (request_id, created_at, hour, "user", tier, key_id, model, endpoint, status,
-    prompt_tokens, completion_tokens, total_tokens, charged_tokens, cost, streamed, rate_limited,
-    usage_estimated, latency_ms, failed)
-SELECT 'req-' || g, at, floor(at / 3600)::int, 'user-' || u,
-    (ARRAY['free', 'premium', 'enterprise'])[u % 3 + 1],
-    'key-' || u || '-' || (g % 2), CASE WHEN g % 997 = 0 THEN NULL ELSE 'model-' || m END,
-    CASE WHEN g % 9 = 0 THEN '/v1/embeddings' ELSE '/v1/chat/completions' END,
-    CASE WHEN g % 50 = 0 THEN 429 WHEN g % 97 = 0 THEN 502 WHEN g % 211 = 0 THEN 400 ELSE 200 END,
-    p, c, p + c, p + c, (p * 0.0005 + c * 0.0015) / 1000, g % 3 = 0, g % 50 = 0, false,
-    100 + g % 900, g % 50 <> 0 AND g % 97 = 0
-FROM (
-    SELECT g, :start + ((g * 7919) % :records)::float8 * :span / :records AS at,
-           abs(hashtext('u' || g)) % :users AS u, abs(hashtext('m' || g)) % :models AS m,
-           50 + g % 400 AS p, 10 + g % 300 AS c
-    FROM generate_series(1::bigint, :records) AS g
-) AS series
-"""
-
-
-def _migrate(connection: Connection, revision: str) -> None:
-    command.upgrade(alembic_config(connection), revision)
 
 
 async def _load(url: str, records: int, days: int, users: int, models: int, now: float) -> dict[str, float]:
     """Load the raw records at revision 0004, then upgrade (the backfill); the seconds each took."""
     database = Database(url, migrate=False)
     timings: dict[str, float] = {}
-    async with database.engine.begin() as connection:
-        await connection.run_sync(_migrate, "0004")
+    await migrate(database, "0004")
     started = time.perf_counter()
     async with database.engine.begin() as connection:
-        await connection.execute(
-            text(LOAD),
-            {
-                "start": now - days * DAY,
-                "span": days * DAY,
-                "records": records,
-                "users": users,
-                "models": models,
-            },
+        await insert_records(
+            connection, records=records, start=now - days * DAY, span=days * DAY, users=users, models=models
         )
     timings["load"] = time.perf_counter() - started
     started = time.perf_counter()
-    async with database.engine.begin() as connection:
-        await connection.run_sync(_migrate, "head")
+    await migrate(database, "head")
     timings["backfill"] = time.perf_counter() - started
-    async with database.engine.connect() as connection:
-        await connection.execute(text("COMMIT"))
-        await connection.execute(text("VACUUM ANALYZE"))  # as autovacuum would soon after a bulk load
-        for table in ROLLUP_TABLES:
-            count = (await connection.execute(select(func.count()).select_from(table))).scalar_one()
-            timings[table.name] = float(count)
+    await vacuum_analyze(database)
+    timings.update((name, float(count)) for name, count in (await rollup_rows(database)).items())
     await database.aclose()
     return timings
 
@@ -138,6 +92,28 @@ def _pages(reports: SqlUsageReports, store: SqlLedgerStore, now: float, users: i
         await reports.totals(month)
         await reports.breakdown(month, ("user", "model", "day"), limit=100, offset=100 * (run % 5))
 
+    def admin_usage_deep(offset: int) -> Callable[[int], Awaitable[None]]:
+        async def page(run: int) -> None:
+            await reports.totals(month)
+            groups: tuple[Dimension, ...] = ("user", "model", "day")
+            await reports.breakdown(month, groups, limit=100, offset=offset + 100 * (run % 5))
+
+        return page
+
+    def admin_usage_keyset(offset: int) -> Callable[[int], Awaitable[None]]:
+        """The same page read from the key of the group before it (the portal's "Next page" link)."""
+        groups: tuple[Dimension, ...] = ("user", "model", "day")
+        keys: list[list[str | int | None]] = []
+
+        async def page(run: int) -> None:
+            if not keys:  # in the warm-up: the key of the group before the page, found by offset
+                [before] = await reports.breakdown(month, groups, limit=1, offset=offset - 1)
+                keys.append(list(before.key.values()))
+            await reports.totals(month)
+            await reports.breakdown(month, groups, limit=100, after=keys[0])
+
+        return page
+
     def admin_grouped(group: str) -> Callable[[int], Awaitable[None]]:
         async def page(run: int) -> None:
             await reports.breakdown(month, (group,), limit=100)  # type: ignore[arg-type]  # a literal
@@ -160,6 +136,14 @@ def _pages(reports: SqlUsageReports, store: SqlLedgerStore, now: float, users: i
         "developer CSV 30 d": user_csv,
         "admin overview (24 h totals, top users, top models, by hour)": admin_overview,
         "admin usage 30 d by user, model, day (a page of 100)": admin_usage,
+        **{
+            f"admin usage 30 d by user, model, day (100 at offset {offset:,})": admin_usage_deep(offset)
+            for offset in (1_000, 50_000, 250_000)
+        },
+        **{
+            f"admin usage 30 d by user, model, day (100 after key {offset:,})": admin_usage_keyset(offset)
+            for offset in (1_000, 50_000, 250_000)
+        },
         "admin usage 30 d by tier": admin_grouped("tier"),
         "admin usage 30 d by model": admin_grouped("model"),
         "admin usage 30 d by day": admin_grouped("day"),
@@ -169,11 +153,13 @@ def _pages(reports: SqlUsageReports, store: SqlLedgerStore, now: float, users: i
     }
 
 
-async def _measure(url: str, now: float, users: int, runs: int) -> list[tuple[str, float, float]]:
+async def _measure(url: str, now: float, users: int, runs: int, only: str) -> list[tuple[str, float, float]]:
     database = Database(url, migrate=False)
     reports, store = SqlUsageReports(database), SqlLedgerStore(database)
     results = []
     for name, page in _pages(reports, store, now, users).items():
+        if only not in name:
+            continue
         print(f"measuring: {name}", file=sys.stderr, flush=True)
         await page(runs)  # a warm-up, with a user the runs do not use
         times = []
@@ -181,19 +167,9 @@ async def _measure(url: str, now: float, users: int, runs: int) -> list[tuple[st
             started = time.perf_counter()
             await page(run)
             times.append((time.perf_counter() - started) * 1000)
-        times.sort()
-        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-        results.append((name, statistics.median(times), p95))
+        results.append((name, *median_p95(times)))
     await database.aclose()
     return results
-
-
-async def _server(statement: str) -> None:
-    connection = await asyncpg.connect(SERVER)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 def main() -> None:
@@ -207,11 +183,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="keep the database and print its URL")
     parser.add_argument("--pages-only", action="store_true", help="time the rendered pages, not the queries")
+    parser.add_argument("--only", default="", help="only the queries whose name has this text, no pages")
     args = parser.parse_args()
-    name = f"maas_bench_portal_{uuid.uuid4().hex[:8]}"
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    asyncio.run(_server(f'CREATE DATABASE "{name}"'))
-    try:
+    with throwaway_database("maas_bench_portal", keep=args.keep) as url:
         now = time.time()
         timings = asyncio.run(_load(url, args.records, args.days, args.users, args.models, now))
         print(
@@ -221,18 +195,14 @@ def main() -> None:
             flush=True,
         )
         print(f"\n| page | median ms | p95 ms | under {BUDGET_MS:.0f} ms |\n|---|---:|---:|---|")
-        rows = [] if args.pages_only else asyncio.run(_measure(url, now, args.users, args.runs))
+        rows = [] if args.pages_only else asyncio.run(_measure(url, now, args.users, args.runs, args.only))
         start, end = (time.strftime("%Y-%m-%d", time.gmtime(now - days * DAY)) for days in (29, 0))
-        rows += asyncio.run(
-            measure_pages(url, lambda run: f"user-{(run * 37) % args.users}", args.runs, start, end)
-        )
+        if not args.only:
+            rows += asyncio.run(
+                measure_pages(url, lambda run: f"user-{(run * 37) % args.users}", args.runs, start, end)
+            )
         for page, median, p95 in rows:
             print(f"| {page} | {median:.1f} | {p95:.1f} | {'yes' if p95 < BUDGET_MS else 'NO'} |", flush=True)
-    finally:
-        if args.keep:
-            print(f"\nkept: {url}")
-        else:
-            asyncio.run(_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":

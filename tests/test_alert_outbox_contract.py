@@ -2,7 +2,8 @@
 
 An alert is stored once per (webhook, user, limit, window start, threshold) whoever asks; a claimed alert
 is held by its claimer until its lease ends and counted as an attempt; only the current claimer can settle
-it; a claim that outlived its lease is taken over; delivered and failed alerts are never claimed again.
+it; a claim that outlived its lease is taken over; delivered and failed alerts are never claimed again;
+a purge deletes settled alerts of ended windows only, and none of them can ever be stored (fire) again.
 """
 
 from __future__ import annotations
@@ -174,5 +175,120 @@ def test_two_senders_claiming_at_once_never_share_an_alert(run: Callable[[Contra
         batches = await asyncio.gather(*(outbox.claim(now=4000.0, lease=60.0, limit=7) for _ in range(8)))
         ids = [claimed.event.alert_id for batch in batches for claimed in batch]
         assert len(ids) == len(set(ids)) == 40
+
+    run(contract)
+
+
+def test_listed_alerts_are_newest_first_narrowed_to_owners_and_open_windows(
+    run: Callable[[Contract], None],
+) -> None:
+    """The portal's listing: newest first with each alert's delivery state, only the owners asked for
+    (a team's budget is 'team:NAME'), only windows ending after the time given, at most ``limit``."""
+
+    async def contract(outbox: AlertOutbox) -> None:
+        await outbox.enqueue(_event("mine", threshold=50, created_at=4000.0))
+        await outbox.enqueue(_event("team", user="team:research", threshold=50, created_at=4100.0))
+        await outbox.enqueue(_event("other", user="team:secret", threshold=50, created_at=4200.0))
+        await outbox.enqueue(_event("old", threshold=80, window_start=0, window_end=3600, created_at=3000.0))
+        claimed = (await outbox.claim(now=4300.0, lease=60.0, limit=1))[0]
+        assert claimed.event.alert_id == "old"
+        await outbox.give_up(claimed, 4301.0, "The webhook answered 500.")
+
+        everyone = await outbox.listed()
+        assert [record.event.alert_id for record in everyone] == ["other", "team", "mine", "old"]
+        assert everyone[-1].state.state == "failed"
+        assert everyone[-1].state.attempts == 1
+        assert everyone[-1].state.last_error == "The webhook answered 500."
+        assert everyone[0].state.state == "pending"
+
+        mine = await outbox.listed(owners=["alice", "team:research"], ending_after=4300.0)
+        assert [record.event.alert_id for record in mine] == ["team", "mine"]
+        assert [r.event.alert_id for r in await outbox.listed(owners=["alice"])] == ["mine", "old"]
+        assert [r.event.alert_id for r in await outbox.listed(limit=2)] == ["other", "team"]
+        assert await outbox.listed(owners=[]) == []
+
+
+async def _settle(outbox: AlertOutbox, now: float, *, give_up: frozenset[str] = frozenset()) -> None:
+    """Claim everything due and deliver it (or give up those in ``give_up``)."""
+    for claimed in await outbox.claim(now=now, lease=60.0, limit=100):
+        if claimed.event.alert_id in give_up:
+            assert await outbox.give_up(claimed, now, "The webhook answered 410.")
+        else:
+            assert await outbox.delivered(claimed, now)
+
+
+def test_a_purge_deletes_settled_alerts_of_windows_ended_by_its_horizon_only(
+    run: Callable[[Contract], None],
+) -> None:
+    """Delivered and given-up alerts of a window that ended by the horizon go; a pending alert of such a
+    window, and a settled alert of a later window, stay."""
+
+    async def contract(outbox: AlertOutbox) -> None:
+        await outbox.enqueue(_event("delivered", threshold=50))
+        await outbox.enqueue(_event("given-up", threshold=80))
+        await outbox.enqueue(_event("later", window_start=7200, window_end=10800))
+        await _settle(outbox, 7300.0, give_up=frozenset({"given-up"}))
+        await outbox.enqueue(_event("pending", threshold=90))  # stored before the purge: kept, sent later
+        assert await outbox.purge(7200.0, limit=100) == 2
+        assert await outbox.state("delivered") is None
+        assert await outbox.state("given-up") is None
+        pending, later = await outbox.state("pending"), await outbox.state("later")
+        assert pending is not None
+        assert pending.state == "pending"
+        assert later is not None
+        assert later.state == "delivered"
+        assert await outbox.purge(7200.0, limit=100) == 0
+
+    run(contract)
+
+
+def test_a_purged_alert_never_fires_again_in_its_window(run: Callable[[Contract], None]) -> None:
+    """After its row is purged, the same threshold of the same window is refused (whatever its id), and
+    so is any alert of a window that ended by the horizon, even a horizon a later purge lowered; an alert
+    of a window still open is stored."""
+
+    async def contract(outbox: AlertOutbox) -> None:
+        assert await outbox.enqueue(_event("first"))
+        await _settle(outbox, 7300.0)
+        assert await outbox.purge(7200.0, limit=100) == 1
+        assert not await outbox.enqueue(_event("again"))
+        assert await outbox.state("again") is None
+        assert not await outbox.enqueue(_event("other-threshold", threshold=90))
+        assert await outbox.purge(3600.0, limit=100) == 0  # an older horizon does not lower the kept one
+        assert not await outbox.enqueue(_event("again-later"))
+        assert await outbox.claim(now=9000.0, lease=60.0, limit=100) == []
+        assert await outbox.enqueue(_event("next-window", window_start=7200, window_end=10800))
+
+    run(contract)
+
+
+def test_a_purge_goes_in_batches_of_its_limit(run: Callable[[Contract], None]) -> None:
+    """Each purge deletes at most ``limit`` alerts; the next takes the rest."""
+
+    async def contract(outbox: AlertOutbox) -> None:
+        for threshold in (10, 20, 30, 40, 50):
+            await outbox.enqueue(_event(f"t{threshold}", threshold=threshold))
+        await _settle(outbox, 7300.0)
+        assert [await outbox.purge(7200.0, limit=2) for _ in range(4)] == [2, 2, 1, 0]
+
+    run(contract)
+
+
+def test_a_purge_racing_enqueues_of_its_alerts_lets_none_of_them_in_again(
+    run: Callable[[Contract], None],
+) -> None:
+    """Enqueues of purged identities running at the same time as the purges (as another replica's would)
+    are all refused: none of the forty thresholds is stored twice."""
+
+    async def contract(outbox: AlertOutbox) -> None:
+        for threshold in range(1, 41):
+            await outbox.enqueue(_event(f"t{threshold}", threshold=threshold))
+        await _settle(outbox, 7300.0)
+        repeats = [outbox.enqueue(_event(f"r{threshold}", threshold=threshold)) for threshold in range(1, 41)]
+        purges = [outbox.purge(7200.0, limit=5) for _ in range(10)]
+        results = await asyncio.gather(*repeats, *purges)
+        assert not any(results[:40])
+        assert sum(results[40:]) == 40
+        assert [await outbox.state(f"r{threshold}") for threshold in range(1, 41)] == [None] * 40
 
     run(contract)

@@ -210,6 +210,9 @@ def test_a_gateway_killed_in_the_middle_of_a_delivery_loses_no_alert(
         first = gateway_factory(config, env=_env())
         asyncio.run(_spend([first.url]))
         wait_until(lambda: _received(receiver)["held"] >= 1, "a delivery in flight", 20)
+        # The notifier writes its queue to the outbox in the background: wait until all four are stored
+        # (one of them claimed and held), so the kill tests claims in flight, not a queue never written.
+        wait_until(lambda: _outbox_states(postgres_url).count("pending") == 4, "four stored alerts", 20)
         first.stop(signal.SIGKILL)
         assert _outbox_states(postgres_url).count("pending") == 4
         httpx.post(receiver.url + "/status/204", timeout=5)

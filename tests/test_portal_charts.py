@@ -56,3 +56,18 @@ def test_names_with_markup_are_text_in_the_svg() -> None:
     assert 'role="img"' in html
     assert '<title id="c-title">' in html
     assert '<desc id="c-desc">' in html
+
+
+def test_a_money_chart_writes_the_configured_currency_never_a_dollar_sign() -> None:
+    """A cost chart in euros writes its summary with 'EUR' after the amount and its axis in plain
+    numbers (the title names the currency), never a '$'."""
+    chart = stacked_chart("Cost", [("a", {"m1": 0.5}), ("b", {"m1": 1.25})], unit="in cost", currency="EUR")
+    assert [tick.text for tick in chart.ticks] == [
+        "0.0000",
+        "0.5000",
+        "1.00",
+        "1.50",
+        "2.00",
+    ]
+    assert "1.75 EUR in cost" in chart.description
+    assert "$" not in chart.description + "".join(tick.text for tick in chart.ticks)

@@ -151,7 +151,7 @@ def test_the_usage_page_charts_my_calls(portal: GatewayProcess, context: Browser
         assert calls(portal.url, secret)
     page.get_by_role("link", name="Usage").click()
     page.wait_for_url(f"{portal.url}/portal/usage")
-    assert page.get_by_role("img", name="Cost per day and model").is_visible()
+    assert page.get_by_role("img", name="Cost (USD) per day and model").is_visible()
     assert page.locator(".legend li", has_text="simulator-model").count() == 3
     with page.expect_download() as download:
         page.get_by_role("link", name="Download CSV").click()

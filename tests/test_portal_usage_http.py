@@ -31,6 +31,7 @@ def portal(simulator: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -
     portal accounts; the calls are made before any test runs."""
     directory = tmp_path_factory.mktemp("portal-usage")
     config = developer_config(simulator.url, directory)
+    config["pricing"] = {"currency": "EUR"}  # the pages write the configured currency, never "$"
     config["api_keys"] += [
         {"user": "dev2", "tier": "free", "key": DEV2_KEY},
         {"user": MARKUP_USER, "tier": "free", "key": MARKUP_KEY},
@@ -91,7 +92,8 @@ def test_my_usage_counts_my_calls_as_the_ledger_does(portal: GatewayProcess) -> 
             assert _figure(html, "requests") == "2"
             assert _figure(html, "prompt-tokens") == f"{ledger['prompt_tokens']:,}"
             assert _figure(html, "completion-tokens") == f"{ledger['completion_tokens']:,}"
-            assert _figure(html, "cost") == f"${ledger['cost']:,.4f}"
+            assert _figure(html, "cost") == f"{ledger['cost']:,.4f} EUR"
+            assert "$" not in html
             assert '<svg class="chart-svg"' in html
             assert "<title id=" in html
             assert "<td>simulator-model</td>" in html
@@ -143,6 +145,8 @@ def test_the_admin_overview_shows_the_day_and_names_as_text(portal: GatewayProce
     assert ESCAPED_USER in html
     assert html.count('<svg class="chart-svg"') == 2
     assert 'aria-current="page">Overview</a>' in html
+    assert " EUR</dd>" in html
+    assert "$" not in html
 
 
 def test_admin_usage_groups_pages_and_downloads(portal: GatewayProcess) -> None:
@@ -154,6 +158,8 @@ def test_admin_usage_groups_pages_and_downloads(portal: GatewayProcess) -> None:
         assert "<td>dev2</td>" in by_user
         assert MARKUP_USER not in by_user
         assert ESCAPED_USER in by_user
+        assert " EUR in all." in by_user
+        assert "$" not in by_user
         by_day = admin.get("/portal/admin/usage", params=[("group", "user"), ("group", "day")])
         assert by_day.status_code == 200
         assert "by user, day" in by_day.text
@@ -168,6 +174,20 @@ def test_admin_usage_groups_pages_and_downloads(portal: GatewayProcess) -> None:
         }
 
 
+def test_a_next_page_link_reads_on_from_the_key_it_carries(portal: GatewayProcess) -> None:
+    """A page read from the key of the group before it (what "Next page" links carry) lists the groups
+    after that key, numbered from its page, with a link back by page number."""
+    with sign_in(portal.url, "admin", "admin-password") as admin:
+        params = {"group": "user", "page": "2", "after": '["dev1"]'}
+        page = admin.get("/portal/admin/usage", params=params)
+        assert page.status_code == 200
+        assert "<td>dev2</td>" in page.text
+        assert "<td>dev1</td>" not in page.text
+        assert ESCAPED_USER not in page.text  # '<' sorts before 'd': on the first page
+        assert "Groups 101 to 101" in page.text
+        assert "page=1" in page.text
+
+
 @pytest.mark.parametrize(
     ("params", "sentence"),
     [
@@ -180,6 +200,9 @@ def test_admin_usage_groups_pages_and_downloads(portal: GatewayProcess) -> None:
         ({"group": "<b>password</b>"}, "Usage cannot be grouped by &#39;&lt;b&gt;password&lt;/b&gt;&#39;"),
         ({"page": "-1"}, "The page must be a whole number from 1."),
         ({"page": "99999999999999999999"}, "The page must be a whole number from 1."),
+        ({"after": "[not json"}, "link is not valid; start again from the first page."),
+        ({"after": '["dev1", "m1"]'}, "link is not valid; start again from the first page."),
+        ({"group": "day", "after": '["2026-11-01"]'}, "link is not valid; start again from the first page."),
     ],
 )
 def test_a_bad_selection_is_a_sentence_not_a_500(

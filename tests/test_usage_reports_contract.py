@@ -224,6 +224,41 @@ def test_admin_breakdown_orders_by_code_point_and_pages(run: Callable[[Contract]
     run(contract)
 
 
+def test_keyset_paging_returns_every_group_exactly_once(run: Callable[[Contract], None]) -> None:
+    """Paging by the key of each page's last group (a breakdown led by the user, read user by user in
+    SQL, and one that is not) returns every group once, in order, whatever the page size; the same key
+    with an offset skips within the rest; a key that does not fit the dimensions is refused."""
+
+    async def contract(store: LedgerStore, reports: UsageReports) -> None:
+        users = ["Zed", "alice", "bob", "<b>bob</b>", "carol", "dave", "erin"]
+        models = ["m1", "m2", None]
+        await store.write(
+            [
+                record(f"{u}{m}{d}", BASE + d * DAY + 60, user=user, model=model, tier=f"t{u % 2}")
+                for u, user in enumerate(users)
+                for m, model in enumerate(models[: 1 + u % 3])
+                for d in range(u % 4 + 1)
+            ]
+        )
+        period = ReportRange(BASE_HOUR, BASE_HOUR + 30 * 24)
+        for group_by in (("user", "model", "day"), ("model", "day"), ("tier", "user")):
+            every = [tuple(g.key.values()) for g in await reports.breakdown(period, group_by)]
+            assert len(every) == len(set(every)) >= 7
+            for size in (1, 2, 5, 100):
+                seen: list[tuple[str | int | None, ...]] = []
+                after = None
+                while page := await reports.breakdown(period, group_by, limit=size, after=after):
+                    seen += [tuple(g.key.values()) for g in page]
+                    after = seen[-1]
+                assert seen == every, (group_by, size)
+            skipped = await reports.breakdown(period, group_by, limit=2, offset=3, after=every[1])
+            assert [tuple(g.key.values()) for g in skipped] == every[5:7]
+        with pytest.raises(ValueError, match="one value for each dimension"):
+            await reports.breakdown(period, ("user", "model"), limit=10, after=["alice"])
+
+    run(contract)
+
+
 def test_recent_calls_are_the_users_own_newest_first(run: Callable[[Contract], None]) -> None:
     """A user's last calls: raw records, newest first, cut at the limit, nobody else's."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["AlertEvent", "AlertState", "ClaimedAlert", "DeliveryState"]
+__all__ = ["AlertEvent", "AlertRecord", "AlertState", "ClaimedAlert", "DeliveryState"]
 
 DeliveryState = Literal["pending", "delivered", "failed"]
 
@@ -56,3 +56,11 @@ class AlertState:
     next_attempt_at: float
     delivered_at: float | None
     last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """An alert and where its delivery stands, as the portal lists them."""
+
+    event: AlertEvent
+    state: AlertState

@@ -6,15 +6,21 @@ that makes an alert fire once across every replica; in memory, once per process.
 alerts that are due, under a lease, and settles each as delivered, to retry later, or given up. A claim
 whose sender died expires with its lease, so the alert is sent again: delivery is at least once, and
 receivers drop repeats by the alert's id (docs/alerts.md).
+
+Settled alerts are kept until ``purge`` deletes those whose window ended by a horizon (the outbox's
+retention ago, ``retention.py``). The horizon is kept, and any alert whose window ended by it is refused:
+the unique identity is what makes an alert once, so deleting a row must never let its identity be stored
+again, even by a replica that reads a budget of an old window long after.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from maas_gateway.alerts.events import AlertEvent, AlertState, ClaimedAlert
+from maas_gateway.alerts.events import AlertEvent, AlertRecord, AlertState, ClaimedAlert
 
 __all__ = ["MAX_ERROR_LENGTH", "AlertOutbox", "InMemoryAlertOutbox"]
 
@@ -51,6 +57,19 @@ class AlertOutbox(Protocol):
         """Where the alert stands, or ``None`` if there is no such alert."""
         ...
 
+    async def listed(
+        self, *, owners: Sequence[str] | None = None, ending_after: float = 0.0, limit: int = 100
+    ) -> list[AlertRecord]:
+        """Up to ``limit`` alerts, newest first: of budgets owned by ``owners`` only (a user's name,
+        ``team:NAME``, ``tier:NAME``, ``global``; ``None``: everyone's) whose window ends after
+        ``ending_after``. What the portal shows; never used to decide or deliver an alert."""
+        ...
+
+    async def purge(self, ended_by: float, *, limit: int) -> int:
+        """Refuse from now on every alert whose window ended by ``ended_by``, then delete up to ``limit``
+        settled (delivered or given up) alerts of such windows; how many went. Pending alerts stay."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -63,17 +82,19 @@ class _Row:
 
 
 class InMemoryAlertOutbox:
-    """The outbox in a dict: alerts are once per process, and lost with it (no database configured)."""
+    """The outbox in a dict: alerts are once per process, and lost with it (no database configured); its
+    memory stays bounded by the purge."""
 
     def __init__(self) -> None:
         self._rows: dict[str, _Row] = {}
         self._identities: set[tuple[str, str, str, int, int]] = set()
+        self._purged_through = 0.0  # as migration 0011 starts it
 
     async def start(self) -> None:
         return None
 
     async def enqueue(self, event: AlertEvent) -> bool:
-        if event.identity in self._identities:
+        if event.identity in self._identities or event.window_end <= self._purged_through:
             return False
         self._identities.add(event.identity)
         status = AlertState("pending", 0, event.created_at, None, None)
@@ -81,7 +102,6 @@ class InMemoryAlertOutbox:
         return True
 
     async def claim(self, now: float, lease: float, limit: int) -> list[ClaimedAlert]:
-        self._forget_ended(now)
         due = [
             row
             for row in self._rows.values()
@@ -130,15 +150,28 @@ class InMemoryAlertOutbox:
         row = self._rows.get(alert_id)
         return None if row is None else row.status
 
-    async def aclose(self) -> None:
-        return None
+    async def listed(
+        self, *, owners: Sequence[str] | None = None, ending_after: float = 0.0, limit: int = 100
+    ) -> list[AlertRecord]:
+        wanted = None if owners is None else set(owners)
+        rows = [
+            row
+            for row in self._rows.values()
+            if (wanted is None or row.event.user in wanted) and row.event.window_end > ending_after
+        ]
+        rows.sort(key=lambda row: (row.event.created_at, row.event.alert_id), reverse=True)
+        return [AlertRecord(row.event, row.status) for row in rows[:limit]]
 
-    def _forget_ended(self, now: float) -> None:
-        """Settled alerts of windows that have ended can never be asked for again: memory stays bounded."""
+    async def purge(self, ended_by: float, *, limit: int) -> int:
+        self._purged_through = max(self._purged_through, ended_by)
         ended = [
             alert_id
             for alert_id, row in self._rows.items()
-            if row.status.state != "pending" and row.event.window_end <= now
-        ]
-        for alert_id in ended:
+            if row.status.state != "pending" and row.event.window_end <= ended_by
+        ][:limit]
+        for alert_id in ended:  # their identities stay refused by the horizon, not by the set
             self._identities.discard(self._rows.pop(alert_id).event.identity)
+        return len(ended)
+
+    async def aclose(self) -> None:
+        return None

@@ -6,25 +6,33 @@ one ``UPDATE ... RETURNING`` over the due rows; on PostgreSQL the rows are picke
 LOCKED`` so replicas claiming at once each take different alerts instead of queueing on each other's
 locks, and the outer ``WHERE`` repeats the conditions so a row another replica claimed meanwhile is never
 taken twice. SQLite runs one writer at a time, which gives the same.
+
+``purge`` raises the horizon in ``alert_outbox_purges`` and deletes a batch of settled alerts of windows
+ended by it, in one transaction; ``enqueue`` inserts only while the alert's window ended after the
+horizon, reading it in the same statement (on PostgreSQL ``FOR SHARE``: an enqueue and a purge wait for
+each other, and the enqueue then sees the new horizon). No alert deleted by a purge can be stored again.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, case, delete, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from maas_gateway.alerts.events import AlertEvent, AlertState, ClaimedAlert
+from maas_gateway.alerts.events import AlertEvent, AlertRecord, AlertState, ClaimedAlert
 from maas_gateway.alerts.outbox import MAX_ERROR_LENGTH
-from maas_gateway.alerts.tables import alert_outbox
+from maas_gateway.alerts.tables import alert_outbox, alert_outbox_purges
 from maas_gateway.database import Database
 
 __all__ = ["SqlAlertOutbox"]
 
 _t = alert_outbox.c
+_horizon = alert_outbox_purges.c
+_SETTLED = ("delivered", "failed")
 
 
 class SqlAlertOutbox:
@@ -56,9 +64,15 @@ class SqlAlertOutbox:
             "claim": None,
             "lease_until": 0.0,
         }
+        # INSERT ... SELECT from the horizon's row: no row (the window ended by the horizon), no insert.
+        values = select(*(literal(value, _t[name].type) for name, value in row.items())).where(
+            _horizon.id == 1, _horizon.purged_through < event.window_end
+        )
+        if self.database.is_postgres:
+            values = values.with_for_update(read=True)
         statement = (
             insert(alert_outbox)
-            .values(row)
+            .from_select(list(row), values)
             .on_conflict_do_nothing(
                 index_elements=["webhook", "user", "limit_key", "window_start", "threshold"]
             )
@@ -116,6 +130,38 @@ class SqlAlertOutbox:
             return None
         return AlertState(row[0], int(row[1]), float(row[2]), row[3], row[4])
 
+    async def listed(
+        self, *, owners: Sequence[str] | None = None, ending_after: float = 0.0, limit: int = 100
+    ) -> list[AlertRecord]:
+        statement = select(alert_outbox).where(_t.window_end > ending_after)
+        if owners is not None:
+            statement = statement.where(_t.user.in_(list(owners)))
+        statement = statement.order_by(_t.created_at.desc(), _t.alert_id.desc()).limit(limit)
+        await self.database.ready()
+        async with self.database.engine.connect() as connection:
+            rows = (await connection.execute(statement)).mappings().all()
+        return [AlertRecord(_event(row), _state(row)) for row in rows]
+
+    async def purge(self, ended_by: float, *, limit: int) -> int:
+        raise_horizon = (
+            update(alert_outbox_purges)
+            .where(_horizon.id == 1)
+            .values(
+                purged_through=case(
+                    (_horizon.purged_through < ended_by, ended_by), else_=_horizon.purged_through
+                )
+            )
+        )
+        ended = _t.state.in_(_SETTLED) & (_t.window_end <= ended_by)
+        batch = select(_t.alert_id).where(ended).limit(limit)
+        await self.database.ready()
+        async with self.database.engine.begin() as connection:
+            await connection.execute(raise_horizon)  # first: it waits for, then blocks, enqueues
+            result = await connection.execute(
+                delete(alert_outbox).where(_t.alert_id.in_(batch.scalar_subquery()))
+            )
+        return int(result.rowcount or 0)
+
     async def aclose(self) -> None:
         return None  # the database is shared; its owner closes it
 
@@ -135,4 +181,15 @@ def _event(row: Any) -> AlertEvent:
         threshold=int(row["threshold"]),
         used=int(row["used"]),
         created_at=float(row["created_at"]),
+    )
+
+
+def _state(row: Any) -> AlertState:
+    delivered_at = row["delivered_at"]
+    return AlertState(
+        row["state"],
+        int(row["attempts"]),
+        float(row["next_attempt_at"]),
+        None if delivered_at is None else float(delivered_at),
+        row["last_error"],
     )

@@ -1,4 +1,4 @@
-"""The alert outbox's SQLAlchemy table; migration 0008 creates it."""
+"""The alert outbox's SQLAlchemy tables; migrations 0008 and 0011 create them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from sqlalchemy import BigInteger, Column, Double, Index, Integer, String, Table
 
 from maas_gateway.database import metadata
 
-__all__ = ["alert_outbox"]
+__all__ = ["alert_outbox", "alert_outbox_purges"]
 
 alert_outbox = Table(
     "alert_outbox",
@@ -36,4 +36,13 @@ alert_outbox = Table(
         "webhook", "user", "limit_key", "window_start", "threshold", name="uq_alert_outbox_once"
     ),
     Index("ix_alert_outbox_due", "state", "next_attempt_at"),
+)
+
+# One row (id 1): settled alerts of windows that ended by ``purged_through`` may have been deleted, so an
+# alert of such a window is refused; the identity of a deleted alert can then never be stored again.
+alert_outbox_purges = Table(
+    "alert_outbox_purges",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("purged_through", Double, nullable=False),
 )

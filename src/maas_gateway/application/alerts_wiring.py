@@ -10,6 +10,7 @@ from maas_gateway.alerts.backoff import RetrySchedule
 from maas_gateway.alerts.metrics import AlertMetrics
 from maas_gateway.alerts.notifier import AlertNotifier
 from maas_gateway.alerts.outbox import AlertOutbox, InMemoryAlertOutbox
+from maas_gateway.alerts.retention import OutboxRetention
 from maas_gateway.alerts.sender import AlertSender, WebhookTarget
 from maas_gateway.alerts.thresholds import ThresholdOverride, ThresholdPolicy
 from maas_gateway.alerts.webhook_client import WebhookClient
@@ -29,6 +30,7 @@ class Alerts:
     notifier: AlertNotifier
     sender: AlertSender
     client: WebhookClient
+    retention: OutboxRetention
 
 
 def threshold_policy(settings: AlertsSettings) -> ThresholdPolicy:
@@ -106,4 +108,5 @@ def build_alerts(
         stored=sender.wake,
         retry_interval=settings.poll_interval,
     )
-    return Alerts(outbox, notifier, sender, client)
+    retention = OutboxRetention(outbox, lambda: settings.outbox_retention)
+    return Alerts(outbox, notifier, sender, client, retention)

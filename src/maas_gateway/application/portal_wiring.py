@@ -101,4 +101,5 @@ def portal_services(
         oidc=lambda: current().authenticator.oidc,
         identity_providers=IdentityProviders(),
         backends=backends,
+        alerts=None if services.alerts is None else services.alerts.outbox,
     )

@@ -181,8 +181,8 @@ class Application:
             self.pipeline.bodies.close()
 
     async def _start_alerts(self, alerts: Alerts) -> None:
-        """The notifier's writer and the sender run in the background; an outbox whose database is down
-        now is migrated by their first successful call."""
+        """The notifier's writer, the sender and the outbox's purge run in the background; an outbox whose
+        database is down now is migrated by their first successful call."""
         try:
             await alerts.outbox.start()
         except Exception as exc:  # noqa: BLE001  # a database down now: the first write migrates it
@@ -191,6 +191,11 @@ class Application:
             )
         self._background.start("alert-outbox-writer", alerts.notifier.run)
         self._background.start("alert-sender", alerts.sender.run)
+        # Beside the raw usage records' pruning, as often (usage_wiring.py).
+        self._background.start(
+            "alert-outbox-retention",
+            lambda: alerts.retention.run(lambda: self._snapshot.config.database.prune_interval),
+        )
 
     async def healthy(self) -> bool:
         storage = self.services.limit_storage

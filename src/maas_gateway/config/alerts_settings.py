@@ -103,6 +103,13 @@ class AlertsSettings(Strict):
         description="How long a replica holds an alert it is sending; a crashed replica's alerts are taken "
         "over when it ends. Must exceed every webhook's timeout.",
     )
+    outbox_retention: Duration | None = Field(
+        default=30 * 86400.0,
+        ge=3600.0,
+        description="How long delivered and given-up alerts are kept after their window ends; then they are "
+        "purged (as often as `database.prune_interval`), and any later alert of such a window is refused, "
+        "so none fires twice. null keeps them forever.",
+    )
 
     @field_validator("thresholds")
     @classmethod

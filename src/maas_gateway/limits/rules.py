@@ -197,6 +197,10 @@ class RuleBook:
     def tiers(self) -> frozenset[str]:
         return frozenset(self._tiers)
 
+    def team_rules(self, team: str) -> tuple[LimitRule, ...]:
+        """The team's own rules (counted for the team's keys together); none for a team without limits."""
+        return self._teams.get(team, ())
+
     def policy(self, user: str, tier: str) -> TierPolicy:
         overrides = self._users.get(user)
         if overrides is not None and tier in overrides:

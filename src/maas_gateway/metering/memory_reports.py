@@ -12,7 +12,9 @@ from maas_gateway.metering.reports import (
     ReportRange,
     UsageGroup,
     UsageTotals,
+    check_after,
     check_dimensions,
+    group_order,
 )
 
 __all__ = ["InMemoryUsageReports"]
@@ -34,10 +36,6 @@ def _value(key: RollupKey, name: Dimension) -> str | int | None:
     return values[name]
 
 
-def _ascending(value: str | int | None) -> tuple[bool, str | int]:
-    return (value is None, value if value is not None else "")
-
-
 class InMemoryUsageReports:
     def __init__(self, rollups: MemoryRollups) -> None:
         self.rollups = rollups
@@ -54,10 +52,15 @@ class InMemoryUsageReports:
         user: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        after: Sequence[str | int | None] | None = None,
     ) -> list[UsageGroup]:
         check_dimensions(group_by)
+        check_after(group_by, after)
         groups = self._grouped(period, group_by, user)
-        groups.sort(key=lambda group: tuple(_ascending(value) for value in group.key.values()))
+        groups.sort(key=lambda group: group_order(group.key.values()))
+        if after is not None:
+            last = group_order(after)
+            groups = [group for group in groups if group_order(group.key.values()) > last]
         return groups[offset : None if limit is None else offset + limit]
 
     async def top(
@@ -65,7 +68,7 @@ class InMemoryUsageReports:
     ) -> list[UsageGroup]:
         check_dimensions((dimension,))
         groups = self._grouped(period, (dimension,), None)
-        groups.sort(key=lambda group: (-getattr(group.totals, by), _ascending(group.key[dimension])))
+        groups.sort(key=lambda group: (-getattr(group.totals, by), group_order((group.key[dimension],))))
         return groups[:limit]
 
     async def recent_calls(self, user: str, limit: int = 20) -> list[UsageRecord]:

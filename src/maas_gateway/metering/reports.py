@@ -9,7 +9,7 @@ SQL implementation (``sql_reports.py``) and the in-memory one (``memory_reports.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -24,7 +24,9 @@ __all__ = [
     "UsageGroup",
     "UsageReports",
     "UsageTotals",
+    "check_after",
     "check_dimensions",
+    "group_order",
 ]
 
 Dimension = Literal["user", "tier", "model", "endpoint", "key_id", "outcome", "day", "hour", "team"]
@@ -145,10 +147,14 @@ class UsageReports(Protocol):
         user: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        after: Sequence[str | int | None] | None = None,
     ) -> list[UsageGroup]:
         """One group per combination of ``group_by`` that has usage, ordered by each dimension in turn
-        (strings by code point, missing models last); ``limit`` and ``offset`` page through them. A
-        developer's daily series per model is ``breakdown(period, ("day", "model"), user=...)``."""
+        (strings by code point, missing models last); ``limit`` and ``offset`` page through them. With
+        ``after`` (the key of the last group of the page before, its values in ``group_by`` order) the
+        page starts just after that group, and ``offset`` counts from there: keyset paging, which over a
+        breakdown led by the user costs the same however deep the page. A developer's daily series per
+        model is ``breakdown(period, ("day", "model"), user=...)``."""
         ...
 
     async def top(
@@ -162,6 +168,12 @@ class UsageReports(Protocol):
         ...
 
 
+def group_order(values: Iterable[str | int | None]) -> tuple[tuple[bool, str | int], ...]:
+    """A sort key of a group's key values in breakdown order: each value ascending (strings by code
+    point, as Python compares them), None after every value."""
+    return tuple((value is None, "" if value is None else value) for value in values)
+
+
 def check_dimensions(group_by: Sequence[str]) -> None:
     """A clear error for a dimension that does not exist or is asked for twice."""
     for name in group_by:
@@ -169,3 +181,9 @@ def check_dimensions(group_by: Sequence[str]) -> None:
             raise ValueError(f"Usage cannot be grouped by '{name}'; choose from {', '.join(DIMENSIONS)}.")
     if len(set(group_by)) != len(group_by):
         raise ValueError("Each dimension may be grouped by once.")
+
+
+def check_after(group_by: Sequence[str], after: Sequence[str | int | None] | None) -> None:
+    """A clear error for a page's starting key that does not fit the dimensions."""
+    if after is not None and len(after) != len(group_by):
+        raise ValueError("A page's starting key must have one value for each dimension grouped by.")

@@ -8,6 +8,7 @@ or by ``(user, time)``, so a page costs about the same with a thousand records o
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
@@ -34,7 +35,9 @@ from maas_gateway.metering.reports import (
     ReportRange,
     UsageGroup,
     UsageTotals,
+    check_after,
     check_dimensions,
+    group_order,
 )
 from maas_gateway.metering.rollups import NO_MODEL
 from maas_gateway.metering.tables import daily_table_for, usage_hourly, usage_records
@@ -150,11 +153,17 @@ class SqlUsageReports:
         user: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        after: Sequence[str | int | None] | None = None,
     ) -> list[UsageGroup]:
         check_dimensions(group_by)
+        check_after(group_by, after)
         if limit is not None and user is None and len(group_by) > 1 and group_by[0] == "user":
-            return await self._page_by_user(period, group_by, limit, offset)
-        return await self._ordered(period, group_by, user, limit, offset)
+            return await self._page_by_user(period, group_by, limit, offset, after)
+        if after is None:
+            return await self._ordered(period, group_by, user, limit, offset)
+        # Other breakdowns are small (their groups are few) or read whole anyway (a user's own series).
+        groups = _after(await self._ordered(period, group_by, user, None, 0), after)
+        return groups[offset : None if limit is None else offset + limit]
 
     async def _ordered(
         self, period: ReportRange, group_by: Sequence[Dimension], user: Users, limit: int | None, offset: int
@@ -164,17 +173,25 @@ class SqlUsageReports:
         return await self._groups(statement.limit(limit).offset(offset), group_by)
 
     async def _page_by_user(
-        self, period: ReportRange, group_by: Sequence[Dimension], limit: int, offset: int
+        self,
+        period: ReportRange,
+        group_by: Sequence[Dimension],
+        limit: int,
+        offset: int,
+        after: Sequence[str | int | None] | None,
     ) -> list[UsageGroup]:
         """A page of a breakdown led by the user, read a few users at a time (by the ``(user, time)``
         index) until it is full: a month by user, model and day has as many groups as rows, and sorting
-        them all for one page took seconds. The groups and their order are the same."""
-        users = [group.key["user"] for group in await self._ordered(period, ("user",), None, None, 0)]
+        them all for one page took seconds. The groups and their order are the same. With ``after`` the
+        reading starts at that group's user (users sort by code point, in Python as in the query), so
+        a deep page costs what the first does; by ``offset`` alone it reads every earlier group."""
+        users = [str(group.key["user"]) for group in await self._ordered(period, ("user",), None, None, 0)]
+        start = 0 if after is None else bisect.bisect_left(users, str(after[0]))
         found: list[UsageGroup] = []
-        start, size = 0, 4
+        size = 4
         while start < len(users) and len(found) < offset + limit:
-            chunk = [str(name) for name in users[start : start + size]]
-            found.extend(await self._ordered(period, group_by, chunk, None, 0))
+            chunk = await self._ordered(period, group_by, users[start : start + size], None, 0)
+            found.extend(chunk if after is None else _after(chunk, after))
             start, size = start + size, size * 2
         return found[offset : offset + limit]
 
@@ -215,6 +232,12 @@ class SqlUsageReports:
             )
             for row in rows
         ]
+
+
+def _after(groups: list[UsageGroup], after: Sequence[str | int | None]) -> list[UsageGroup]:
+    """The groups that come after the key ``after`` in breakdown order."""
+    last = group_order(after)
+    return [group for group in groups if group_order(group.key.values()) > last]
 
 
 def _plain(value: Any) -> str | int | None:

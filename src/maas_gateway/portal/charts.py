@@ -13,6 +13,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from maas_gateway.portal.money_words import amount_text
+
 __all__ = ["PALETTE_SIZE", "Bar", "Chart", "Segment", "Tick", "stacked_chart"]
 
 PALETTE_SIZE = 8  # series beyond the palette are summed into "other", the last colour
@@ -69,10 +71,11 @@ def stacked_chart(
     buckets: Sequence[tuple[str, Mapping[str, float]]],
     *,
     unit: str = "",
-    money: bool = False,
+    currency: str | None = None,
 ) -> Chart:
     """One bar per bucket (its label and each series' value), stacked in the order of the series'
-    totals, largest first; ``unit`` names what is counted in the summary ("requests")."""
+    totals, largest first; ``unit`` names what is counted in the summary ("requests"); ``currency``
+    (``pricing.currency``) makes the values amounts of money, written with its code."""
     totals: dict[str, float] = {}
     for _label, values in buckets:
         for name, value in values.items():
@@ -81,7 +84,7 @@ def stacked_chart(
     series = ranked[: PALETTE_SIZE - 1] + (["other"] if len(ranked) >= PALETTE_SIZE else [])
     index = {name: min(position, PALETTE_SIZE - 1) for position, name in enumerate(ranked)}
     peak = max((sum(values.values()) for _label, values in buckets), default=0.0)
-    top = _nice(peak) if money else max(4.0, _nice(peak))  # whole counts: ticks at whole numbers
+    top = _nice(peak) if currency else max(4.0, _nice(peak))  # whole counts: ticks at whole numbers
     plot = HEIGHT - BOTTOM - TOP
     slot = (WIDTH - LEFT) / max(1, len(buckets))
     every = max(1, math.ceil(len(buckets) / 12))
@@ -108,12 +111,13 @@ def stacked_chart(
                 labelled=position % every == 0,
             )
         )
-    ticks = tuple(
-        Tick(round(HEIGHT - BOTTOM - plot * step / 4, 2), _number(top * step / 4, money)) for step in range(5)
+    ticks = tuple(  # the axis has room for a number only: a money chart's title names its currency
+        Tick(round(HEIGHT - BOTTOM - plot * step / 4, 2), _number(top * step / 4, currency, code=False))
+        for step in range(5)
     )
     whole = sum(totals.values())
     description = (
-        f"{title}: {_number(whole, money)} {unit} in all over {len(buckets)} bars"
+        f"{title}: {_number(whole, currency)} {unit} in all over {len(buckets)} bars"
         + (f", the most from {ranked[0]}" if ranked and whole else "")
         + "; the table below lists every value."
     )
@@ -132,9 +136,10 @@ def _nice(peak: float) -> float:
     return 10.0 * power
 
 
-def _number(value: float, money: bool) -> str:
-    if money:
-        return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
+def _number(value: float, currency: str | None, *, code: bool = True) -> str:
+    if currency:
+        text = amount_text(value, currency, 4 if value < 1 else 2)
+        return text if code else text.removesuffix(f" {currency}")
     if value >= 1_000_000:
         return f"{value / 1_000_000:,.1f}M"
     if value >= 10_000:

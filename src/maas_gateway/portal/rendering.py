@@ -17,6 +17,7 @@ from jinja2.runtime import Context
 from markupsafe import Markup, escape
 from starlette.responses import HTMLResponse
 
+from maas_gateway.portal.money_words import amount_text
 from maas_gateway.portal.navigation import Page, navigation
 
 if TYPE_CHECKING:
@@ -29,6 +30,12 @@ __all__ = ["Renderer"]
 def _csrf_field(context: Context) -> Markup:
     token = context.get("csrf_token") or ""
     return Markup('<input type="hidden" name="csrf_token" value="{}">').format(escape(token))
+
+
+@pass_context
+def _money(context: Context, amount: float, places: int = 4) -> str:
+    """A usage report's amount in the configured currency (``pricing.currency``), code and all."""
+    return amount_text(amount, context.get("currency") or "USD", places)
 
 
 def _when(timestamp: float | None) -> str:
@@ -61,13 +68,19 @@ class Renderer:
         self.environment.globals["csrf_field"] = _csrf_field
         self.environment.filters["when"] = _when
         self.environment.filters["duration"] = _duration
+        self.environment.filters["money"] = _money
 
     def page(self, context: PageContext, template: str, *, status: int = 200, **values: Any) -> HTMLResponse:
         user = context.user
         current = context.request.url.path
         nav = [] if user is None else navigation(self.pages, is_admin=user.is_admin, current=current)
         html = self.environment.get_template(template).render(
-            user=user, nav=nav, csrf_token=context.csrf_token, current=current, **values
+            user=user,
+            nav=nav,
+            csrf_token=context.csrf_token,
+            current=current,
+            currency=context.services.config().pricing.currency,
+            **values,
         )
         return HTMLResponse(html, status_code=status)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from maas_gateway.admin.actions import AdminActions
+from maas_gateway.alerts import AlertOutbox
 from maas_gateway.audit import AuditLog
 from maas_gateway.auth.key_repository import StoredUser
 from maas_gateway.auth.key_service import KeyService
@@ -74,3 +75,4 @@ class PortalServices:
     identity_providers: IdentityProviders  # the sign-in's provider endpoints and code exchange
     backends: Callable[[str], list[BackendSnapshot]]  # a model's backends as this replica sees them now
     clock: Callable[[], float] = field(default=time.time)
+    alerts: AlertOutbox | None = None  # the budget alerts' outbox; None when alerts are off

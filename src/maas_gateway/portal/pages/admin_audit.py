@@ -25,6 +25,10 @@ _KNOWN_ACTIONS = (
     "key.rotate",
     "plan_request.approve",
     "plan_request.deny",
+    "team.create",
+    "team.delete",
+    "team.member_add",
+    "team.member_remove",
     "user.create",
     "user.update",
 )

@@ -32,7 +32,7 @@ def _today(context: PageContext) -> datetime.date:
 
 def _selection(context: PageContext) -> Selection:
     params = context.request.query_params
-    values = {name: params.get(name, "") for name in ("from", "to", "page")}
+    values = {name: params.get(name, "") for name in ("from", "to", "page", "after")}
     return read_selection(params.getlist("group"), values, _today(context))
 
 
@@ -54,17 +54,25 @@ async def _render_groups(context: PageContext, selection: Selection) -> Response
     span = selection.range
     offset = (selection.page - 1) * PAGE_SIZE
     groups = await services.usage_reports.breakdown(
-        span, selection.group_by, limit=PAGE_SIZE + 1, offset=offset
+        span,
+        selection.group_by,
+        limit=PAGE_SIZE + 1,
+        # From the key the "Next page" link carries: a deep page costs what the first does.
+        offset=offset if selection.after is None else 0,
+        after=selection.after,
     )
     totals = await services.usage_reports.totals(span)
-    more = len(groups) > PAGE_SIZE
+    shown = groups[:PAGE_SIZE]
+    following = None
+    if len(groups) > PAGE_SIZE:
+        following = urlencode(selection.query(selection.page + 1, after=list(shown[-1].key.values())))
     return _render(
         context,
         selection,
-        groups=groups[:PAGE_SIZE],
+        groups=shown,
         totals=totals,
         previous=urlencode(selection.query(selection.page - 1)) if selection.page > 1 else None,
-        following=urlencode(selection.query(selection.page + 1)) if more else None,
+        following=following,
         first=offset + 1,
     )
 

@@ -60,10 +60,10 @@ async def usage(context: PageContext) -> Response:
             unit="tokens",
         ),
         stacked_chart(
-            f"Cost per {unit} and model",
+            f"Cost ({services.config().pricing.currency}) per {unit} and model",
             by_bucket(groups, buckets, period.bucket, "model", lambda t: t.cost),
             unit="in cost",
-            money=True,
+            currency=services.config().pricing.currency,
         ),
     ]
     rows = sorted(groups, key=lambda g: (-int(g.key[period.bucket] or 0), str(g.key["model"] or "")))
