@@ -65,6 +65,8 @@ class LimitRule:
     _key_part: str = field(default="", init=False, repr=False, compare=False)
     _seconds: float = field(default=0.0, init=False, repr=False, compare=False)  # 0: a calendar window
     _sliding: bool = field(default=False, init=False, repr=False, compare=False)
+    # Read several times per request (admission, settling): a plain attribute rather than a property.
+    counts_requests: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         span = make_window(self.window, ZoneInfo(self.timezone))
@@ -74,10 +76,7 @@ class LimitRule:
         # Read on every request: plain attributes, so the common fixed window takes no method call.
         object.__setattr__(self, "_seconds", 0.0 if isinstance(self.window, str) else self.window)
         object.__setattr__(self, "_sliding", self.algorithm == "sliding")
-
-    @property
-    def counts_requests(self) -> bool:
-        return self.unit == "requests"
+        object.__setattr__(self, "counts_requests", self.unit == "requests")
 
     def applies_to(self, model: str) -> bool:
         return self.model is None or self.model == model
