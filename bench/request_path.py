@@ -237,7 +237,9 @@ def _instructions(variant: str, requests: int, warmup: int) -> int:
             "--variants",
             variant,
         ]
-        subprocess.run(command, check=True, capture_output=True)
+        # One hash seed: string hashes decide dict layouts, which would otherwise vary the count per run.
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        subprocess.run(command, check=True, capture_output=True, env=env)
         for line in out.read_text().splitlines():
             if line.startswith("totals:") or line.startswith("summary:"):
                 return int(line.split()[1])
