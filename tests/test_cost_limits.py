@@ -62,6 +62,15 @@ def test_the_version_in_effect_is_the_latest_that_started() -> None:
         PriceSchedule([first, PriceVersion(NOV_1, 5.0)])
 
 
+def test_a_version_is_named_once_for_its_effective_moment() -> None:
+    """The name every usage record carries, built when the version is: whole seconds without a fraction,
+    a fraction of a second with microseconds; versions equal in prices and moment are equal."""
+    assert PriceVersion(NOV_1 + 0.25, 1.0).name == "2026-11-01T00:00:00.250000Z"
+    assert PriceVersion(NOV_1, 1.0).name == "2026-11-01T00:00:00Z"
+    assert PriceVersion(NOV_1, 1.0) == PriceVersion(NOV_1, 1.0)
+    assert hash(PriceVersion(NOV_1, 1.0)) == hash(PriceVersion(NOV_1, 1.0))
+
+
 def test_money_reads_as_money() -> None:
     """Amounts show at least cents and as many further digits as they have; other currencies by code."""
     assert format_money(5_000_000, "USD") == "$5.00"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from maas_gateway.limits.charge import TokenCharge
 from maas_gateway.limits.rules import CounterRef
 
 __all__ = ["rate_limit_headers"]
+
+_KINDS = {"requests": "requests", "tokens": "tokens", "cost": "cost"}
 
 
 def rate_limit_headers(
@@ -23,30 +25,40 @@ def rate_limit_headers(
     ``x-ratelimit-consumed-tokens`` reports it in the unit of the token window the headers describe, so
     that remaining + consumed add up (a ``completion_tokens`` window counts output tokens only).
     """
-    pairs = list(zip(counters, values, strict=True))
-    requests = [(c, v) for c, v in pairs if c.rule.unit == "requests"]
-    tokens = [(c, v) for c, v in pairs if c.rule.unit == "tokens"]
-    tokens = tokens or [(c, v) for c, v in pairs if c.rule.unit not in ("requests", "cost")]
-    money = [(c, v) for c, v in pairs if c.rule.unit == "cost"]
+    # One pass (this runs for every limited answer): the tightest window of each kind, the first of equals.
+    tightest: dict[str, tuple[CounterRef, int]] = {}
+    for counter, value in zip(counters, values, strict=True):
+        rule = counter.rule
+        kind = _KINDS.get(rule.unit, "partial")  # "partial": input or output tokens
+        best = tightest.get(kind)
+        if best is None or rule.limit - value < best[0].rule.limit - best[1]:
+            tightest[kind] = (counter, value)
     headers: list[tuple[str, str]] = []
-    token_counter = None
-    for kind, group in (("requests", requests), ("tokens", tokens), ("cost", money)):
-        if not group:
-            continue
-        counter, value = min(group, key=lambda pair: pair[0].rule.limit - pair[1])
-        shown = _decimal if kind == "cost" else str
-        if kind == "tokens":
-            token_counter = counter
-        headers += [
-            (f"x-ratelimit-limit-{kind}", shown(counter.rule.limit)),
-            (f"x-ratelimit-remaining-{kind}", shown(max(0, counter.rule.limit - value))),
-            (f"x-ratelimit-reset-{kind}", f"{math.ceil(counter.reset_in)}s"),
-        ]
-    if tokens and consumed is not None and token_counter is not None:
-        headers.append(("x-ratelimit-consumed-tokens", str(consumed.in_unit(token_counter.rule.unit))))
-    if money and consumed is not None:
-        headers.append(("x-ratelimit-consumed-cost", _decimal(consumed.cost)))
+    requests = tightest.get("requests")
+    if requests is not None:
+        headers += _window("requests", *requests, str)
+    tokens = tightest.get("tokens") or tightest.get("partial")
+    if tokens is not None:
+        headers += _window("tokens", *tokens, str)
+        if consumed is not None:
+            headers.append(("x-ratelimit-consumed-tokens", str(consumed.in_unit(tokens[0].rule.unit))))
+    money = tightest.get("cost")
+    if money is not None:
+        headers += _window("cost", *money, _decimal)
+        if consumed is not None:
+            headers.append(("x-ratelimit-consumed-cost", _decimal(consumed.cost)))
     return headers
+
+
+def _window(
+    kind: str, counter: CounterRef, value: int, shown: Callable[[int], str]
+) -> tuple[tuple[str, str], ...]:
+    limit = counter.rule.limit
+    return (
+        (f"x-ratelimit-limit-{kind}", shown(limit)),
+        (f"x-ratelimit-remaining-{kind}", shown(max(0, limit - value))),
+        (f"x-ratelimit-reset-{kind}", f"{math.ceil(counter.reset_in)}s"),
+    )
 
 
 def _decimal(micros: int) -> str:

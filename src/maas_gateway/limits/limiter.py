@@ -80,9 +80,9 @@ class Limiter:
         ``worst_case`` is the most the request can cost; it is reserved when the tier reserves.
         Raises ``RateLimitError`` naming the first limit that is reached; nothing is counted then.
         """
-        policy = self.rules.policy(user, tier)
+        policy, counted = self.rules.counted(user, tier, model, team=team, key_id=key_id)
         now = self._clock()
-        counters = self._counters(policy, user, tier, model, team, key_id, now)
+        counters = tuple(rule.counter(subject, model, now) for rule, subject in counted)
         reserved = worst_case if policy.reserve else None
         checks = [_check(counter, reserved, now) for counter in counters]
         result = await self.storage.admit(checks, now)
@@ -118,9 +118,9 @@ class Limiter:
         forward instead of its own. Otherwise raises ``RateLimitError`` naming the numbers. ``output_cap``
         0 (embeddings) is never lowered.
         """
-        policy = self.rules.policy(user, tier)
+        policy, counted = self.rules.counted(user, tier, model, team=team, key_id=key_id)
         now = self._clock()
-        counters = self._counters(policy, user, tier, model, team, key_id, now)
+        counters = tuple(rule.counter(subject, model, now) for rule, subject in counted)
         cap = output_cap
         for _ in range(_RESERVE_ATTEMPTS):
             reserved = worst_case(prompt, cap, choices, multiplier, price)
@@ -193,21 +193,6 @@ class Limiter:
             user, tier, model = admission.user, admission.tier, admission.model
             self._observer([reading(user, tier, model, current, values[at]) for at, current in settled])
         return tuple(values)
-
-    def _counters(
-        self,
-        policy: TierPolicy,
-        user: str,
-        tier: str,
-        model: str,
-        team: str | None,
-        key_id: str | None,
-        now: float,
-    ) -> tuple[CounterRef, ...]:
-        if policy.per_user_only and not self.rules.scoped:  # no team, key, tier or global limits at all
-            return tuple(rule.counter(user, model, now) for rule in policy.rules if rule.applies_to(model))
-        pairs = self.rules.applicable(policy, user=user, tier=tier, team=team, key_id=key_id)
-        return tuple(rule.counter(subject, model, now) for rule, subject in pairs if rule.applies_to(model))
 
     def _requests_counted(
         self, user: str, tier: str, model: str, counters: Sequence[CounterRef], values: Sequence[int]

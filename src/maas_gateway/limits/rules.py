@@ -21,7 +21,11 @@ from maas_gateway.limits.sliding import remaining_weight
 from maas_gateway.limits.windows import CalendarUnit, Window, make_window
 from maas_gateway.pricing import format_money
 
-__all__ = ["CounterRef", "LimitRule", "LimitScope", "RuleBook", "TierPolicy", "subject_of"]
+__all__ = ["Counted", "CounterRef", "LimitRule", "LimitScope", "RuleBook", "TierPolicy", "subject_of"]
+
+# How many (user, tier, model, team, key) combinations a rule book remembers the applicable rules of; when
+# full it starts over, so a flood of one-off users cannot grow it without bound.
+_COUNTED_CACHE_SIZE = 4096
 
 # Whose counter a rule keeps: each user's (the default), a team's, a key's, the whole tier's together,
 # or everyone's together (with ``model``: a model-wide limit).
@@ -61,6 +65,8 @@ class LimitRule:
     _key_part: str = field(default="", init=False, repr=False, compare=False)
     _seconds: float = field(default=0.0, init=False, repr=False, compare=False)  # 0: a calendar window
     _sliding: bool = field(default=False, init=False, repr=False, compare=False)
+    # Read several times per request (admission, settling): a plain attribute rather than a property.
+    counts_requests: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         span = make_window(self.window, ZoneInfo(self.timezone))
@@ -70,10 +76,7 @@ class LimitRule:
         # Read on every request: plain attributes, so the common fixed window takes no method call.
         object.__setattr__(self, "_seconds", 0.0 if isinstance(self.window, str) else self.window)
         object.__setattr__(self, "_sliding", self.algorithm == "sliding")
-
-    @property
-    def counts_requests(self) -> bool:
-        return self.unit == "requests"
+        object.__setattr__(self, "counts_requests", self.unit == "requests")
 
     def applies_to(self, model: str) -> bool:
         return self.model is None or self.model == model
@@ -168,11 +171,16 @@ class TierPolicy:
         object.__setattr__(self, "per_user_only", all(rule.scope == "user" for rule in self.rules))
 
 
+# A user's policy, and each rule a request counts in with its counter's owner (``RuleBook.counted``).
+Counted = tuple[TierPolicy, tuple[tuple[LimitRule, str], ...]]
+
+
 class RuleBook:
     """Each tier's policy, and per-user policies that replace a tier's; immutable, rebuilt on reload.
 
     ``users`` maps a user to the policy that applies to them in each tier (a user's override keeps the
-    tier's reserve settings but brings its own limits).
+    tier's reserve settings but brings its own limits). ``counted`` remembers its answers: they depend
+    on this book alone, and a reload builds a new book, so a changed limit applies from the next request.
     """
 
     def __init__(
@@ -187,6 +195,7 @@ class RuleBook:
         self._users = {user: dict(policies) for user, policies in (users or {}).items()}
         self._teams = {team: tuple(rules) for team, rules in (teams or {}).items()}
         self._keys = {key: tuple(rules) for key, rules in (keys or {}).items()}
+        self._counted: dict[tuple[str, str, str, str | None, str | None], Counted] = {}
 
     @property
     def scoped(self) -> bool:
@@ -212,6 +221,21 @@ class RuleBook:
                 code="unknown_tier",
             )
         return policy
+
+    def counted(self, user: str, tier: str, model: str, *, team: str | None, key_id: str | None) -> Counted:
+        """The user's policy and the rules a request on ``model`` counts in, each with its counter's
+        owner: ``applicable`` narrowed to the model, worked out once per combination (per request it cost
+        as much as counting). Raises ``PermissionDeniedError`` for an unknown tier, as ``policy`` does."""
+        combination = (user, tier, model, team, key_id)
+        found = self._counted.get(combination)
+        if found is None:
+            policy = self.policy(user, tier)
+            pairs = self.applicable(policy, user=user, tier=tier, team=team, key_id=key_id)
+            found = (policy, tuple((rule, subject) for rule, subject in pairs if rule.applies_to(model)))
+            if len(self._counted) >= _COUNTED_CACHE_SIZE:
+                self._counted.clear()
+            self._counted[combination] = found
+        return found
 
     def applicable(
         self, policy: TierPolicy, *, user: str, tier: str, team: str | None, key_id: str | None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 __all__ = ["PriceSchedule", "PriceVersion"]
@@ -23,13 +23,19 @@ class PriceVersion:
     input_per_million: float = 0.0
     output_per_million: float = 0.0
     cached_input_per_million: float = 0.0
+    # Built once: every usage record of a priced model names its version (formatting it cost ~3 µs).
+    _name: str = field(default="", init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        moment = datetime.fromtimestamp(self.effective_from, UTC)
+        name = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if moment.microsecond else "%Y-%m-%dT%H:%M:%SZ")
+        object.__setattr__(self, "_name", name)
 
     @property
     def name(self) -> str:
         """The version as the ledger stores it: its effective moment in ISO 8601, UTC (with microseconds
         when it has them, so two versions never share a name)."""
-        moment = datetime.fromtimestamp(self.effective_from, UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if moment.microsecond else "%Y-%m-%dT%H:%M:%SZ")
+        return self._name
 
     def micros(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> int:
         """What the tokens cost in micro-units, rounded up: a price per million tokens is a token's price
