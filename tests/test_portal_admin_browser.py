@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from openai import OpenAI
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
+from playwright.sync_api import Browser, BrowserContext
 
-from tests.support.browser import DESKTOP, browser, chromium_session, screenshot
+from tests.support.browser import DESKTOP, browser, chromium_session, screenshot, sign_in_through_form
 from tests.support.portal import ADMIN_KEY, DEV_KEY, next_address, start_portal_gateway
 from tests.support.processes import GatewayProcess, ServerProcess
 
@@ -29,24 +29,6 @@ def portal(simulator: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -
 def _context(browser: Browser) -> BrowserContext:
     """A browser profile of its own (cookies apart), from a client address of its own."""
     return browser.new_context(viewport=DESKTOP, extra_http_headers={"X-Forwarded-For": next_address()})
-
-
-def _sign_in(page: Page, base: str, user: str, password: str) -> list[str]:
-    """Sign in through the form; the console errors of every page visited afterwards (CSP violations)."""
-    errors: list[str] = []
-
-    def console(message: ConsoleMessage) -> None:
-        # Every console error counts, a 404 for /favicon.ico too: base.html links the portal's icon.
-        if message.type == "error":
-            errors.append(f"{message.text} at {message.location['url']}")
-
-    page.on("console", console)
-    page.goto(f"{base}/portal/sign-in")
-    page.get_by_label("User name").fill(user)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/portal/")
-    return errors
 
 
 def _request_limit(base: str) -> str:
@@ -69,7 +51,7 @@ def test_dev1_asks_for_premium_an_admin_approves_and_the_new_limits_apply_at_onc
     try:
         assert _request_limit(portal.url) == "5"
         dev = developer.new_page()
-        dev_errors = _sign_in(dev, portal.url, "dev1", "openshift")
+        dev_errors = sign_in_through_form(dev, portal.url, "dev1", "openshift")
         dev.get_by_role("link", name="Plan").click()
         assert dev.locator(".current-tier").get_attribute("data-tier") == "free"
         screenshot(dev, "plan")
@@ -82,7 +64,7 @@ def test_dev1_asks_for_premium_an_admin_approves_and_the_new_limits_apply_at_onc
         screenshot(dev, "plan-pending", phone=True)
 
         admin = administrator.new_page()
-        admin_errors = _sign_in(admin, portal.url, "admin", "admin-password")
+        admin_errors = sign_in_through_form(admin, portal.url, "admin", "admin-password")
         admin.locator("ul.admin-nav").get_by_role("link", name="Requests").click()
         assert admin.get_by_role("cell", name="Our demo needs more requests.").is_visible()
         screenshot(admin, "admin-requests")
@@ -124,7 +106,7 @@ def test_an_admin_visits_users_keys_and_models_and_revokes_a_key_after_confirmin
     context = _context(browser)
     try:
         page = context.new_page()
-        errors = _sign_in(page, portal.url, "admin", "admin-password")
+        errors = sign_in_through_form(page, portal.url, "admin", "admin-password")
         page.locator("ul.admin-nav").get_by_role("link", name="Users").click()
         page.get_by_label("Search users").fill("dev")
         page.get_by_role("button", name="Search").click()
@@ -180,7 +162,7 @@ def test_an_admin_reads_the_overview_and_the_usage_by_user_and_day(
     context = _context(browser)
     try:
         page = context.new_page()
-        errors = _sign_in(page, portal.url, "admin", "admin-password")
+        errors = sign_in_through_form(page, portal.url, "admin", "admin-password")
         page.goto(f"{portal.url}/portal/admin/")
         assert page.get_by_role("heading", name="Overview", exact=True).is_visible()
         assert page.get_by_role("img", name="Requests per hour by outcome").is_visible()

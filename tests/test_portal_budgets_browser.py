@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
+from playwright.sync_api import Browser, BrowserContext, Page
 
-from tests.support.browser import DESKTOP, browser, chromium_session, screenshot
+from tests.support.browser import DESKTOP, browser, chromium_session, screenshot, sign_in_through_form
 from tests.support.budgets_portal import ALERT_SECRET_ENV, ALPHA_KEY, admin_api, budgets_config, call
 from tests.support.gateways import start_gateway
 from tests.support.polling import wait_until
@@ -45,19 +45,7 @@ def _signed_in(
     """A browser profile of its own, signed in through the form; the console errors of every page."""
     context = browser.new_context(viewport=DESKTOP, extra_http_headers={"X-Forwarded-For": next_address()})
     page = context.new_page()
-    errors: list[str] = []
-
-    def console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            errors.append(f"{message.text} at {message.location['url']}")
-
-    page.on("console", console)
-    page.goto(f"{base}/portal/sign-in")
-    page.get_by_label("User name").fill(user)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/portal/")
-    return context, page, errors
+    return context, page, sign_in_through_form(page, base, user, password)
 
 
 def test_a_developer_finds_their_teams_budget_with_its_alerts(

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
+from playwright.sync_api import Browser, BrowserContext, Page
 
-from tests.support.browser import DESKTOP, browser, chromium_session, screenshot
+from tests.support.browser import DESKTOP, browser, chromium_session, screenshot, sign_in_through_form
 from tests.support.developer_portal import MARKUP, calls, developer_config
 from tests.support.gateways import start_gateway
 from tests.support.portal import ADMIN_KEY, create_account, next_address
@@ -45,20 +45,7 @@ def context(browser: Browser, portal: GatewayProcess) -> Iterator[BrowserContext
 def _signed_in(context: BrowserContext, base: str) -> tuple[Page, list[str]]:
     """dev1's overview, and the console errors (policy violations among them) collected from then on."""
     page = context.new_page()
-    errors: list[str] = []
-
-    def collect(message: ConsoleMessage) -> None:
-        # Every console error counts, a 404 for /favicon.ico too: base.html links the portal's icon.
-        if message.type == "error":
-            errors.append(f"{message.text} at {message.location['url']}")
-
-    page.on("console", collect)
-    page.goto(f"{base}/portal/")
-    page.get_by_label("User name").fill("dev1")
-    page.get_by_label("Password").fill("openshift")
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/portal/")
-    return page, errors
+    return page, sign_in_through_form(page, base, "dev1", "openshift")
 
 
 def _requests_left(page: Page) -> int:

@@ -28,6 +28,16 @@ def _admin(gateway: ServerProcess, method: str, path: str, **kwargs: Any) -> htt
     return httpx.request(method, gateway.url + path, headers=ADMIN, timeout=30, **kwargs)
 
 
+def _chat(gateway: ServerProcess, key: str) -> httpx.Response:
+    """A one-token chat completion with ``key``."""
+    return httpx.post(
+        gateway.url + "/v1/chat/completions",
+        json={"model": "simulator-model", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with throwaway_database(request.param, tmp_path) as url:
@@ -190,16 +200,7 @@ def test_a_member_who_leaves_a_team_can_no_longer_charge_it(
     own_key = httpx.post(keys, json={"name": "mine"}, headers=member).json()
 
     def status(key: str) -> int:
-        answer = httpx.post(
-            gateway.url + "/v1/chat/completions",
-            json={
-                "model": "simulator-model",
-                "messages": [{"role": "user", "content": "Hi"}],
-                "max_tokens": 1,
-            },
-            headers={"Authorization": f"Bearer {key}"},
-            timeout=30,
-        )
+        answer = _chat(gateway, key)
         return answer.status_code
 
     assert status(team_key["key"]) == 200
@@ -243,16 +244,7 @@ def test_a_member_of_two_teams_spends_each_budget_only_with_its_keys(
     gateway = gateway_factory(config)
 
     def send(key: str) -> tuple[int, str]:
-        answer = httpx.post(
-            gateway.url + "/v1/chat/completions",
-            json={
-                "model": "simulator-model",
-                "messages": [{"role": "user", "content": "Hi"}],
-                "max_tokens": 1,
-            },
-            headers={"Authorization": f"Bearer {key}"},
-            timeout=30,
-        )
+        answer = _chat(gateway, key)
         message = answer.json()["error"]["message"] if answer.status_code != 200 else ""
         return answer.status_code, message
 

@@ -17,11 +17,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize, sync_playwright
 
 from tests.support.postgres_server import unavailable
 
-__all__ = ["CHROMIUM", "DESKTOP", "PHONE", "browser", "chromium_session", "screenshot"]
+__all__ = [
+    "CHROMIUM",
+    "DESKTOP",
+    "PHONE",
+    "browser",
+    "chromium_session",
+    "console_errors",
+    "screenshot",
+    "sign_in_through_form",
+]
 
 CHROMIUM = "/usr/bin/chromium"
 _ARGS = [
@@ -88,3 +97,28 @@ def screenshot(page: Page, name: str, *, phone: bool = False) -> Path:
     else:
         page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def console_errors(page: Page) -> list[str]:
+    """The console errors of every page ``page`` shows from now on (CSP violations among them), as a list
+    that fills while the test goes on. Every error counts, a 404 for /favicon.ico too: base.html links
+    the portal's icon."""
+    errors: list[str] = []
+
+    def collect(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.append(f"{message.text} at {message.location['url']}")
+
+    page.on("console", collect)
+    return errors
+
+
+def sign_in_through_form(page: Page, base: str, user: str, password: str) -> list[str]:
+    """Sign in through the portal's form and wait for the overview; the console errors from then on."""
+    errors = console_errors(page)
+    page.goto(f"{base}/portal/sign-in")
+    page.get_by_label("User name").fill(user)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/portal/")
+    return errors
