@@ -163,7 +163,10 @@ class InMemoryLedgerStore:
 
     def _add_to_backend(self, record: UsageRecord, backend: str) -> None:
         second = int(record.created_at)
-        sums = self._by_backend.setdefault((second, backend, record.model), [0, 0, 0])
+        key = (second, backend, record.model)
+        sums = self._by_backend.get(key)
+        if sums is None:  # not setdefault: that builds a list per record, kept only once a second
+            sums = self._by_backend[key] = [0, 0, 0]
         sums[0] += record.prompt_tokens
         sums[1] += record.completion_tokens
         sums[2] += 1
@@ -197,11 +200,14 @@ class InMemoryLedgerStore:
         return {key: (sums[0], sums[1], sums[2]) for key, sums in totals.items()}
 
     def _keep_recent(self, record: UsageRecord) -> None:
-        kept = self._recent.pop(record.user, None) or deque(maxlen=RECENT_KEPT)
+        kept = self._recent.get(record.user)
+        if kept is None:
+            kept = self._recent[record.user] = deque(maxlen=RECENT_KEPT)
+            if len(self._recent) > _RECENT_USERS:
+                self._recent.popitem(last=False)
+        else:
+            self._recent.move_to_end(record.user)  # the most recently active user is evicted last
         kept.append(record)
-        self._recent[record.user] = kept
-        if len(self._recent) > _RECENT_USERS:
-            self._recent.popitem(last=False)
 
     async def recent(self, user: str, *, since: float, limit: int) -> list[UsageRecord]:
         kept = self._recent.get(user, ())

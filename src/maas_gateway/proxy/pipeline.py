@@ -8,6 +8,7 @@ brings the configuration ``Snapshot`` it started under.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from maas_gateway.auth.credentials import request_credential
@@ -220,11 +221,8 @@ class Pipeline:
             ]
             if exchange.output_clamped is not None:
                 own.append((CLAMPED_HEADER.encode(), exchange.output_clamped.encode()))
-            event_stream = any(
-                name == "content-type" and value.startswith("text/event-stream")
-                for name, value in response.headers
-            )
-            if exchange.stream and response.status == 200 and event_stream:
+            # The headers are looked at only when a stream was asked for (most answers are not streams).
+            if exchange.stream and response.status == 200 and _event_stream(response.headers):
                 limit_headers = _encode(self._headers(admission, None, None))
                 exchange.status = response.status
                 exchange.response_started = True
@@ -328,6 +326,10 @@ async def _capacity_slot(
         exchange.admitted = False
         exchange.rate_limited = isinstance(exc, RateLimitError)
         raise
+
+
+def _event_stream(headers: Sequence[tuple[str, str]]) -> bool:
+    return any(name == "content-type" and value.startswith("text/event-stream") for name, value in headers)
 
 
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
